@@ -1,0 +1,1 @@
+//! The MailStore conformance suite (written with the Maildir backend).

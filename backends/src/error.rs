@@ -1,0 +1,56 @@
+//! The one error type of this crate. Each variant says what went wrong in terms the
+//! gateway can turn into an IMAP response code (the mapping lives in the gateway, in
+//! one place).
+
+use crate::types::MailboxName;
+
+/// A name (user, mailbox, keyword) that is not allowed, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct InvalidName {
+    reason: &'static str,
+}
+
+impl InvalidName {
+    pub fn new(reason: &'static str) -> Self {
+        Self { reason }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `[NONEXISTENT]`
+    #[error("mailbox {0} does not exist")]
+    NoSuchMailbox(MailboxName),
+    /// `[ALREADYEXISTS]`
+    #[error("mailbox {0} already exists")]
+    MailboxExists(MailboxName),
+    /// `[CANNOT]`: a name the store will not accept.
+    #[error("invalid name: {0}")]
+    InvalidName(#[from] InvalidName),
+    /// `[CANNOT]`: an operation the store refuses (deleting INBOX, a mailbox with children, …).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// `[TOOBIG]`
+    #[error("message is larger than the limit of {limit} bytes")]
+    TooBig { limit: u64 },
+    /// `[OVERQUOTA]`
+    #[error("over quota")]
+    OverQuota,
+    /// `[UNAVAILABLE]`: the store (or the node behind it) cannot be reached now; try later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// `[SERVERBUG]`: a disk or encoding error. Nothing was changed half-way.
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+    /// `[CORRUPTION]`: stored data could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

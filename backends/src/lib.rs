@@ -1,0 +1,23 @@
+//! Storage for pluto, behind one async trait.
+//!
+//! - [`store`]: the [`MailStore`] trait every backend implements. It is coarse-grained
+//!   (one call per IMAP command, never one per message) because it also runs over the
+//!   network, and every call names the user.
+//! - [`types`]: the domain types the trait speaks: [`UserId`], [`MailboxName`], [`Uid`],
+//!   [`ModSeq`], [`Flag`], … each validated when it is made.
+//! - [`error`]: [`StoreError`], typed so that the gateway can map each kind to an IMAP
+//!   response code in one place.
+//! - [`maildir`]: the plain Maildir++ backend.
+//! - [`conformance`]: the test suite every backend must pass.
+//!
+//! Nothing here knows IMAP syntax: this crate speaks mailboxes, messages, UIDs and flags.
+
+pub mod conformance;
+pub mod error;
+pub mod maildir;
+pub mod store;
+pub mod types;
+
+pub use error::StoreError;
+pub use store::{ChangeFeed, MailStore};
+pub use types::*;

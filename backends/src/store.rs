@@ -1,0 +1,134 @@
+//! The `MailStore` trait: what a session needs from storage.
+//!
+//! Designed for a store that may be remote and replicated:
+//! - one call per IMAP command, batched (a list of UIDs, a list of messages), never one
+//!   call per message;
+//! - the session resolves sequence numbers to UIDs itself, so every call speaks UIDs;
+//! - changes reach sessions through [`MailStore::watch`] (a notification carrying the new
+//!   highest modseq) plus [`MailStore::changes_since`] (the changes themselves), so a
+//!   session never misses a change however many notifications were coalesced or lost,
+//!   and a remote store needs no per-session state.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::error::StoreResult;
+use crate::types::*;
+
+/// Notifications that a mailbox changed: each item is the mailbox's highest modseq at
+/// least at that moment. Notifications may be coalesced. The stream ends when the store
+/// can no longer tell (a remote node was lost): the session should then end with `BYE`.
+pub type ChangeFeed = BoxStream<'static, ModSeq>;
+
+/// A user's mail storage. Every method names the user; implementations must be safe for
+/// many concurrent sessions of one user.
+#[async_trait]
+pub trait MailStore: Send + Sync + 'static {
+    /// Prepares a user's mail at login: a user seen for the first time gets
+    /// [`DEFAULT_MAILBOXES`]. Idempotent.
+    async fn open_user(&self, user: &UserId) -> StoreResult<()>;
+
+    /// Every mailbox and subscription of the user.
+    async fn list(&self, user: &UserId) -> StoreResult<MailboxList>;
+
+    /// Creates a mailbox, and any missing mailboxes above it.
+    async fn create_mailbox(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        special_use: Option<SpecialUse>,
+    ) -> StoreResult<()>;
+
+    /// Deletes a mailbox and its messages. INBOX and mailboxes with children cannot be
+    /// deleted ([`StoreError::NotAllowed`](crate::StoreError::NotAllowed)).
+    async fn delete_mailbox(&self, user: &UserId, name: &MailboxName) -> StoreResult<()>;
+
+    /// Renames a mailbox and everything below it. Renaming INBOX moves its messages to
+    /// a new mailbox and leaves INBOX empty (RFC 3501).
+    async fn rename_mailbox(
+        &self,
+        user: &UserId,
+        from: &MailboxName,
+        to: &MailboxName,
+    ) -> StoreResult<()>;
+
+    /// Subscribes or unsubscribes a name (which need not exist).
+    async fn set_subscribed(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        subscribed: bool,
+    ) -> StoreResult<()>;
+
+    async fn status(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxStatus>;
+
+    /// The whole mailbox as SELECT needs it. Messages another program delivered since the
+    /// last look (a Maildir's `new/`) are taken in first, with fresh UIDs.
+    async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot>;
+
+    /// What changed after `since`: see [`Changes`].
+    async fn changes_since(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        since: ModSeq,
+    ) -> StoreResult<Changes>;
+
+    /// Subscribes to a mailbox's change notifications.
+    async fn watch(&self, user: &UserId, name: &MailboxName) -> StoreResult<ChangeFeed>;
+
+    /// The bytes of these messages, in the order asked; UIDs that no longer exist are
+    /// left out.
+    async fn fetch(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+    ) -> StoreResult<Vec<MessageBody>>;
+
+    /// Appends messages; answered only once they are durable.
+    async fn append(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<AppendOutcome>;
+
+    /// Changes flags. With `unchanged_since`, messages whose modseq is above it are left
+    /// alone and reported in [`StoreOutcome::modified`].
+    async fn store_flags(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+        change: &FlagChange,
+        unchanged_since: Option<ModSeq>,
+    ) -> StoreResult<StoreOutcome>;
+
+    /// Copies messages (bytes, flags, internal date) to another mailbox.
+    async fn copy(
+        &self,
+        user: &UserId,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> StoreResult<CopyOutcome>;
+
+    /// Moves messages: a copy, then an expunge of the sources, as one step.
+    async fn move_messages(
+        &self,
+        user: &UserId,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> StoreResult<CopyOutcome>;
+
+    /// Expunges the messages flagged `\Deleted` (only those among `uids` when given).
+    /// Returns the expunged UIDs, ascending.
+    async fn expunge(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: Option<&[Uid]>,
+    ) -> StoreResult<Vec<Uid>>;
+}

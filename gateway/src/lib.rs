@@ -1,0 +1,1 @@
+//! pluto's IMAP gateway.

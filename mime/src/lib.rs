@@ -1,0 +1,1 @@
+//! IMAP's view of a message (BODYSTRUCTURE, ENVELOPE, BODY[section], search text).
