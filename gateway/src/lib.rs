@@ -1,1 +1,40 @@
-//! pluto's IMAP gateway.
+//! pluto's IMAP gateway and the `pluto` binary.
+//!
+//! How a session flows through this crate:
+//!
+//! 1. [`server`] binds the listeners (plain + STARTTLS, implicit TLS from [`tls`]),
+//!    bounds connections in all and per address, and starts one task per client.
+//! 2. [`wire`] turns the client's bytes into IMAP messages with imap-codec's
+//!    fragmentizer, enforcing the line and literal limits (a too-large synchronizing
+//!    literal gets `NO [TOOBIG]` before the client sends it), and encodes responses.
+//! 3. [`session`] is the state machine (not authenticated → authenticated → selected →
+//!    logout) and the command loop with its timeouts; it hands each command to its
+//!    module in `command/` (one file per command or tight family: `fetch.rs`,
+//!    `search.rs`, `store.rs`, `copy.rs` for COPY/MOVE, `idle.rs`, …).
+//! 4. Commands speak to storage only through [`pluto_backends::MailStore`], in UIDs:
+//!    [`selected`] keeps the session's view of the selected mailbox (sequence numbers)
+//!    and turns changes made elsewhere into `EXISTS`/`EXPUNGE`/`FETCH` at the moments
+//!    RFC 3501 allows.
+//! 5. [`response`] builds status lines and holds the one mapping from store errors to
+//!    IMAP response codes; [`names`] converts mailbox names (modified UTF-7) and
+//!    matches LIST patterns; [`flags`] converts flags.
+//!
+//! [`config`] is the one typed configuration; [`cli`] the `pluto` subcommands.
+
+pub mod cli;
+mod command;
+pub mod config;
+pub mod error;
+pub mod flags;
+mod fsutil;
+pub mod names;
+pub mod response;
+pub mod selected;
+pub mod server;
+pub mod session;
+pub mod tls;
+pub mod wire;
+
+pub use config::Config;
+pub use error::GatewayError;
+pub use server::{Server, Shared};

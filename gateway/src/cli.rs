@@ -1,0 +1,278 @@
+//! The `pluto` command line: `serve` (everything in one process) and `user` (the
+//! users file). Output meant for the person at the terminal goes to stdout/stderr
+//! here and only here; everything else logs through `tracing`.
+
+#![allow(clippy::print_stdout)]
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pluto_backends::maildir::MaildirStore;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::server::{Server, Shared};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pluto",
+    version,
+    about = "A distributed IMAP server whose mail state is a CRDT"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run everything in one process: IMAP gateway, Maildir store, users-file auth.
+    Serve(ServeArgs),
+    /// Manage the users file.
+    User(UserArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML configuration file (see pluto.example.toml). PLUTO_* variables override it.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Data directory: mail, users file, generated certificate.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address for plain IMAP with STARTTLS ("" to disable). Default 127.0.0.1:1143.
+    #[arg(long)]
+    pub imap: Option<String>,
+    /// Address for IMAP over implicit TLS ("" to disable). Default 127.0.0.1:1993.
+    #[arg(long)]
+    pub imaps: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+    /// The data directory of `pluto serve` (its users file is DATA_DIR/users).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// The users file itself.
+    #[arg(long, global = true, conflicts_with = "data_dir")]
+    pub users_file: Option<PathBuf>,
+    /// Configuration file, for auth.users_file and data_dir.
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Add a user; the password is read from standard input, or prompted for.
+    Add { name: String },
+    /// Change a user's password (read from standard input, or prompted for).
+    Passwd { name: String },
+    /// Delete a user (their mail stays on disk).
+    Del { name: String },
+    /// List the users.
+    List,
+}
+
+pub async fn run(cli: Cli) -> Result<(), GatewayError> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::User(args) => user(args).await,
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = args.imap {
+        config.listen.imap = addr;
+    }
+    if let Some(addr) = args.imaps {
+        config.listen.imaps = addr;
+    }
+    if let Some(format) = args.log_format {
+        config.log.format = match format {
+            LogFormat::Text => "text".into(),
+            LogFormat::Json => "json".into(),
+        };
+    }
+    if config.log.format != "text" && config.log.format != "json" {
+        return Err(GatewayError::Config(format!(
+            "log.format must be text or json, not {:?}",
+            config.log.format
+        )));
+    }
+    init_logging(&config);
+    let server = start_serve(config).await?;
+    wait_for_signal().await;
+    tracing::info!("stopping: saying BYE to every session");
+    server.shutdown(Duration::from_secs(10)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts `serve` from a configuration: creates the data dir, the first user, the
+/// certificate, the store and the listeners. Used by the binary and by tests.
+pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
+    let users_file = config.users_file();
+    if !users_file.exists() {
+        create_first_user(&users_file)?;
+    }
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        (None, None) => {
+            let (cert, key) = crate::tls::ensure_self_signed(&config.data_dir)?;
+            Some(crate::tls::acceptor(&cert, &key)?)
+        }
+        _ => {
+            return Err(GatewayError::Config(
+                "tls.cert and tls.key go together: set both or neither".into(),
+            ));
+        }
+    };
+    let store = MaildirStore::open(config.mail_dir())?;
+    let auth =
+        pluto_auth::FileAuthenticator::open(&users_file, config.auth.allow_plaintext_passwords)
+            .await
+            .map_err(|e| GatewayError::Other(format!("users file: {e}")))?;
+    let throttle = pluto_auth::throttle::Throttle::local();
+    let shared = Arc::new(Shared {
+        config,
+        store: Arc::new(store),
+        auth: Arc::new(auth),
+        throttle,
+        tls,
+    });
+    Server::start(shared).await
+}
+
+fn create_first_user(users_file: &Path) -> Result<(), GatewayError> {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    let password: String = (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    let name = "pluto";
+    if let Some(dir) = users_file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| GatewayError::io(dir.display().to_string(), e))?;
+    }
+    pluto_auth::file::add_user(users_file, name, &password)
+        .map_err(|e| GatewayError::Other(format!("creating the first user: {e}")))?;
+    println!(
+        "Created the users file {} with one user.",
+        users_file.display()
+    );
+    println!("  user:     {name}");
+    println!("  password: {password}");
+    println!("This password is shown only once; change it with `pluto user passwd {name}`.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn user(args: UserArgs) -> Result<(), GatewayError> {
+    let path = match (args.users_file, args.data_dir) {
+        (Some(file), _) => file,
+        (None, Some(dir)) => dir.join("users"),
+        (None, None) => Config::load(args.config.as_deref())?.users_file(),
+    };
+    let fail = |e: pluto_auth::AuthError| GatewayError::Other(e.to_string());
+    match args.action {
+        UserAction::Add { name } => {
+            let password = read_password(&format!("Password for {name}: "))?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| GatewayError::io(dir.display().to_string(), e))?;
+            }
+            pluto_auth::file::add_user(&path, &name, &password).map_err(fail)?;
+            println!("Added user {name} to {}", path.display());
+        }
+        UserAction::Passwd { name } => {
+            let password = read_password(&format!("New password for {name}: "))?;
+            pluto_auth::file::set_password(&path, &name, &password).map_err(fail)?;
+            println!("Changed the password of {name}");
+        }
+        UserAction::Del { name } => {
+            pluto_auth::file::delete_user(&path, &name).map_err(fail)?;
+            println!("Deleted user {name} (their mail stays on disk)");
+        }
+        UserAction::List => {
+            for name in pluto_auth::file::list_users(&path).map_err(fail)? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The password from standard input when it is not a terminal (first line), else a
+/// prompt without echo, asked twice.
+fn read_password(prompt: &str) -> Result<String, GatewayError> {
+    if !std::io::stdin().is_terminal() {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|e| GatewayError::io("reading the password from standard input", e))?;
+        let password = input.lines().next().unwrap_or_default().to_owned();
+        if password.is_empty() {
+            return Err(GatewayError::Other(
+                "the password on standard input is empty".into(),
+            ));
+        }
+        return Ok(password);
+    }
+    let first = rpassword::prompt_password(prompt)
+        .map_err(|e| GatewayError::io("reading the password", e))?;
+    let second = rpassword::prompt_password("Again: ")
+        .map_err(|e| GatewayError::io("reading the password", e))?;
+    if first != second {
+        return Err(GatewayError::Other("the passwords differ".into()));
+    }
+    if first.is_empty() {
+        return Err(GatewayError::Other("the password is empty".into()));
+    }
+    Ok(first)
+}

@@ -1,0 +1,122 @@
+//! COPY and MOVE (RFC 6851), with UIDPLUS's COPYUID (RFC 4315).
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, StatusKind};
+use imap_codec::imap_types::sequence::SequenceSet;
+use pluto_backends::{StoreError, Uid};
+
+use crate::names::mailbox_name;
+use crate::response::{self, CmdError, CmdResult, Done, code};
+use crate::session::{Session, State};
+
+/// A compact UID set (`1:3,7`) for COPYUID, keeping the given order.
+pub fn uid_set(uids: impl IntoIterator<Item = Uid>) -> Option<UidSet> {
+    let mut elements: Vec<UidElement> = Vec::new();
+    let mut run: Option<(NonZeroU32, NonZeroU32)> = None;
+    for uid in uids {
+        let u = uid.0;
+        run = match run {
+            Some((start, end)) if end.get().checked_add(1) == Some(u.get()) => Some((start, u)),
+            Some((start, end)) => {
+                elements.push(element(start, end));
+                Some((u, u))
+            }
+            None => Some((u, u)),
+        };
+    }
+    if let Some((start, end)) = run {
+        elements.push(element(start, end));
+    }
+    Vec1::try_from(elements).ok().map(UidSet)
+}
+
+fn element(start: NonZeroU32, end: NonZeroU32) -> UidElement {
+    if start == end {
+        UidElement::Single(start)
+    } else {
+        UidElement::Range(start, end)
+    }
+}
+
+impl Session {
+    pub(crate) async fn cmd_copy(
+        &mut self,
+        set: SequenceSet,
+        mailbox: Mailbox<'static>,
+        uid: bool,
+        is_move: bool,
+    ) -> CmdResult {
+        let user = self.user()?.clone();
+        let to = mailbox_name(&mailbox)?;
+        let selected = self.selected()?;
+        if is_move && selected.read_only {
+            return Err(CmdError::no_code(
+                code("READ-ONLY"),
+                "Mailbox is read-only (EXAMINE)",
+            ));
+        }
+        let verb = if is_move { "Move" } else { "Copy" };
+        let indexes = selected.resolve(&set, uid)?;
+        let uids: Vec<Uid> = indexes.iter().map(|&i| selected.messages[i].uid).collect();
+        let from = selected.name.clone();
+        if uids.is_empty() {
+            return Ok(Done::ok(format!("No messages to {}", verb.to_lowercase())));
+        }
+        let result = if is_move {
+            self.shared
+                .store
+                .move_messages(&user, &from, &uids, &to)
+                .await
+        } else {
+            self.shared.store.copy(&user, &from, &uids, &to).await
+        };
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(StoreError::NoSuchMailbox(name)) if name == to => {
+                return Err(CmdError::no_code(
+                    Code::TryCreate,
+                    format!("Mailbox doesn't exist: {name}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let copyuid = match (
+            uid_set(outcome.mapping.iter().map(|(s, _)| *s)),
+            uid_set(outcome.mapping.iter().map(|(_, d)| *d)),
+        ) {
+            (Some(source), Some(destination)) => Some(Code::CopyUid {
+                uid_validity: outcome.uid_validity.0,
+                source,
+                destination,
+            }),
+            _ => None,
+        };
+        if !is_move {
+            return Ok(match copyuid {
+                Some(code) => Done::ok_code(code, "Copy completed"),
+                None => Done::ok("Copy completed"),
+            });
+        }
+        // MOVE: COPYUID in an untagged OK, then the EXPUNGEs, then the tagged OK.
+        if let Some(code) = copyuid {
+            self.send(&response::untagged(
+                StatusKind::Ok,
+                Some(code),
+                "Moved UIDs",
+            ))
+            .await?;
+        }
+        let moved: Vec<Uid> = outcome.mapping.iter().map(|(s, _)| *s).collect();
+        self.refresh(true, uid).await?;
+        if let State::Selected(selected) = &mut self.state {
+            for r in selected.expunged_here(&moved) {
+                self.conn.send(&r).await?;
+            }
+        }
+        Ok(Done::ok("Move completed"))
+    }
+}

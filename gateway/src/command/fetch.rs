@@ -1,0 +1,233 @@
+//! FETCH and UID FETCH: every RFC 3501 data item, the macros, BODY[section]<partial>
+//! and BODY.PEEK. Bodies are fetched from the store in batches, and only when an item
+//! needs them; a non-peek body fetch sets `\Seen` first, and the response carries the
+//! new flags.
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::sequence::SequenceSet;
+use pluto_backends::{Flag, FlagChange, FlagOp, Flags, Uid};
+
+use crate::flags;
+use crate::response::{CmdResult, Done};
+use crate::session::{Session, State};
+
+/// Messages whose bodies are fetched from the store in one call.
+const BATCH: usize = 64;
+
+fn literal(bytes: Vec<u8>) -> NString<'static> {
+    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
+}
+
+fn needs_body(item: &MessageDataItemName<'_>) -> bool {
+    !matches!(
+        item,
+        MessageDataItemName::Flags
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::Rfc822Size
+            | MessageDataItemName::Uid
+    )
+}
+
+fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+impl Session {
+    pub(crate) async fn cmd_fetch(
+        &mut self,
+        set: SequenceSet,
+        items: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+    ) -> CmdResult {
+        let user = self.user()?.clone();
+        let mut names = match items {
+            MacroOrMessageDataItemNames::Macro(m) => match m {
+                Macro::Fast => vec![
+                    MessageDataItemName::Flags,
+                    MessageDataItemName::InternalDate,
+                    MessageDataItemName::Rfc822Size,
+                ],
+                Macro::All => vec![
+                    MessageDataItemName::Flags,
+                    MessageDataItemName::InternalDate,
+                    MessageDataItemName::Rfc822Size,
+                    MessageDataItemName::Envelope,
+                ],
+                Macro::Full => vec![
+                    MessageDataItemName::Flags,
+                    MessageDataItemName::InternalDate,
+                    MessageDataItemName::Rfc822Size,
+                    MessageDataItemName::Envelope,
+                    MessageDataItemName::Body,
+                ],
+                #[allow(unreachable_patterns)]
+                _ => return Err(crate::response::CmdError::bad("Unknown FETCH macro")),
+            },
+            MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
+        };
+        // UID FETCH always answers with the UID (RFC 3501 6.4.8).
+        if uid && !names.contains(&MessageDataItemName::Uid) {
+            names.insert(0, MessageDataItemName::Uid);
+        }
+        let selected = self.selected()?;
+        let indexes = selected.resolve(&set, uid)?;
+        let name = selected.name.clone();
+        let read_only = selected.read_only;
+        let want_body = names.iter().any(needs_body);
+        let want_seen = !read_only && names.iter().any(sets_seen);
+
+        for chunk in indexes.chunks(BATCH) {
+            // Mark \Seen first, so that the response shows the flags as they now are.
+            let mut flags_changed: Vec<Uid> = Vec::new();
+            if want_seen {
+                let selected = self.selected()?;
+                let unseen: Vec<Uid> = chunk
+                    .iter()
+                    .map(|&i| &selected.messages[i])
+                    .filter(|m| !m.flags.contains(&Flag::Seen))
+                    .map(|m| m.uid)
+                    .collect();
+                if !unseen.is_empty() {
+                    let change = FlagChange {
+                        op: FlagOp::Add,
+                        flags: Flags::from_iter([Flag::Seen]),
+                    };
+                    let outcome = self
+                        .shared
+                        .store
+                        .store_flags(&user, &name, &unseen, &change, None)
+                        .await?;
+                    let selected = self.selected()?;
+                    for meta in outcome.updated {
+                        if let Some(i) = selected.index_of(meta.uid) {
+                            selected.messages[i].flags = meta.flags;
+                            selected.messages[i].modseq = meta.modseq;
+                            flags_changed.push(meta.uid);
+                        }
+                    }
+                }
+            }
+            let bodies = if want_body {
+                let selected = self.selected()?;
+                let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
+                self.shared.store.fetch(&user, &name, &uids).await?
+            } else {
+                Vec::new()
+            };
+            let mut responses = Vec::with_capacity(chunk.len());
+            {
+                let State::Selected(selected) = &self.state else {
+                    break;
+                };
+                let mut body_iter = bodies.into_iter().peekable();
+                for &i in chunk {
+                    let msg = &selected.messages[i];
+                    let body = if want_body {
+                        // Bodies come back in the order asked, expunged ones left out.
+                        match body_iter.peek() {
+                            Some(b) if b.uid == msg.uid => body_iter.next().map(|b| b.bytes),
+                            _ => continue,
+                        }
+                    } else {
+                        None
+                    };
+                    let raw: &[u8] = body.as_deref().unwrap_or_default();
+                    let parsed = want_body.then(|| pluto_mime::Message::parse(raw));
+                    let section = |s: Option<&Section<'_>>| -> Vec<u8> {
+                        parsed
+                            .as_ref()
+                            .and_then(|m| m.section(s))
+                            .map(|c| c.into_owned())
+                            .unwrap_or_default()
+                    };
+                    let mut items = Vec::with_capacity(names.len() + 1);
+                    for item in &names {
+                        items.push(match item {
+                            MessageDataItemName::Flags => {
+                                MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags))
+                            }
+                            MessageDataItemName::Uid => MessageDataItem::Uid(msg.uid.0),
+                            MessageDataItemName::InternalDate => MessageDataItem::InternalDate(
+                                DateTime::unvalidated(msg.internal_date),
+                            ),
+                            MessageDataItemName::Rfc822Size => {
+                                MessageDataItem::Rfc822Size(msg.size)
+                            }
+                            MessageDataItemName::Envelope => match &parsed {
+                                Some(m) => MessageDataItem::Envelope(m.envelope()),
+                                None => continue,
+                            },
+                            MessageDataItemName::Body => match &parsed {
+                                Some(m) => MessageDataItem::Body(m.body_structure(false)),
+                                None => continue,
+                            },
+                            MessageDataItemName::BodyStructure => match &parsed {
+                                Some(m) => MessageDataItem::BodyStructure(m.body_structure(true)),
+                                None => continue,
+                            },
+                            MessageDataItemName::Rfc822 => {
+                                MessageDataItem::Rfc822(literal(raw.to_vec()))
+                            }
+                            MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(
+                                literal(section(Some(&Section::Header(None)))),
+                            ),
+                            MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(
+                                literal(section(Some(&Section::Text(None)))),
+                            ),
+                            MessageDataItemName::BodyExt {
+                                section: wanted,
+                                partial,
+                                ..
+                            } => {
+                                let data = section(wanted.as_ref());
+                                let (origin, data) = match partial {
+                                    Some((start, length)) => {
+                                        let start_at = (*start as usize).min(data.len());
+                                        let end = start_at
+                                            .saturating_add(length.get() as usize)
+                                            .min(data.len());
+                                        (Some(*start), data[start_at..end].to_vec())
+                                    }
+                                    None => (None, data),
+                                };
+                                MessageDataItem::BodyExt {
+                                    section: wanted.clone(),
+                                    origin,
+                                    data: literal(data),
+                                }
+                            }
+                            #[allow(unreachable_patterns)]
+                            _ => continue,
+                        });
+                    }
+                    if flags_changed.contains(&msg.uid)
+                        && !names.contains(&MessageDataItemName::Flags)
+                    {
+                        items.push(MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags)));
+                    }
+                    let Ok(items) = Vec1::try_from(items) else {
+                        continue;
+                    };
+                    let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
+                    responses.push(Response::Data(Data::Fetch { seq, items }));
+                }
+            }
+            for r in responses {
+                self.conn.send(&r).await?;
+            }
+        }
+        Ok(Done::ok("Fetch completed"))
+    }
+}

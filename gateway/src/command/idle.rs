@@ -1,0 +1,99 @@
+//! IDLE (RFC 2177): changes reach the client as they happen, until it sends DONE.
+//! Besides the store's change feed, the mailbox is looked at every 30 s, which finds
+//! mail another program dropped into the store behind pluto's back.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use imap_codec::imap_types::core::Tag;
+
+use crate::response::{self, CmdError, CmdResult, Done};
+use crate::session::{Session, State};
+use crate::wire::{Incoming, ReadError};
+
+const POLL: Duration = Duration::from_secs(30);
+
+impl Session {
+    pub(crate) async fn cmd_idle(&mut self, _tag: Tag<'static>) -> CmdResult {
+        self.conn.send_raw(b"+ idling\r\n");
+        if matches!(self.state, State::Selected(_)) {
+            self.refresh(true, false).await?;
+        }
+        self.conn.flush().await?;
+        let timeout = tokio::time::sleep(Duration::from_secs(
+            self.shared.config.limits.idle_timeout_secs,
+        ));
+        tokio::pin!(timeout);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            // Each turn waits for one of: DONE, a change, the poll tick, a timeout, a stop.
+            let feed_event = async {
+                match &mut self.state {
+                    State::Selected(selected) if !selected.feed_closed => {
+                        selected.feed.next().await
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
+            enum Event {
+                Done(Result<Incoming<()>, ReadError>),
+                Change(Option<pluto_backends::ModSeq>),
+                Poll,
+                Timeout,
+                Stop,
+            }
+            let event = tokio::select! {
+                read = self.conn.read_idle_done() => Event::Done(read),
+                change = feed_event => Event::Change(change),
+                _ = tokio::time::sleep(POLL) => Event::Poll,
+                _ = &mut timeout => Event::Timeout,
+                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => Event::Stop,
+            };
+            match event {
+                Event::Done(Ok(Incoming::Message(()))) => return Ok(Done::ok("IDLE terminated")),
+                Event::Done(Ok(Incoming::Invalid { reason, .. })) => {
+                    return Err(CmdError::bad(reason));
+                }
+                Event::Done(Ok(Incoming::Refused)) => return Err(CmdError::bad("Expected DONE")),
+                Event::Done(Err(ReadError::Closed)) => {
+                    return Err(CmdError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                Event::Done(Err(ReadError::Io(e))) => return Err(CmdError::Io(e)),
+                Event::Done(Err(e @ ReadError::LineTooLong(_))) => {
+                    return Err(CmdError::Io(std::io::Error::other(e.to_string())));
+                }
+                Event::Change(Some(_)) | Event::Poll => {
+                    if let State::Selected(selected) = &mut self.state {
+                        selected.drain_feed();
+                    }
+                    self.refresh(true, false).await?;
+                    self.conn.flush().await?;
+                    if matches!(self.state, State::Logout) {
+                        return Err(CmdError::Answered);
+                    }
+                }
+                Event::Change(None) => {
+                    // The store behind the feed is gone (a node was lost): the client
+                    // should reconnect and be routed to a live replica.
+                    self.send(&response::bye(
+                        "Mail store connection lost; please reconnect",
+                    ))
+                    .await?;
+                    self.state = State::Logout;
+                    return Err(CmdError::Answered);
+                }
+                Event::Timeout => {
+                    self.send(&response::bye("Autologout; idle for too long"))
+                        .await?;
+                    self.state = State::Logout;
+                    return Err(CmdError::Answered);
+                }
+                Event::Stop => {
+                    self.send(&response::bye("Server shutting down")).await?;
+                    self.state = State::Logout;
+                    return Err(CmdError::Answered);
+                }
+            }
+        }
+    }
+}

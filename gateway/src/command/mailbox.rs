@@ -1,0 +1,256 @@
+//! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB
+//! (with SPECIAL-USE and CHILDREN attributes), STATUS.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use imap_codec::imap_types::core::{Atom, QuotedChar};
+use imap_codec::imap_types::flag::FlagNameAttribute;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+use pluto_backends::{MailboxName, SpecialUse};
+
+use crate::names::{self, mailbox_name, to_wire};
+use crate::response::{CmdError, CmdResult, Done, code};
+use crate::session::{Session, State};
+
+fn special_use_attr(special: SpecialUse) -> FlagNameAttribute<'static> {
+    let name = match special {
+        SpecialUse::All => "All",
+        SpecialUse::Archive => "Archive",
+        SpecialUse::Drafts => "Drafts",
+        SpecialUse::Flagged => "Flagged",
+        SpecialUse::Junk => "Junk",
+        SpecialUse::Sent => "Sent",
+        SpecialUse::Trash => "Trash",
+    };
+    attr(name)
+}
+
+fn attr(name: &'static str) -> FlagNameAttribute<'static> {
+    FlagNameAttribute::from(Atom::unvalidated(Cow::Borrowed(name)))
+}
+
+impl Session {
+    pub(crate) async fn cmd_create(&mut self, mailbox: Mailbox<'static>) -> CmdResult {
+        let user = self.user()?.clone();
+        let name = mailbox_name(&mailbox)?;
+        if name.is_inbox() {
+            return Err(CmdError::no_code(
+                code("ALREADYEXISTS"),
+                "INBOX always exists",
+            ));
+        }
+        self.shared.store.create_mailbox(&user, &name, None).await?;
+        Ok(Done::ok("Create completed"))
+    }
+
+    pub(crate) async fn cmd_delete(&mut self, mailbox: Mailbox<'static>) -> CmdResult {
+        let user = self.user()?.clone();
+        let name = mailbox_name(&mailbox)?;
+        if name.is_inbox() {
+            return Err(CmdError::no_code(code("CANNOT"), "INBOX cannot be deleted"));
+        }
+        self.shared.store.delete_mailbox(&user, &name).await?;
+        if let State::Selected(selected) = &self.state {
+            if selected.name == name {
+                // RFC 3501 lets the server end the session; leaving the selected state is kinder.
+                self.state = State::Authenticated;
+            }
+        }
+        Ok(Done::ok("Delete completed"))
+    }
+
+    pub(crate) async fn cmd_rename(
+        &mut self,
+        from: Mailbox<'static>,
+        to: Mailbox<'static>,
+    ) -> CmdResult {
+        let user = self.user()?.clone();
+        let from = mailbox_name(&from)?;
+        let to = mailbox_name(&to)?;
+        if to.is_inbox() {
+            return Err(CmdError::no_code(
+                code("ALREADYEXISTS"),
+                "INBOX already exists",
+            ));
+        }
+        if to.is_below(&from) {
+            return Err(CmdError::no_code(
+                code("CANNOT"),
+                "Cannot rename a mailbox into itself",
+            ));
+        }
+        self.shared.store.rename_mailbox(&user, &from, &to).await?;
+        Ok(Done::ok("Rename completed"))
+    }
+
+    pub(crate) async fn cmd_subscribe(
+        &mut self,
+        mailbox: Mailbox<'static>,
+        subscribe: bool,
+    ) -> CmdResult {
+        let user = self.user()?.clone();
+        let name = mailbox_name(&mailbox)?;
+        if subscribe {
+            // Dovecot and most servers refuse subscribing to nothing; clients expect it.
+            let list = self.shared.store.list(&user).await?;
+            if !list.mailboxes.iter().any(|m| m.name == name) {
+                return Err(CmdError::no_code(
+                    code("NONEXISTENT"),
+                    format!("Mailbox doesn't exist: {name}"),
+                ));
+            }
+        }
+        self.shared
+            .store
+            .set_subscribed(&user, &name, subscribe)
+            .await?;
+        Ok(Done::ok(if subscribe {
+            "Subscribe completed"
+        } else {
+            "Unsubscribe completed"
+        }))
+    }
+
+    pub(crate) async fn cmd_list(
+        &mut self,
+        reference: Mailbox<'static>,
+        pattern: ListMailbox<'static>,
+        lsub: bool,
+    ) -> CmdResult {
+        let user = self.user()?.clone();
+        let reference = names::reference_text(&reference)?;
+        let pattern = names::list_pattern(&pattern)?;
+        let delimiter = Some(QuotedChar::unvalidated('/'));
+        let command = if lsub { "Lsub" } else { "List" };
+        if pattern.is_empty() {
+            // The hierarchy delimiter and root (RFC 3501 6.3.8).
+            let root = Mailbox::try_from("").unwrap_or(Mailbox::Inbox);
+            let data = if lsub {
+                Data::Lsub {
+                    items: vec![FlagNameAttribute::Noselect],
+                    delimiter,
+                    mailbox: root,
+                }
+            } else {
+                Data::List {
+                    items: vec![FlagNameAttribute::Noselect],
+                    delimiter,
+                    mailbox: root,
+                }
+            };
+            self.send(&Response::Data(data)).await?;
+            return Ok(Done::ok(format!("{command} completed")));
+        }
+        let full = if reference.is_empty() || pattern.starts_with('/') {
+            pattern
+        } else if reference.ends_with('/') {
+            format!("{reference}{pattern}")
+        } else {
+            format!("{reference}/{pattern}")
+        };
+        let list = self.shared.store.list(&user).await?;
+        // Every name to consider, with (exists, special use); parents that do not exist
+        // are shown \Noselect.
+        let mut names: BTreeMap<MailboxName, Option<Option<SpecialUse>>> = BTreeMap::new();
+        let source: Vec<MailboxName> = if lsub {
+            list.subscriptions.clone()
+        } else {
+            list.mailboxes.iter().map(|m| m.name.clone()).collect()
+        };
+        for name in &source {
+            for ancestor in name.ancestors() {
+                names.entry(ancestor).or_insert(None);
+            }
+        }
+        for info in &list.mailboxes {
+            if !lsub || list.subscriptions.contains(&info.name) {
+                names.insert(info.name.clone(), Some(info.special_use));
+            }
+        }
+        for name in &list.subscriptions {
+            if lsub {
+                names.entry(name.clone()).or_insert(None);
+            }
+        }
+        let all: Vec<&MailboxName> = list.mailboxes.iter().map(|m| &m.name).collect();
+        let mut out = Vec::new();
+        for (name, exists) in &names {
+            if !names::matches(&full, name.as_str()) {
+                continue;
+            }
+            let mut items = Vec::new();
+            let exists_in_store = all.contains(&name);
+            if exists.is_none() || !exists_in_store {
+                items.push(FlagNameAttribute::Noselect);
+            }
+            if !lsub {
+                let has_children = all.iter().any(|n| n.is_below(name));
+                items.push(attr(if has_children {
+                    "HasChildren"
+                } else {
+                    "HasNoChildren"
+                }));
+                if let Some(Some(special)) = exists {
+                    items.push(special_use_attr(*special));
+                }
+            }
+            let mailbox = to_wire(name);
+            out.push(if lsub {
+                Data::Lsub {
+                    items,
+                    delimiter: delimiter.clone(),
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter: delimiter.clone(),
+                    mailbox,
+                }
+            });
+        }
+        for data in out {
+            self.send(&Response::Data(data)).await?;
+        }
+        Ok(Done::ok(format!("{command} completed")))
+    }
+
+    pub(crate) async fn cmd_status(
+        &mut self,
+        mailbox: Mailbox<'static>,
+        items: Vec<StatusDataItemName>,
+    ) -> CmdResult {
+        let user = self.user()?.clone();
+        let name = mailbox_name(&mailbox)?;
+        let status = self.shared.store.status(&user, &name).await?;
+        let mut out = Vec::new();
+        for item in items {
+            out.push(match item {
+                StatusDataItemName::Messages => StatusDataItem::Messages(status.messages),
+                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::UidNext => StatusDataItem::UidNext(status.uid_next.0),
+                StatusDataItemName::UidValidity => {
+                    StatusDataItem::UidValidity(status.uid_validity.0)
+                }
+                StatusDataItemName::Unseen => StatusDataItem::Unseen(status.unseen),
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(status.deleted),
+                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(0),
+                #[allow(unreachable_patterns)]
+                other => {
+                    return Err(CmdError::bad(format!(
+                        "STATUS item {other:?} is not supported"
+                    )));
+                }
+            });
+        }
+        self.send(&Response::Data(Data::Status {
+            mailbox: to_wire(&name),
+            items: Cow::Owned(out),
+        }))
+        .await?;
+        Ok(Done::ok("Status completed"))
+    }
+}

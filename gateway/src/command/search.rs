@@ -1,0 +1,297 @@
+//! SEARCH and UID SEARCH: every RFC 3501 search key, CHARSET UTF-8 and US-ASCII.
+//! Keys that look only at metadata never touch message bodies; the others fetch the
+//! bodies in batches and parse each message once.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use imap_codec::imap_types::core::{AString, Charset, IString, Vec1};
+use imap_codec::imap_types::response::{Code, Data, Response};
+use imap_codec::imap_types::search::SearchKey;
+use pluto_backends::{Flag, Keyword, Uid};
+
+use crate::response::{CmdError, CmdResult, Done};
+use crate::selected::{Msg, Selected};
+use crate::session::Session;
+
+const BATCH: usize = 64;
+
+fn astring(value: &AString<'_>) -> Result<String, CmdError> {
+    let bytes: &[u8] = match value {
+        AString::Atom(a) => a.inner().as_bytes(),
+        AString::String(IString::Quoted(q)) => q.inner().as_bytes(),
+        AString::String(IString::Literal(l)) => l.data(),
+    };
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        CmdError::no_code(
+            Code::BadCharset {
+                allowed: Vec::new(),
+            },
+            "Search string is not valid UTF-8",
+        )
+    })
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// A search key with its strings decoded and its sets resolved, ready to test messages.
+enum Key {
+    All,
+    Flag(Flag, bool),
+    Recent(bool),
+    Larger(u32),
+    Smaller(u32),
+    Before(NaiveDate),
+    On(NaiveDate),
+    Since(NaiveDate),
+    SentBefore(NaiveDate),
+    SentOn(NaiveDate),
+    SentSince(NaiveDate),
+    Header(String, String),
+    Body(String),
+    Text(String),
+    Uids(HashSet<Uid>),
+    Not(Box<Key>),
+    Or(Box<Key>, Box<Key>),
+    And(Vec<Key>),
+}
+
+impl Key {
+    fn needs_body(&self) -> bool {
+        match self {
+            Key::Header(..)
+            | Key::Body(_)
+            | Key::Text(_)
+            | Key::SentBefore(_)
+            | Key::SentOn(_)
+            | Key::SentSince(_) => true,
+            Key::Not(k) => k.needs_body(),
+            Key::Or(a, b) => a.needs_body() || b.needs_body(),
+            Key::And(keys) => keys.iter().any(Key::needs_body),
+            _ => false,
+        }
+    }
+
+    fn build(key: &SearchKey<'_>, selected: &Selected, depth: usize) -> Result<Key, CmdError> {
+        if depth > 64 {
+            return Err(CmdError::bad("Search keys nested too deeply"));
+        }
+        let kw = |atom: &imap_codec::imap_types::core::Atom<'_>| {
+            Keyword::new(atom.inner().to_owned())
+                .map(Flag::Keyword)
+                .map_err(|e| CmdError::bad(format!("Invalid keyword: {e}")))
+        };
+        let header = |name: &str, value: &AString<'_>| -> Result<Key, CmdError> {
+            Ok(Key::Header(name.to_owned(), astring(value)?))
+        };
+        let set_uids = |set, uid: bool| -> Result<Key, CmdError> {
+            let indexes = match selected.resolve(set, uid) {
+                Ok(ix) => ix,
+                // A search for sequence numbers past the end simply matches nothing there.
+                Err(_) => {
+                    let count = selected.messages.len();
+                    clamp_resolve(selected, set)
+                        .into_iter()
+                        .filter(|&i| i < count)
+                        .collect()
+                }
+            };
+            Ok(Key::Uids(
+                indexes
+                    .into_iter()
+                    .map(|i| selected.messages[i].uid)
+                    .collect(),
+            ))
+        };
+        Ok(match key {
+            SearchKey::All => Key::All,
+            SearchKey::Answered => Key::Flag(Flag::Answered, true),
+            SearchKey::Unanswered => Key::Flag(Flag::Answered, false),
+            SearchKey::Deleted => Key::Flag(Flag::Deleted, true),
+            SearchKey::Undeleted => Key::Flag(Flag::Deleted, false),
+            SearchKey::Draft => Key::Flag(Flag::Draft, true),
+            SearchKey::Undraft => Key::Flag(Flag::Draft, false),
+            SearchKey::Flagged => Key::Flag(Flag::Flagged, true),
+            SearchKey::Unflagged => Key::Flag(Flag::Flagged, false),
+            SearchKey::Seen => Key::Flag(Flag::Seen, true),
+            SearchKey::Unseen => Key::Flag(Flag::Seen, false),
+            SearchKey::Keyword(atom) => Key::Flag(kw(atom)?, true),
+            SearchKey::Unkeyword(atom) => Key::Flag(kw(atom)?, false),
+            // No message is \Recent here (see flags.rs): NEW is RECENT UNSEEN, OLD is NOT RECENT.
+            SearchKey::Recent | SearchKey::New => Key::Recent(true),
+            SearchKey::Old => Key::Recent(false),
+            SearchKey::Larger(n) => Key::Larger(*n),
+            SearchKey::Smaller(n) => Key::Smaller(*n),
+            SearchKey::Before(d) => Key::Before(*d.as_ref()),
+            SearchKey::On(d) => Key::On(*d.as_ref()),
+            SearchKey::Since(d) => Key::Since(*d.as_ref()),
+            SearchKey::SentBefore(d) => Key::SentBefore(*d.as_ref()),
+            SearchKey::SentOn(d) => Key::SentOn(*d.as_ref()),
+            SearchKey::SentSince(d) => Key::SentSince(*d.as_ref()),
+            SearchKey::From(v) => header("From", v)?,
+            SearchKey::To(v) => header("To", v)?,
+            SearchKey::Cc(v) => header("Cc", v)?,
+            SearchKey::Bcc(v) => header("Bcc", v)?,
+            SearchKey::Subject(v) => header("Subject", v)?,
+            SearchKey::Header(name, value) => Key::Header(astring(name)?, astring(value)?),
+            SearchKey::Body(v) => Key::Body(astring(v)?),
+            SearchKey::Text(v) => Key::Text(astring(v)?),
+            SearchKey::Uid(set) => set_uids(set, true)?,
+            SearchKey::SequenceSet(set) => set_uids(set, false)?,
+            SearchKey::Not(k) => Key::Not(Box::new(Key::build(k, selected, depth + 1)?)),
+            SearchKey::Or(a, b) => Key::Or(
+                Box::new(Key::build(a, selected, depth + 1)?),
+                Box::new(Key::build(b, selected, depth + 1)?),
+            ),
+            SearchKey::And(keys) => Key::And(
+                keys.as_ref()
+                    .iter()
+                    .map(|k| Key::build(k, selected, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            #[allow(unreachable_patterns)]
+            _ => return Err(CmdError::bad("Search key not supported")),
+        })
+    }
+
+    fn matches(&self, msg: &Msg, raw: Option<&pluto_mime::Message<'_>>) -> bool {
+        let date = msg.internal_date.date_naive();
+        match self {
+            Key::All => true,
+            Key::Flag(flag, set) => msg.flags.contains(flag) == *set,
+            Key::Recent(want) => !*want,
+            Key::Larger(n) => msg.size > *n,
+            Key::Smaller(n) => msg.size < *n,
+            Key::Before(d) => date < *d,
+            Key::On(d) => date == *d,
+            Key::Since(d) => date >= *d,
+            Key::SentBefore(d) => raw.and_then(|m| m.sent_date()).is_some_and(|s| s < *d),
+            Key::SentOn(d) => raw.and_then(|m| m.sent_date()).is_some_and(|s| s == *d),
+            Key::SentSince(d) => raw.and_then(|m| m.sent_date()).is_some_and(|s| s >= *d),
+            Key::Header(name, value) => raw.is_some_and(|m| {
+                let values = m.header_values(name);
+                // HEADER name "" matches every message that has the field.
+                if value.is_empty() {
+                    !values.is_empty()
+                } else {
+                    values.iter().any(|v| contains_ci(v, value))
+                }
+            }),
+            Key::Body(text) => raw.is_some_and(|m| contains_ci(&m.body_text(), text)),
+            Key::Text(text) => raw.is_some_and(|m| {
+                contains_ci(&header_text(m), text) || contains_ci(&m.body_text(), text)
+            }),
+            Key::Uids(uids) => uids.contains(&msg.uid),
+            Key::Not(k) => !k.matches(msg, raw),
+            Key::Or(a, b) => a.matches(msg, raw) || b.matches(msg, raw),
+            Key::And(keys) => keys.iter().all(|k| k.matches(msg, raw)),
+        }
+    }
+}
+
+/// The message's header as text, for SEARCH TEXT.
+fn header_text(m: &pluto_mime::Message<'_>) -> String {
+    let header = m.section(Some(&imap_codec::imap_types::fetch::Section::Header(None)));
+    String::from_utf8_lossy(header.as_deref().unwrap_or_default()).into_owned()
+}
+
+/// The indexes a sequence set names, clamped to the mailbox (for SEARCH).
+fn clamp_resolve(
+    selected: &Selected,
+    set: &imap_codec::imap_types::sequence::SequenceSet,
+) -> Vec<usize> {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    let count = selected.messages.len() as u32;
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => count,
+    };
+    let mut out = Vec::new();
+    for seq in set.0.as_ref() {
+        let (lo, hi) = match seq {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => (value(a).min(value(b)), value(a).max(value(b))),
+        };
+        let hi = hi.min(count);
+        if lo >= 1 && lo <= hi {
+            out.extend((lo as usize - 1)..(hi as usize));
+        }
+    }
+    out
+}
+
+impl Session {
+    pub(crate) async fn cmd_search(
+        &mut self,
+        charset: Option<Charset<'static>>,
+        criteria: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> CmdResult {
+        if let Some(charset) = &charset {
+            let name = match charset {
+                Charset::Atom(a) => a.inner().to_owned(),
+                Charset::Quoted(q) => q.inner().to_owned(),
+            };
+            if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
+                let allowed = ["UTF-8", "US-ASCII"]
+                    .into_iter()
+                    .filter_map(|c| Charset::try_from(c).ok())
+                    .collect();
+                return Err(CmdError::no_code(
+                    Code::BadCharset { allowed },
+                    format!("Charset {name} is not supported"),
+                ));
+            }
+        }
+        let user = self.user()?.clone();
+        let selected = self.selected()?;
+        let criteria: Vec<SearchKey<'static>> = criteria.into_inner();
+        let key = Key::And(
+            criteria
+                .iter()
+                .map(|k| Key::build(k, selected, 0))
+                .collect::<Result<_, _>>()?,
+        );
+        let name = selected.name.clone();
+        let mut hits: Vec<u32> = Vec::new();
+        if key.needs_body() {
+            let all: Vec<usize> = (0..selected.messages.len()).collect();
+            for chunk in all.chunks(BATCH) {
+                let uids: Vec<Uid> = {
+                    let selected = self.selected()?;
+                    chunk.iter().map(|&i| selected.messages[i].uid).collect()
+                };
+                let bodies = self.shared.store.fetch(&user, &name, &uids).await?;
+                let selected = self.selected()?;
+                for body in bodies {
+                    let Some(i) = selected.index_of(body.uid) else {
+                        continue;
+                    };
+                    let msg = &selected.messages[i];
+                    let parsed = pluto_mime::Message::parse(&body.bytes);
+                    if key.matches(msg, Some(&parsed)) {
+                        hits.push(if uid { msg.uid.get() } else { i as u32 + 1 });
+                    }
+                }
+            }
+        } else {
+            for (i, msg) in selected.messages.iter().enumerate() {
+                if key.matches(msg, None) {
+                    hits.push(if uid { msg.uid.get() } else { i as u32 + 1 });
+                }
+            }
+        }
+        hits.sort_unstable();
+        let hits = hits
+            .into_iter()
+            .filter_map(std::num::NonZeroU32::new)
+            .collect();
+        self.send(&Response::Data(Data::Search(hits))).await?;
+        Ok(Done::ok("Search completed"))
+    }
+}

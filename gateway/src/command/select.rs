@@ -1,0 +1,163 @@
+//! Opening and closing a mailbox: SELECT, EXAMINE, CLOSE, UNSELECT (RFC 3691); and
+//! EXPUNGE with UIDPLUS's UID EXPUNGE (RFC 4315).
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
+use imap_codec::imap_types::sequence::SequenceSet;
+use pluto_backends::{Flag, Keyword, Uid};
+
+use crate::flags;
+use crate::names::mailbox_name;
+use crate::response::{self, CmdError, CmdResult, Done, code};
+use crate::selected::Selected;
+use crate::session::{Session, State};
+
+impl Session {
+    pub(crate) async fn cmd_select(
+        &mut self,
+        mailbox: Mailbox<'static>,
+        read_only: bool,
+    ) -> CmdResult {
+        let user = self.user()?.clone();
+        let name = mailbox_name(&mailbox)?;
+        // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
+        let was_selected = matches!(self.state, State::Selected(_));
+        self.state = State::Authenticated;
+        let feed = self.shared.store.watch(&user, &name).await;
+        let snapshot = self.shared.store.select(&user, &name).await;
+        let (feed, snapshot) = match (feed, snapshot) {
+            (Ok(feed), Ok(snapshot)) => (feed, snapshot),
+            (Err(e), _) | (_, Err(e)) => {
+                if was_selected {
+                    self.send(&response::untagged(
+                        StatusKind::Ok,
+                        Some(code("CLOSED")),
+                        "Previous mailbox closed",
+                    ))
+                    .await?;
+                }
+                return Err(e.into());
+            }
+        };
+        if was_selected {
+            self.send(&response::untagged(
+                StatusKind::Ok,
+                Some(code("CLOSED")),
+                "Previous mailbox closed",
+            ))
+            .await?;
+        }
+        let selected = Selected::new(name, read_only, snapshot, feed);
+        let keywords: BTreeSet<Keyword> = selected
+            .messages
+            .iter()
+            .flat_map(|m| m.flags.keywords().iter().cloned())
+            .collect();
+        let keywords: Vec<Keyword> = keywords.into_iter().collect();
+        let first_unseen = selected
+            .messages
+            .iter()
+            .position(|m| !m.flags.contains(&Flag::Seen));
+        let responses = vec![
+            Response::Data(Data::Flags(flags::mailbox_flags(&keywords))),
+            response::untagged(
+                StatusKind::Ok,
+                Some(Code::PermanentFlags(if read_only {
+                    Vec::new()
+                } else {
+                    flags::permanent_flags(&keywords)
+                })),
+                "Flags permitted",
+            ),
+            Response::Data(Data::Exists(selected.exists())),
+            Response::Data(Data::Recent(0)),
+        ];
+        for r in responses {
+            self.send(&r).await?;
+        }
+        if let Some(i) = first_unseen.and_then(|i| NonZeroU32::new(i as u32 + 1)) {
+            self.send(&response::untagged(
+                StatusKind::Ok,
+                Some(Code::Unseen(i)),
+                "First unseen",
+            ))
+            .await?;
+        }
+        self.send(&response::untagged(
+            StatusKind::Ok,
+            Some(Code::UidValidity(selected.uid_validity.0)),
+            "UIDs valid",
+        ))
+        .await?;
+        self.send(&response::untagged(
+            StatusKind::Ok,
+            Some(Code::UidNext(selected.uid_next.0)),
+            "Predicted next UID",
+        ))
+        .await?;
+        self.state = State::Selected(Box::new(selected));
+        Ok(if read_only {
+            Done::ok_code(Code::ReadOnly, "Examine completed")
+        } else {
+            Done::ok_code(Code::ReadWrite, "Select completed")
+        })
+    }
+
+    /// CLOSE: expunge silently (when read-write), then leave the mailbox.
+    pub(crate) async fn cmd_close(&mut self) -> CmdResult {
+        let user = self.user()?.clone();
+        let selected = self.selected()?;
+        if !selected.read_only {
+            let name = selected.name.clone();
+            self.shared.store.expunge(&user, &name, None).await?;
+        }
+        self.state = State::Authenticated;
+        Ok(Done::ok("Close completed"))
+    }
+
+    pub(crate) async fn cmd_unselect(&mut self) -> CmdResult {
+        self.selected()?;
+        self.state = State::Authenticated;
+        Ok(Done::ok("Unselect completed"))
+    }
+
+    pub(crate) async fn cmd_expunge(&mut self, uids: Option<SequenceSet>) -> CmdResult {
+        let user = self.user()?.clone();
+        let selected = self.selected()?;
+        if selected.read_only {
+            return Err(CmdError::no_code(
+                code("READ-ONLY"),
+                "Mailbox is read-only (EXAMINE)",
+            ));
+        }
+        let name = selected.name.clone();
+        let only: Option<Vec<Uid>> = match &uids {
+            Some(set) => {
+                let indexes = selected.resolve(set, true)?;
+                Some(
+                    indexes
+                        .into_iter()
+                        .map(|i| selected.messages[i].uid)
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        let expunged = self
+            .shared
+            .store
+            .expunge(&user, &name, only.as_deref())
+            .await?;
+        // Changes made elsewhere first, so that sequence numbers line up, then ours.
+        self.refresh(true, uids.is_some()).await?;
+        if let State::Selected(selected) = &mut self.state {
+            for r in selected.expunged_here(&expunged) {
+                self.conn.send(&r).await?;
+            }
+        }
+        Ok(Done::ok("Expunge completed"))
+    }
+}

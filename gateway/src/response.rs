@@ -1,0 +1,197 @@
+//! Building responses, and the one place where errors become IMAP response codes.
+
+use std::borrow::Cow;
+
+use imap_codec::imap_types::core::{Tag, Text};
+use imap_codec::imap_types::response::{
+    Code, CodeOther, Response, Status, StatusBody, StatusKind, Tagged,
+};
+use pluto_backends::StoreError;
+
+/// How a command ended, short of the connection failing.
+#[derive(Debug)]
+pub struct Done {
+    pub kind: StatusKind,
+    pub code: Option<Code<'static>>,
+    pub text: String,
+}
+
+impl Done {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self {
+            kind: StatusKind::Ok,
+            code: None,
+            text: text.into(),
+        }
+    }
+
+    pub fn ok_code(code: Code<'static>, text: impl Into<String>) -> Self {
+        Self {
+            kind: StatusKind::Ok,
+            code: Some(code),
+            text: text.into(),
+        }
+    }
+}
+
+/// A command that failed: tagged `NO` or `BAD`, with a reason; or a broken connection.
+#[derive(Debug)]
+pub enum CmdError {
+    No {
+        code: Option<Code<'static>>,
+        text: String,
+    },
+    Bad {
+        code: Option<Code<'static>>,
+        text: String,
+    },
+    /// The tagged answer was already sent (STARTTLS sends it before the handshake).
+    Answered,
+    /// The connection is gone: end the session.
+    Io(std::io::Error),
+}
+
+pub type CmdResult = Result<Done, CmdError>;
+
+impl CmdError {
+    pub fn no(text: impl Into<String>) -> Self {
+        Self::No {
+            code: None,
+            text: text.into(),
+        }
+    }
+
+    pub fn no_code(code: Code<'static>, text: impl Into<String>) -> Self {
+        Self::No {
+            code: Some(code),
+            text: text.into(),
+        }
+    }
+
+    pub fn bad(text: impl Into<String>) -> Self {
+        Self::Bad {
+            code: None,
+            text: text.into(),
+        }
+    }
+
+    pub fn bad_code(code: Code<'static>, text: impl Into<String>) -> Self {
+        Self::Bad {
+            code: Some(code),
+            text: text.into(),
+        }
+    }
+}
+
+impl From<std::io::Error> for CmdError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// A response code this crate's imap-types has no variant for (RFC 5530 and others).
+pub fn code(name: &'static str) -> Code<'static> {
+    Code::Other(CodeOther::unvalidated(name.as_bytes()))
+}
+
+impl From<StoreError> for CmdError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchMailbox(name) => CmdError::no_code(
+                code("NONEXISTENT"),
+                format!("Mailbox doesn't exist: {name}"),
+            ),
+            StoreError::MailboxExists(name) => CmdError::no_code(
+                code("ALREADYEXISTS"),
+                format!("Mailbox already exists: {name}"),
+            ),
+            StoreError::InvalidName(reason) => {
+                CmdError::no_code(code("CANNOT"), format!("Invalid name: {reason}"))
+            }
+            StoreError::NotAllowed(text) => CmdError::no_code(code("CANNOT"), text),
+            StoreError::TooBig { limit } => CmdError::no_code(
+                Code::TooBig,
+                format!("Message is larger than the limit of {limit} bytes"),
+            ),
+            StoreError::OverQuota => CmdError::no_code(Code::OverQuota, "Quota exceeded"),
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                CmdError::no_code(
+                    code("UNAVAILABLE"),
+                    "Mail storage is temporarily unavailable, try again later",
+                )
+            }
+            StoreError::Io(error) => {
+                tracing::error!(%error, "storage I/O error");
+                CmdError::no_code(
+                    code("SERVERBUG"),
+                    "Internal storage error; nothing was changed",
+                )
+            }
+            StoreError::Corrupt(reason) => {
+                tracing::error!(%reason, "stored data corrupt");
+                CmdError::no_code(code("CORRUPTION"), "Stored mail could not be read")
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                CmdError::no_code(code("SERVERBUG"), "Internal storage error")
+            }
+        }
+    }
+}
+
+/// Text for a response line: IMAP text cannot hold CR, LF or NUL, and must not be empty.
+pub fn text(s: impl Into<String>) -> Text<'static> {
+    let s: String = s
+        .into()
+        .chars()
+        .map(|c| {
+            if c == '\r' || c == '\n' || c == '\0' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let s = if s.trim().is_empty() {
+        "-".to_owned()
+    } else {
+        s
+    };
+    Text::unvalidated(Cow::Owned(s))
+}
+
+pub fn tagged(
+    tag: Tag<'static>,
+    kind: StatusKind,
+    code: Option<Code<'static>>,
+    t: String,
+) -> Response<'static> {
+    Response::Status(Status::Tagged(Tagged {
+        tag,
+        body: StatusBody {
+            kind,
+            code,
+            text: text(t),
+        },
+    }))
+}
+
+pub fn untagged(
+    kind: StatusKind,
+    code: Option<Code<'static>>,
+    t: impl Into<String>,
+) -> Response<'static> {
+    Response::Status(Status::Untagged(StatusBody {
+        kind,
+        code,
+        text: text(t),
+    }))
+}
+
+pub fn bye(t: impl Into<String>) -> Response<'static> {
+    Response::Status(Status::Bye(imap_codec::imap_types::response::Bye {
+        code: None,
+        text: text(t),
+    }))
+}

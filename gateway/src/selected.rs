@@ -1,0 +1,274 @@
+//! The selected mailbox as one session sees it: its message list (sequence number =
+//! position), and the bringing-in of changes made elsewhere as untagged
+//! `EXISTS`/`EXPUNGE`/`FETCH` responses, following RFC 3501's rules on when an
+//! `EXPUNGE` may be sent.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+
+use chrono::{DateTime, FixedOffset};
+use futures::FutureExt;
+use futures::StreamExt;
+use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use pluto_backends::{
+    ChangeFeed, Changes, Flags, MailboxName, MailboxSnapshot, MessageMeta, ModSeq, Uid, UidValidity,
+};
+
+use crate::response::CmdError;
+
+/// One message in the session's view.
+#[derive(Clone, Debug)]
+pub struct Msg {
+    pub uid: Uid,
+    pub flags: Flags,
+    pub modseq: ModSeq,
+    pub internal_date: DateTime<FixedOffset>,
+    pub size: u32,
+}
+
+impl From<MessageMeta> for Msg {
+    fn from(m: MessageMeta) -> Self {
+        Self {
+            uid: m.uid,
+            flags: m.flags,
+            modseq: m.modseq,
+            internal_date: m.internal_date,
+            size: m.size,
+        }
+    }
+}
+
+pub struct Selected {
+    pub name: MailboxName,
+    pub read_only: bool,
+    pub uid_validity: UidValidity,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+    /// Ascending by UID; sequence number n is `messages[n - 1]`.
+    pub messages: Vec<Msg>,
+    /// Expunged in the store, not yet announced to this client.
+    pub pending_expunge: BTreeSet<Uid>,
+    pub feed: ChangeFeed,
+    /// The feed told of a change this session has not fetched yet.
+    pub feed_dirty: bool,
+    /// The feed ended: the store behind it is gone.
+    pub feed_closed: bool,
+}
+
+impl Selected {
+    pub fn new(
+        name: MailboxName,
+        read_only: bool,
+        snapshot: MailboxSnapshot,
+        feed: ChangeFeed,
+    ) -> Self {
+        Self {
+            name,
+            read_only,
+            uid_validity: snapshot.uid_validity,
+            uid_next: snapshot.uid_next,
+            highest_modseq: snapshot.highest_modseq,
+            messages: snapshot.messages.into_iter().map(Msg::from).collect(),
+            pending_expunge: BTreeSet::new(),
+            feed,
+            feed_dirty: false,
+            feed_closed: false,
+        }
+    }
+
+    pub fn index_of(&self, uid: Uid) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    pub fn exists(&self) -> u32 {
+        self.messages.len() as u32
+    }
+
+    /// Takes every notification waiting on the feed without blocking.
+    pub fn drain_feed(&mut self) {
+        while let Some(next) = self.feed.next().now_or_never() {
+            match next {
+                Some(modseq) => {
+                    if modseq > self.highest_modseq {
+                        self.feed_dirty = true;
+                    }
+                }
+                None => {
+                    self.feed_closed = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Folds a change set into the view and returns the untagged responses that tell the
+    /// client. With `allow_expunge` false, expunges are kept for later (RFC 3501 7.4.1).
+    pub fn apply(
+        &mut self,
+        changes: Changes,
+        allow_expunge: bool,
+        with_uid: bool,
+    ) -> Vec<Response<'static>> {
+        let mut out = Vec::new();
+        let before = self.messages.len();
+        match changes {
+            Changes::Delta {
+                highest_modseq,
+                uid_next,
+                updated,
+                expunged,
+            } => {
+                for uid in expunged {
+                    if self.index_of(uid).is_some() {
+                        self.pending_expunge.insert(uid);
+                    }
+                }
+                for meta in updated {
+                    self.update(meta, with_uid, &mut out);
+                }
+                self.highest_modseq = self.highest_modseq.max(highest_modseq);
+                self.uid_next = self.uid_next.max(uid_next);
+            }
+            Changes::Snapshot(snapshot) => {
+                let present: BTreeSet<Uid> = snapshot.messages.iter().map(|m| m.uid).collect();
+                for m in &self.messages {
+                    if !present.contains(&m.uid) {
+                        self.pending_expunge.insert(m.uid);
+                    }
+                }
+                for meta in snapshot.messages {
+                    self.update(meta, with_uid, &mut out);
+                }
+                self.highest_modseq = self.highest_modseq.max(snapshot.highest_modseq);
+                self.uid_next = self.uid_next.max(snapshot.uid_next);
+            }
+        }
+        if allow_expunge {
+            out.extend(self.take_expunges());
+        }
+        if self.messages.len() != before || !out.is_empty() && self.messages.len() > before {
+            out.push(Response::Data(Data::Exists(self.exists())));
+        }
+        out
+    }
+
+    fn update(&mut self, meta: MessageMeta, with_uid: bool, out: &mut Vec<Response<'static>>) {
+        let uid = meta.uid;
+        match self.index_of(uid) {
+            Some(i) => {
+                if self.pending_expunge.contains(&uid) {
+                    return;
+                }
+                let msg = &mut self.messages[i];
+                msg.modseq = msg.modseq.max(meta.modseq);
+                if msg.flags != meta.flags {
+                    msg.flags = meta.flags;
+                    out.push(flags_response(i, msg, with_uid));
+                }
+            }
+            None => {
+                // UIDs only ascend: a UID above the last one is a new message; one below it
+                // was expunged here already.
+                if self.messages.last().is_none_or(|last| uid > last.uid) {
+                    self.messages.push(Msg::from(meta));
+                }
+            }
+        }
+    }
+
+    /// Announces and removes the expunges kept for later.
+    pub fn take_expunges(&mut self) -> Vec<Response<'static>> {
+        let mut out = Vec::new();
+        let pending = std::mem::take(&mut self.pending_expunge);
+        for uid in pending {
+            if let Some(i) = self.index_of(uid) {
+                self.messages.remove(i);
+                if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
+                    out.push(Response::Data(Data::Expunge(seq)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes messages this session expunged itself and returns the `EXPUNGE`s.
+    pub fn expunged_here(&mut self, uids: &[Uid]) -> Vec<Response<'static>> {
+        self.pending_expunge.extend(uids.iter().copied());
+        self.take_expunges()
+    }
+
+    /// The indexes (0-based) a sequence set names, ascending and without repeats.
+    /// Sequence numbers past the end are an error; UIDs that do not exist are skipped.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, CmdError> {
+        let mut out = Vec::new();
+        if uid {
+            let Some(last) = self.messages.last().map(|m| m.uid.get()) else {
+                return Ok(out);
+            };
+            for seq in set.0.as_ref() {
+                let (lo, hi) = bounds(seq, last);
+                let start = self.messages.partition_point(|m| m.uid.get() < lo);
+                let end = self.messages.partition_point(|m| m.uid.get() <= hi);
+                out.extend(start..end);
+            }
+        } else {
+            let count = self.messages.len() as u32;
+            for seq in set.0.as_ref() {
+                let (lo, hi) = bounds(seq, count);
+                if count == 0
+                    && matches!(
+                        seq,
+                        Sequence::Single(SeqOrUid::Asterisk)
+                            | Sequence::Range(_, SeqOrUid::Asterisk)
+                            | Sequence::Range(SeqOrUid::Asterisk, _)
+                    )
+                    && hi.max(lo) <= 1
+                {
+                    continue;
+                }
+                if hi > count || lo == 0 {
+                    return Err(CmdError::bad(
+                        "Invalid message sequence number (no such message)",
+                    ));
+                }
+                out.extend((lo as usize - 1)..(hi as usize));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// The (low, high) of one sequence or range, with `*` standing for `largest`.
+fn bounds(seq: &Sequence, largest: u32) -> (u32, u32) {
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    match seq {
+        Sequence::Single(v) => (value(v), value(v)),
+        Sequence::Range(a, b) => {
+            let (a, b) = (value(a), value(b));
+            (a.min(b), a.max(b))
+        }
+    }
+}
+
+/// `* n FETCH (FLAGS (…) [UID u])` for a flag change.
+pub fn flags_response(index: usize, msg: &Msg, with_uid: bool) -> Response<'static> {
+    let mut items = vec![MessageDataItem::Flags(crate::flags::to_wire_fetch(
+        &msg.flags,
+    ))];
+    if with_uid {
+        items.push(MessageDataItem::Uid(msg.uid.0));
+    }
+    let seq = NonZeroU32::new(index as u32 + 1).unwrap_or(NonZeroU32::MIN);
+    Response::Data(Data::Fetch {
+        seq,
+        items: Vec1::unvalidated(items),
+    })
+}

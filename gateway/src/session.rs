@@ -1,0 +1,418 @@
+//! One client session: the IMAP state machine (not authenticated → authenticated →
+//! selected → logout), the command loop with its timeouts, and the hand-off of each
+//! command to its module under `command/`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::{Response, StatusKind};
+use pluto_backends::UserId;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::response::{self, CmdError, CmdResult, Done};
+use crate::selected::Selected;
+use crate::server::Shared;
+use crate::wire::{Connection, Incoming, ReadError};
+
+pub enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected(Box<Selected>),
+    Logout,
+}
+
+pub struct Session {
+    pub shared: Arc<Shared>,
+    pub conn: Connection,
+    pub peer: SocketAddr,
+    pub user: Option<UserId>,
+    pub state: State,
+    pub shutdown: watch::Receiver<bool>,
+    /// Failed logins in this session; too many end it.
+    pub failed_logins: u32,
+    /// Commands in a row that were BAD; too many end the session.
+    pub bad_in_a_row: u32,
+}
+
+const MAX_BAD_IN_A_ROW: u32 = 20;
+
+impl Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        conn: Connection,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            shared,
+            conn,
+            peer,
+            user: None,
+            state: State::NotAuthenticated,
+            shutdown,
+            failed_logins: 0,
+            bad_in_a_row: 0,
+        }
+    }
+
+    /// Runs the session to its end. Never panics on client input; returns when the
+    /// client logs out, the connection drops, a timeout strikes, or the server stops.
+    pub async fn run(mut self, id: u64) {
+        let span = tracing::info_span!("session", id, peer = %self.peer, user = tracing::field::Empty, tls = self.conn.is_tls());
+        async move {
+            tracing::debug!("connected");
+            if let Err(e) = self.serve().await {
+                tracing::debug!(error = %e, "session ended");
+            }
+            self.conn.shutdown().await;
+            tracing::debug!("closed");
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn serve(&mut self) -> std::io::Result<()> {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] pluto ready.\r\n",
+            self.capabilities().join(" ")
+        );
+        self.conn.send_raw(greeting.as_bytes());
+        self.conn.flush().await?;
+        loop {
+            if matches!(self.state, State::Logout) {
+                return Ok(());
+            }
+            let timeout = Duration::from_secs(if self.user.is_some() {
+                self.shared.config.limits.idle_timeout_secs
+            } else {
+                self.shared.config.limits.preauth_timeout_secs
+            });
+            let mut shutdown = self.shutdown.clone();
+            let incoming = tokio::select! {
+                read = tokio::time::timeout(timeout, self.conn.read_command()) => read,
+                _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+                    self.conn.send(&response::bye("Server shutting down")).await?;
+                    self.conn.flush().await?;
+                    return Ok(());
+                }
+            };
+            let incoming = match incoming {
+                Err(_elapsed) => {
+                    self.conn
+                        .send(&response::bye("Autologout; idle for too long"))
+                        .await?;
+                    self.conn.flush().await?;
+                    return Ok(());
+                }
+                Ok(Err(ReadError::LineTooLong(limit))) => {
+                    let text = format!("Command line longer than {limit} bytes");
+                    self.conn.send(&response::bye(text)).await?;
+                    self.conn.flush().await?;
+                    return Ok(());
+                }
+                Ok(Err(ReadError::Closed)) => return Ok(()),
+                Ok(Err(ReadError::Io(e))) => return Err(e),
+                Ok(Ok(incoming)) => incoming,
+            };
+            match incoming {
+                Incoming::Message(command) => self.handle(command).await?,
+                Incoming::Invalid { tag, reason } => {
+                    self.bad_in_a_row += 1;
+                    let response = match tag {
+                        Some(tag) => response::tagged(tag, StatusKind::Bad, None, reason),
+                        None => response::untagged(StatusKind::Bad, None, reason),
+                    };
+                    self.conn.send(&response).await?;
+                }
+                Incoming::Refused => {}
+            }
+            if self.bad_in_a_row >= MAX_BAD_IN_A_ROW {
+                self.conn
+                    .send(&response::bye("Too many invalid commands"))
+                    .await?;
+                self.conn.flush().await?;
+                return Ok(());
+            }
+            self.conn.flush().await?;
+        }
+    }
+
+    async fn handle(&mut self, command: Command<'static>) -> std::io::Result<()> {
+        let Command { tag, body } = command;
+        let name = body.name();
+        tracing::debug!(tag = tag.inner(), command = name, "command");
+        let result = self.dispatch(tag.clone(), body).await;
+        self.finish(tag, result).await
+    }
+
+    /// Sends the tagged answer for a command, with any untagged updates first.
+    pub async fn finish(&mut self, tag: Tag<'static>, result: CmdResult) -> std::io::Result<()> {
+        let response = match result {
+            Ok(Done { kind, code, text }) => {
+                self.bad_in_a_row = 0;
+                response::tagged(tag, kind, code, text)
+            }
+            Err(CmdError::No { code, text }) => {
+                self.bad_in_a_row = 0;
+                response::tagged(tag, StatusKind::No, code, text)
+            }
+            Err(CmdError::Bad { code, text }) => {
+                self.bad_in_a_row += 1;
+                response::tagged(tag, StatusKind::Bad, code, text)
+            }
+            Err(CmdError::Answered) => return Ok(()),
+            Err(CmdError::Io(e)) => return Err(e),
+        };
+        self.conn.send(&response).await
+    }
+
+    async fn dispatch(&mut self, tag: Tag<'static>, body: CommandBody<'static>) -> CmdResult {
+        use CommandBody as C;
+        // Commands valid in any state.
+        match body {
+            C::Capability => return self.cmd_capability().await,
+            C::Noop => return self.cmd_noop().await,
+            C::Logout => return self.cmd_logout().await,
+            C::Id { parameters } => return self.cmd_id(parameters).await,
+            _ => {}
+        }
+        if self.user.is_none() {
+            return match body {
+                C::StartTLS => self.cmd_starttls(tag).await,
+                C::Login { username, password } => self.cmd_login(username, password).await,
+                C::Authenticate {
+                    mechanism,
+                    initial_response,
+                } => self.cmd_authenticate(mechanism, initial_response).await,
+                _ => Err(CmdError::bad(format!(
+                    "{} is not allowed before logging in",
+                    command_name(&body)
+                ))),
+            };
+        }
+        let selected_only = matches!(
+            body,
+            C::Check
+                | C::Close
+                | C::Unselect
+                | C::Expunge
+                | C::ExpungeUid { .. }
+                | C::Search { .. }
+                | C::Fetch { .. }
+                | C::Store { .. }
+                | C::Copy { .. }
+                | C::Move { .. }
+        );
+        if selected_only && !matches!(self.state, State::Selected(_)) {
+            return Err(CmdError::bad(format!(
+                "{} needs a selected mailbox (SELECT first)",
+                command_name(&body)
+            )));
+        }
+        // RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH by number.
+        let (allow_expunge, with_uid) = match &body {
+            C::Fetch { uid, .. } | C::Store { uid, .. } | C::Search { uid, .. } => (*uid, *uid),
+            C::Copy { uid, .. } | C::Move { uid, .. } => (true, *uid),
+            _ => (true, false),
+        };
+        let result = match body {
+            C::StartTLS | C::Login { .. } | C::Authenticate { .. } => {
+                Err(CmdError::bad("Already logged in"))
+            }
+            C::Enable { capabilities } => self.cmd_enable(capabilities).await,
+            C::Namespace => self.cmd_namespace().await,
+            C::Select { mailbox, .. } => self.cmd_select(mailbox, false).await,
+            C::Examine { mailbox, .. } => self.cmd_select(mailbox, true).await,
+            C::Create { mailbox } => self.cmd_create(mailbox).await,
+            C::Delete { mailbox } => self.cmd_delete(mailbox).await,
+            C::Rename { from, to } => self.cmd_rename(from, to).await,
+            C::Subscribe { mailbox } => self.cmd_subscribe(mailbox, true).await,
+            C::Unsubscribe { mailbox } => self.cmd_subscribe(mailbox, false).await,
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => self.cmd_list(reference, mailbox_wildcard, false).await,
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.cmd_list(reference, mailbox_wildcard, true).await,
+            C::Status {
+                mailbox,
+                item_names,
+            } => self.cmd_status(mailbox, item_names.into_owned()).await,
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.cmd_append(mailbox, flags, date, message).await,
+            C::Idle => self.cmd_idle(tag).await,
+            C::Check => self.cmd_noop_named("CHECK").await,
+            C::Close => self.cmd_close().await,
+            C::Unselect => self.cmd_unselect().await,
+            C::Expunge => self.cmd_expunge(None).await,
+            C::ExpungeUid { sequence_set } => self.cmd_expunge(Some(sequence_set)).await,
+            C::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.cmd_search(charset, criteria, uid).await,
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => self.cmd_fetch(sequence_set, macro_or_item_names, uid).await,
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => {
+                self.cmd_store(sequence_set, kind, response, flags, uid)
+                    .await
+            }
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.cmd_copy(sequence_set, mailbox, uid, false).await,
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.cmd_copy(sequence_set, mailbox, uid, true).await,
+            other => Err(CmdError::bad(format!(
+                "{} is not supported",
+                command_name(&other)
+            ))),
+        };
+        // After every command in the selected state, tell the client what changed
+        // elsewhere (EXPUNGE only where RFC 3501 allows it).
+        if let Err(CmdError::Io(_)) = result {
+            return result;
+        }
+        if let Err(e) = self.after_command(allow_expunge, with_uid).await {
+            return Err(e);
+        }
+        result
+    }
+
+    /// Brings in changes the feed told of, after a command.
+    async fn after_command(&mut self, allow_expunge: bool, with_uid: bool) -> Result<(), CmdError> {
+        let State::Selected(selected) = &mut self.state else {
+            return Ok(());
+        };
+        selected.drain_feed();
+        if selected.feed_dirty {
+            self.refresh(allow_expunge, with_uid).await?;
+        } else if let State::Selected(selected) = &mut self.state {
+            if allow_expunge && !selected.pending_expunge.is_empty() {
+                for response in selected.take_expunges() {
+                    self.conn.send(&response).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the store what changed in the selected mailbox and sends it to the client.
+    pub async fn refresh(&mut self, allow_expunge: bool, with_uid: bool) -> Result<(), CmdError> {
+        let user = self.user()?.clone();
+        let State::Selected(selected) = &mut self.state else {
+            return Ok(());
+        };
+        selected.feed_dirty = false;
+        let changes = match self
+            .shared
+            .store
+            .changes_since(&user, &selected.name, selected.highest_modseq)
+            .await
+        {
+            Ok(changes) => changes,
+            Err(pluto_backends::StoreError::NoSuchMailbox(_)) => {
+                self.conn
+                    .send(&response::bye("Selected mailbox was deleted"))
+                    .await?;
+                self.conn.flush().await?;
+                self.state = State::Logout;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let responses = selected.apply(changes, allow_expunge, with_uid);
+        for response in responses {
+            self.conn.send(&response).await?;
+        }
+        Ok(())
+    }
+
+    pub fn user(&self) -> Result<&UserId, CmdError> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| CmdError::bad("Not logged in"))
+    }
+
+    pub fn selected(&mut self) -> Result<&mut Selected, CmdError> {
+        match &mut self.state {
+            State::Selected(s) => Ok(s),
+            _ => Err(CmdError::bad("No mailbox selected")),
+        }
+    }
+
+    pub async fn send(&mut self, response: &Response<'_>) -> Result<(), CmdError> {
+        self.conn.send(response).await.map_err(CmdError::Io)
+    }
+
+    /// Whether plaintext LOGIN / AUTHENTICATE PLAIN is allowed on this connection.
+    pub fn plaintext_allowed(&self) -> bool {
+        self.conn.is_tls()
+            || (self.shared.config.auth.allow_insecure_loopback && self.peer.ip().is_loopback())
+    }
+
+    /// The capability list for this connection's state.
+    pub fn capabilities(&self) -> Vec<String> {
+        let mut caps = vec!["IMAP4rev1".to_owned()];
+        if self.user.is_none() {
+            if !self.conn.is_tls() && self.shared.tls.is_some() {
+                caps.push("STARTTLS".to_owned());
+            }
+            if self.plaintext_allowed() {
+                caps.push("AUTH=PLAIN".to_owned());
+            } else {
+                caps.push("LOGINDISABLED".to_owned());
+            }
+            caps.push("SASL-IR".to_owned());
+        }
+        caps.extend(
+            [
+                "LITERAL+",
+                "ID",
+                "ENABLE",
+                "IDLE",
+                "NAMESPACE",
+                "UNSELECT",
+                "UIDPLUS",
+                "MOVE",
+                "SPECIAL-USE",
+                "CHILDREN",
+            ]
+            .map(str::to_owned),
+        );
+        caps.push(format!(
+            "APPENDLIMIT={}",
+            self.shared.config.limits.append_limit
+        ));
+        caps
+    }
+}
+
+pub fn command_name(body: &CommandBody<'_>) -> &'static str {
+    body.name()
+}

@@ -1,0 +1,458 @@
+//! One client connection on the wire: TLS or plain bytes in, IMAP messages out.
+//!
+//! Framing is imap-codec's `Fragmentizer`, which splits input into lines and literals
+//! before any parsing, so a malformed command can be thrown away without ever reading a
+//! literal's bytes as a command. This layer enforces the line-length and literal-size
+//! bounds itself: a synchronizing literal above APPENDLIMIT is refused with
+//! `NO [TOOBIG]` before the client sends it (imap-next's server flow can only answer
+//! `BAD`, which is why the server does not use it); a command line longer than the
+//! limit ends the connection, since its bytes could not be kept.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use imap_codec::decode::{
+    AuthenticateDataDecodeError, CommandDecodeError, Decoder, IdleDoneDecodeError,
+};
+use imap_codec::encode::Encoder;
+use imap_codec::fragmentizer::{
+    DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
+};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::AuthenticateData;
+use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::core::{LiteralMode, Tag};
+use imap_codec::imap_types::response::Response;
+use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec, ResponseCodec};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// The byte stream under a session: plain TCP, or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// What the client sent, once a whole message has arrived.
+#[derive(Debug)]
+pub enum Incoming<T> {
+    Message(T),
+    /// The message could not be parsed; the tag when one could be read, and why.
+    Invalid {
+        tag: Option<Tag<'static>>,
+        reason: String,
+    },
+    /// A synchronizing literal above the limit: already answered `NO [TOOBIG]`.
+    Refused,
+}
+
+/// What kind of message the session expects next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Command,
+    AuthenticateData,
+    IdleDone,
+}
+
+/// A read that cannot go on: the peer closed, a transport error, or input the
+/// connection cannot survive (a line over the limit).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("connection closed")]
+    Closed,
+    #[error("command line longer than {0} bytes")]
+    LineTooLong(u32),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+pub struct Connection {
+    stream: Option<Stream>,
+    fragmentizer: Fragmentizer,
+    /// Offset in the current message where the current line began.
+    line_start: usize,
+    max_line: u32,
+    literal_limit: u32,
+    /// A non-synchronizing literal above the limit was announced in this message.
+    literal_too_big: bool,
+    out: Vec<u8>,
+    read_buf: Vec<u8>,
+}
+
+/// Flush the output buffer once it holds this much, even mid-response.
+const FLUSH_AT: usize = 256 * 1024;
+
+impl Connection {
+    pub fn new(stream: Stream, max_line: u32, literal_limit: u32) -> Self {
+        Self {
+            stream: Some(stream),
+            fragmentizer: Fragmentizer::new(literal_limit.saturating_add(max_line)),
+            line_start: 0,
+            max_line,
+            literal_limit,
+            literal_too_big: false,
+            out: Vec::with_capacity(4096),
+            read_buf: vec![0; 16 * 1024],
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Some(Stream::Tls(_)))
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))
+    }
+
+    /// Queues a response; it is written at the next [`Connection::flush`] (or sooner
+    /// when the buffer grows large).
+    pub async fn send(&mut self, response: &Response<'_>) -> io::Result<()> {
+        let encoded = ResponseCodec::default().encode(response);
+        self.out.extend_from_slice(&encoded.dump());
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues raw bytes that are already valid IMAP (for the few fixed lines).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let stream = self.stream()?;
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+        self.out = out;
+        self.out.clear();
+        if self.out.capacity() > FLUSH_AT * 4 {
+            self.out = Vec::with_capacity(4096);
+        }
+        Ok(())
+    }
+
+    /// Upgrades a plain connection to TLS (STARTTLS). Input the client pipelined after
+    /// STARTTLS is thrown away: it arrived unprotected (the classic STARTTLS injection).
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        self.flush().await?;
+        let plain = match self.stream.take() {
+            Some(Stream::Plain(tcp)) => tcp,
+            Some(other) => {
+                self.stream = Some(other);
+                return Err(io::Error::other("already TLS"));
+            }
+            None => return Err(io::Error::new(io::ErrorKind::NotConnected, "no stream")),
+        };
+        self.fragmentizer = Fragmentizer::new(self.literal_limit.saturating_add(self.max_line));
+        self.line_start = 0;
+        self.literal_too_big = false;
+        let tls = acceptor.accept(plain).await?;
+        self.stream = Some(Stream::Tls(Box::new(tls)));
+        Ok(())
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.flush().await;
+        if let Some(stream) = self.stream.as_mut() {
+            let _ = stream.shutdown().await;
+        }
+    }
+
+    /// Reads the next command. Cancel-safe: bytes read are kept for the next call.
+    pub async fn read_command(&mut self) -> Result<Incoming<Command<'static>>, ReadError> {
+        if let Some(refused) = self.read_message(Expect::Command).await? {
+            return Ok(refused);
+        }
+        Ok(self.decode(&CommandCodec::default()))
+    }
+
+    /// Reads the client's answer to an AUTHENTICATE challenge.
+    pub async fn read_authenticate_data(
+        &mut self,
+    ) -> Result<Incoming<AuthenticateData<'static>>, ReadError> {
+        if let Some(refused) = self.read_message(Expect::AuthenticateData).await? {
+            return Ok(refused);
+        }
+        Ok(self.decode(&AuthenticateDataCodec::default()))
+    }
+
+    /// Reads the `DONE` that ends IDLE. Cancel-safe.
+    pub async fn read_idle_done(&mut self) -> Result<Incoming<()>, ReadError> {
+        if let Some(refused) = self.read_message(Expect::IdleDone).await? {
+            return Ok(refused);
+        }
+        Ok(match self.decode(&IdleDoneCodec::default()) {
+            Incoming::Message(_done) => Incoming::Message(()),
+            Incoming::Invalid { tag, reason } => Incoming::Invalid { tag, reason },
+            Incoming::Refused => Incoming::Refused,
+        })
+    }
+
+    fn decode<C>(&self, codec: &C) -> Incoming<<C as Decoder>::Message<'static>>
+    where
+        C: Decoder,
+        for<'a> C::Message<'a>: IntoStatic<Static = C::Message<'static>>,
+        for<'a> C::Error<'a>: DescribeError,
+    {
+        let tag = || self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+        if self.literal_too_big {
+            return Incoming::Invalid {
+                tag: tag(),
+                reason: format!(
+                    "[TOOBIG] Literal is larger than {} bytes",
+                    self.literal_limit
+                ),
+            };
+        }
+        match self.fragmentizer.decode_message(codec) {
+            Ok(message) => Incoming::Message(message.into_static()),
+            Err(DecodeMessageError::DecodingFailure(error)) => Incoming::Invalid {
+                tag: tag(),
+                reason: error.describe(self.fragmentizer.message_bytes()),
+            },
+            Err(DecodeMessageError::DecodingRemainder { .. }) => Incoming::Invalid {
+                tag: tag(),
+                reason: "Unexpected characters after the command".to_owned(),
+            },
+            Err(DecodeMessageError::MessageTooLong { .. }) => Incoming::Invalid {
+                tag: tag(),
+                reason: "Command is too long".to_owned(),
+            },
+            Err(DecodeMessageError::MessagePoisoned { .. }) => Incoming::Invalid {
+                tag: tag(),
+                reason: "Invalid command".to_owned(),
+            },
+        }
+    }
+
+    /// Drives the fragmentizer until one whole message has arrived. Returns
+    /// `Some(Refused)` when a too-large synchronizing literal was refused instead.
+    async fn read_message<T>(&mut self, expect: Expect) -> Result<Option<Incoming<T>>, ReadError> {
+        loop {
+            match self.fragmentizer.progress() {
+                Some(FragmentInfo::Line {
+                    start,
+                    end,
+                    announcement,
+                    ..
+                }) => {
+                    if start == 0 {
+                        self.literal_too_big = false;
+                    }
+                    self.line_start = end;
+                    if end - start > self.max_line as usize {
+                        return Err(ReadError::LineTooLong(self.max_line));
+                    }
+                    if let Some(LiteralAnnouncement { mode, length }) = announcement {
+                        if expect != Expect::Command {
+                            // Literals only belong in commands; take the line as it is and
+                            // let decoding reject it.
+                            self.fragmentizer.poison_message();
+                        } else if length > self.literal_limit {
+                            match mode {
+                                LiteralMode::Sync => {
+                                    let tag = self
+                                        .fragmentizer
+                                        .decode_tag()
+                                        .map(|t| t.inner().to_owned())
+                                        .unwrap_or_else(|| "*".to_owned());
+                                    self.fragmentizer.skip_message();
+                                    self.line_start = 0;
+                                    let line = format!(
+                                        "{tag} NO [TOOBIG] Literal is larger than the limit of {} bytes\r\n",
+                                        self.literal_limit
+                                    );
+                                    self.send_raw(line.as_bytes());
+                                    self.flush().await?;
+                                    return Ok(Some(Incoming::Refused));
+                                }
+                                LiteralMode::NonSync => {
+                                    // The client sends it anyway (RFC 7888): read and drop it,
+                                    // then answer with an error for the whole command.
+                                    self.fragmentizer.poison_message();
+                                    self.literal_too_big = true;
+                                }
+                            }
+                        } else if mode == LiteralMode::Sync {
+                            self.send_raw(b"+ Ready for literal data\r\n");
+                            self.flush().await?;
+                        }
+                    }
+                    if self.fragmentizer.is_message_complete() {
+                        self.line_start = 0;
+                        return Ok(None);
+                    }
+                }
+                Some(FragmentInfo::Literal { end, .. }) => {
+                    self.line_start = end;
+                    if self.fragmentizer.is_message_complete() {
+                        self.line_start = 0;
+                        return Ok(None);
+                    }
+                }
+                None => {
+                    let pending_line = self
+                        .fragmentizer
+                        .message_bytes()
+                        .len()
+                        .saturating_sub(self.line_start);
+                    if pending_line > self.max_line as usize {
+                        return Err(ReadError::LineTooLong(self.max_line));
+                    }
+                    let Some(stream) = self.stream.as_mut() else {
+                        return Err(ReadError::Closed);
+                    };
+                    let n = stream.read(&mut self.read_buf).await?;
+                    if n == 0 {
+                        return Err(ReadError::Closed);
+                    }
+                    self.fragmentizer.enqueue_bytes(&self.read_buf[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// A short, clear text for a message that did not parse.
+pub(crate) trait DescribeError {
+    fn describe(&self, message: &[u8]) -> String;
+}
+
+impl DescribeError for CommandDecodeError<'_> {
+    fn describe(&self, message: &[u8]) -> String {
+        describe_command(message)
+    }
+}
+
+impl DescribeError for AuthenticateDataDecodeError {
+    fn describe(&self, _message: &[u8]) -> String {
+        "Invalid base64 in the authentication exchange".to_owned()
+    }
+}
+
+impl DescribeError for IdleDoneDecodeError {
+    fn describe(&self, _message: &[u8]) -> String {
+        "Expected DONE to end IDLE".to_owned()
+    }
+}
+
+/// The commands this server knows, for telling "unknown command" from "bad arguments".
+const KNOWN_COMMANDS: &[&str] = &[
+    "CAPABILITY",
+    "NOOP",
+    "LOGOUT",
+    "STARTTLS",
+    "AUTHENTICATE",
+    "LOGIN",
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "CHECK",
+    "CLOSE",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "UID",
+    "IDLE",
+    "MOVE",
+    "NAMESPACE",
+    "ID",
+    "ENABLE",
+    "UNSELECT",
+];
+
+fn describe_command(message: &[u8]) -> String {
+    let line_end = message
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(message.len());
+    let line = String::from_utf8_lossy(&message[..line_end]);
+    let mut words = line.split(' ');
+    let tag = words.next().unwrap_or_default();
+    let Some(mut name) = words.next().map(|w| w.to_ascii_uppercase()) else {
+        return if tag.is_empty() {
+            "Empty command line".to_owned()
+        } else {
+            "Missing command".to_owned()
+        };
+    };
+    if name == "UID" {
+        if let Some(sub) = words.next() {
+            name = format!("UID {}", sub.to_ascii_uppercase());
+        }
+    }
+    let base = name.split(' ').next_back().unwrap_or_default();
+    if KNOWN_COMMANDS.contains(&name.as_str())
+        || (name.starts_with("UID ") && KNOWN_COMMANDS.contains(&base))
+    {
+        format!("Error in IMAP command {name}: invalid arguments")
+    } else if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ')
+        && !name.is_empty()
+    {
+        format!("Unknown command {name}")
+    } else {
+        "Invalid command syntax".to_owned()
+    }
+}
