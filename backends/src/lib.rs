@@ -9,12 +9,14 @@
 //!   response code in one place.
 //! - [`maildir`]: the plain Maildir++ backend.
 //! - [`conformance`]: the test suite every backend must pass.
+//! - [`net`]: internal links (mutual TLS, versioned frames) for the RPC and replication.
 //!
 //! Nothing here knows IMAP syntax: this crate speaks mailboxes, messages, UIDs and flags.
 
 pub mod conformance;
 pub mod error;
 pub mod maildir;
+pub mod net;
 pub mod store;
 pub mod types;
 

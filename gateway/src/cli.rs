@@ -33,6 +33,24 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage the users file.
     User(UserArgs),
+    /// Make the private CA for internal links (if missing) and a certificate per node.
+    Pki(PkiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PkiArgs {
+    /// Directory for ca.pem, ca-key.pem and NAME.pem / NAME-key.pem.
+    #[arg(long, default_value = "pki")]
+    pub out: PathBuf,
+    /// Extra subject alternative names (DNS names or IP addresses) for every node certificate.
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
+    /// Re-issue certificates that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Node names (DNS-style), e.g. gw1 worker1 worker2 storage1.
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +109,16 @@ pub async fn run(cli: Cli) -> Result<(), GatewayError> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::User(args) => user(args).await,
+        Command::Pki(args) => {
+            let written = crate::pki::generate(&args.out, &args.names, &args.sans, args.force)?;
+            for path in &written {
+                println!("wrote {path}");
+            }
+            if written.is_empty() {
+                println!("nothing to do: the certificates exist (use --force to re-issue)");
+            }
+            Ok(())
+        }
     }
 }
 

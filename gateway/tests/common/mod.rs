@@ -217,3 +217,133 @@ pub fn message(subject: &str, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+// ---------------------------------------------------------------------------------------
+// Helpers for the black-box suites (imap_*.rs): async-imap sessions and a few raw extras.
+// ---------------------------------------------------------------------------------------
+
+/// An async-imap session over plain TCP.
+pub type Imap = async_imap::Session<TcpStream>;
+
+impl TestServer {
+    /// An async-imap client on the plain port, greeting read.
+    pub async fn client(&self) -> async_imap::Client<TcpStream> {
+        let tcp = TcpStream::connect(self.imap).await.unwrap();
+        let mut client = async_imap::Client::new(tcp);
+        let greeting = client.read_response().await.unwrap();
+        assert!(greeting.is_some(), "no greeting");
+        client
+    }
+
+    /// An async-imap session on the plain port, logged in as `USER`.
+    pub async fn session(&self) -> Imap {
+        self.client()
+            .await
+            .login(USER, PASSWORD)
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap()
+    }
+
+    /// A raw client on the implicit-TLS port, greeting read.
+    pub async fn raw_tls(&self) -> Raw<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.imaps).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = self.tls_connector().connect(name, tcp).await.unwrap();
+        let mut raw = Raw::new(tls);
+        let greeting = raw.line().await;
+        assert!(greeting.starts_with("* OK"), "{greeting}");
+        raw
+    }
+
+    /// A raw client on the plain port, logged in and with `mailbox` selected.
+    pub async fn select(&self, mailbox: &str) -> Raw<TcpStream> {
+        let mut raw = self.login().await;
+        let r = raw.cmd(&format!("SELECT {mailbox}")).await;
+        assert!(r.ok(), "{r:?}");
+        raw
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
+    /// Sends `TAG ` + `bytes` as they are (no CRLF added) and reads until the tagged answer.
+    pub async fn cmd_bytes(&mut self, bytes: &[u8]) -> Reply {
+        let tag = self.tag();
+        let mut out = format!("{tag} ").into_bytes();
+        out.extend_from_slice(bytes);
+        self.send(&out).await;
+        self.read_reply(&tag).await
+    }
+
+    /// APPEND with a non-synchronizing literal (LITERAL+).
+    pub async fn append_plus(&mut self, mailbox: &str, flags: &str, message: &[u8]) -> Reply {
+        let mut out = format!("APPEND {mailbox} ({flags}) {{{}+}}\r\n", message.len()).into_bytes();
+        out.extend_from_slice(message);
+        out.extend_from_slice(b"\r\n");
+        self.cmd_bytes(&out).await
+    }
+
+    /// Reads a line if one arrives within `wait`; `None` when the server stays quiet.
+    pub async fn maybe_line(&mut self, wait: Duration) -> Option<String> {
+        let mut line = Vec::new();
+        match tokio::time::timeout(wait, self.stream.read_until(b'\n', &mut line)).await {
+            Ok(Ok(n)) if n > 0 => {
+                Some(String::from_utf8_lossy(&line).trim_end_matches("\r\n").to_owned())
+            }
+            Ok(_) => None,
+            Err(_) => {
+                // A partial line would be lost by the cancelled read; responses come whole.
+                assert!(line.is_empty(), "partial line: {}", String::from_utf8_lossy(&line));
+                None
+            }
+        }
+    }
+}
+
+impl Reply {
+    /// The numbers of `* SEARCH …`, in the order sent.
+    pub fn search(&self) -> Vec<u32> {
+        let line = self
+            .untagged
+            .iter()
+            .find(|l| l.starts_with("* SEARCH"))
+            .unwrap_or_else(|| panic!("no SEARCH response in {self:?}"));
+        line["* SEARCH".len()..]
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect()
+    }
+
+    /// The response code of the tagged line, e.g. `APPENDUID 1 3` for `a1 OK [APPENDUID 1 3] …`.
+    pub fn code(&self) -> Option<String> {
+        let open = self.tagged.find('[')?;
+        let close = self.tagged[open..].find(']')? + open;
+        Some(self.tagged[open + 1..close].to_owned())
+    }
+
+    /// The untagged lines that start with `prefix`.
+    pub fn lines(&self, prefix: &str) -> Vec<&str> {
+        self.untagged
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// The UID that `[APPENDUID v u]` names.
+pub fn appended_uid(reply: &Reply) -> u32 {
+    let code = reply.code().unwrap_or_else(|| panic!("no code in {reply:?}"));
+    let mut words = code.split(' ');
+    assert_eq!(words.next(), Some("APPENDUID"), "{reply:?}");
+    words.nth(1).unwrap().parse().unwrap()
+}
+
+/// Everything async-imap set aside as unsolicited so far.
+pub fn unsolicited(session: &Imap) -> Vec<async_imap::types::UnsolicitedResponse> {
+    let mut out = Vec::new();
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        out.push(r);
+    }
+    out
+}
