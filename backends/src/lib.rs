@@ -9,6 +9,7 @@
 //!   response code in one place.
 //! - [`maildir`]: the plain Maildir++ backend.
 //! - [`conformance`]: the test suite every backend must pass.
+//! - [`remote`]: the MailStore over the network (a gateway's client, a node's server).
 //! - [`net`]: internal links (mutual TLS, versioned frames) for the RPC and replication.
 //!
 //! Nothing here knows IMAP syntax: this crate speaks mailboxes, messages, UIDs and flags.
@@ -17,6 +18,7 @@ pub mod conformance;
 pub mod error;
 pub mod maildir;
 pub mod net;
+pub mod remote;
 pub mod store;
 pub mod types;
 

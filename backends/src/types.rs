@@ -192,9 +192,7 @@ impl fmt::Display for MailboxName {
 }
 
 /// A message's unique identifier within one [`UidValidity`] of one mailbox.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Uid(pub NonZeroU32);
 
 impl Uid {
@@ -221,9 +219,7 @@ impl fmt::Display for Uid {
 }
 
 /// A mailbox's UIDVALIDITY: while it stays the same, a UID names the same message.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct UidValidity(pub NonZeroU32);
 
 impl UidValidity {
@@ -273,7 +269,8 @@ impl Keyword {
     pub fn new(name: impl Into<String>) -> Result<Self, InvalidName> {
         let name = name.into();
         let atom_char = |b: u8| {
-            b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
         };
         if name.is_empty() || name.len() > 128 || !name.bytes().all(atom_char) {
             return Err(InvalidName::new("a keyword is an atom of 1 to 128 bytes"));
@@ -546,7 +543,7 @@ pub enum Changes {
 }
 
 /// A message to append.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMessage {
     pub body: Bytes,
     pub flags: Flags,

@@ -110,7 +110,9 @@ pub async fn run(cli: Cli) -> Result<(), GatewayError> {
         Command::Serve(args) => serve(args).await,
         Command::User(args) => user(args).await,
         Command::Pki(args) => {
-            let written = crate::pki::generate(&args.out, &args.names, &args.sans, args.force)?;
+            let written =
+                pluto_backends::net::pki::generate(&args.out, &args.names, &args.sans, args.force)
+                    .map_err(|e| GatewayError::Tls(e.to_string()))?;
             for path in &written {
                 println!("wrote {path}");
             }

@@ -19,8 +19,8 @@
 //!    IMAP response codes; [`names`] converts mailbox names (modified UTF-7) and
 //!    matches LIST patterns; [`flags`] converts flags.
 //!
-//! [`config`] is the one typed configuration; [`cli`] the `pluto` subcommands; [`pki`]
-//! makes the private CA and node certificates for internal links.
+//! [`config`] is the one typed configuration; [`cli`] the `pluto` subcommands;
+//! `pluto pki` calls `pluto_backends::net::pki`.
 
 pub mod cli;
 mod command;
@@ -29,7 +29,6 @@ pub mod error;
 pub mod flags;
 mod fsutil;
 pub mod names;
-pub mod pki;
 pub mod response;
 pub mod selected;
 pub mod server;

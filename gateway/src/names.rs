@@ -126,13 +126,10 @@ pub fn to_wire(name: &MailboxName) -> Mailbox<'static> {
     Mailbox::try_from(encoded.clone()).unwrap_or_else(|_| {
         // Not an atom (spaces, quotes, …): send it quoted, or as a literal.
         match Quoted::try_from(encoded.clone()) {
-            Ok(q) => {
-                Mailbox::try_from(AString::String(IString::Quoted(q))).unwrap_or(Mailbox::Inbox)
-            }
-            Err(_) => Mailbox::try_from(AString::String(IString::Literal(Literal::unvalidated(
+            Ok(q) => Mailbox::from(AString::String(IString::Quoted(q))),
+            Err(_) => Mailbox::from(AString::String(IString::Literal(Literal::unvalidated(
                 encoded.into_bytes(),
-            ))))
-            .unwrap_or(Mailbox::Inbox),
+            )))),
         }
     })
 }

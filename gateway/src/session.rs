@@ -298,9 +298,7 @@ impl Session {
         if let Err(CmdError::Io(_)) = result {
             return result;
         }
-        if let Err(e) = self.after_command(allow_expunge, with_uid).await {
-            return Err(e);
-        }
+        self.after_command(allow_expunge, with_uid).await?;
         result
     }
 

@@ -18,9 +18,10 @@ fn load(dir: &std::path::Path, name: &str) -> NodeTls {
 #[tokio::test]
 async fn nodes_of_one_ca_link_and_strangers_are_refused() {
     let pki = tempfile::tempdir().unwrap();
-    pluto_gateway::pki::generate(pki.path(), &["worker1".into(), "gw1".into()], &[], false).unwrap();
+    pluto_backends::net::pki::generate(pki.path(), &["worker1".into(), "gw1".into()], &[], false)
+        .unwrap();
     let other = tempfile::tempdir().unwrap();
-    pluto_gateway::pki::generate(other.path(), &["intruder".into()], &[], false).unwrap();
+    pluto_backends::net::pki::generate(other.path(), &["intruder".into()], &[], false).unwrap();
 
     let server_tls = load(pki.path(), "worker1");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,9 +46,15 @@ async fn nodes_of_one_ca_link_and_strangers_are_refused() {
 
     // A node of the same CA.
     let gw = load(pki.path(), "gw1");
-    let tls = gw.connect("worker1", TcpStream::connect(addr).await.unwrap()).await.unwrap();
+    let tls = gw
+        .connect("worker1", TcpStream::connect(addr).await.unwrap())
+        .await
+        .unwrap();
     let mut framed = Framed::new(tls);
-    assert_eq!(framed.handshake("gw1", Service::Store).await.unwrap(), "worker1");
+    assert_eq!(
+        framed.handshake("gw1", Service::Store).await.unwrap(),
+        "worker1"
+    );
     framed.send(&41u64).await.unwrap();
     assert_eq!(framed.recv::<u64>().await.unwrap(), 42);
 
@@ -59,7 +66,10 @@ async fn nodes_of_one_ca_link_and_strangers_are_refused() {
         &other.path().join("intruder-key.pem"),
     )
     .unwrap();
-    if let Ok(tls) = intruder.connect("worker1", TcpStream::connect(addr).await.unwrap()).await {
+    if let Ok(tls) = intruder
+        .connect("worker1", TcpStream::connect(addr).await.unwrap())
+        .await
+    {
         // With TLS 1.3 the client may finish before the server rejects its certificate;
         // then the first exchange must fail.
         let mut framed = Framed::new(tls);

@@ -3,6 +3,7 @@
 //! Both the MailStore RPC (gateway → node) and replication (node ⇄ node) ride on this.
 
 pub mod frame;
+pub mod pki;
 pub mod tls;
 
 pub use frame::{FrameError, Framed, Hello, PROTOCOL_VERSION, Service};

@@ -95,10 +95,7 @@ impl NodeTls {
         &self,
         tcp: TcpStream,
     ) -> Result<tokio_rustls::TlsStream<TcpStream>, NodeTlsError> {
-        let peer = tcp
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         self.acceptor
             .accept(tcp)
             .await

@@ -5,7 +5,7 @@
 
 use std::num::NonZeroU32;
 
-use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_codec::imap_types::core::{IString, Literal, NString, Quoted, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
@@ -21,7 +21,12 @@ use crate::session::{Session, State};
 /// Messages whose bodies are fetched from the store in one call.
 const BATCH: usize = 64;
 
+/// Message data as a literal; an empty value (a section that does not exist) as `""`,
+/// as Dovecot answers it.
 fn literal(bytes: Vec<u8>) -> NString<'static> {
+    if bytes.is_empty() {
+        return NString(Some(IString::Quoted(Quoted::unvalidated(""))));
+    }
     NString(Some(IString::Literal(Literal::unvalidated(bytes))))
 }
 

@@ -201,13 +201,13 @@ impl Session {
             out.push(if lsub {
                 Data::Lsub {
                     items,
-                    delimiter: delimiter.clone(),
+                    delimiter,
                     mailbox,
                 }
             } else {
                 Data::List {
                     items,
-                    delimiter: delimiter.clone(),
+                    delimiter,
                     mailbox,
                 }
             });

@@ -29,8 +29,10 @@ impl TestServer {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         config.listen.imap = "127.0.0.1:0".into();
         config.listen.imaps = "127.0.0.1:0".into();
         tweak(&mut config);
@@ -139,11 +141,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
         let mut out = Vec::new();
         loop {
             let mut line = Vec::new();
-            let n = tokio::time::timeout(Duration::from_secs(20), self.stream.read_until(b'\n', &mut line))
-                .await
-                .expect("timed out waiting for the server")
-                .unwrap();
-            assert!(n > 0, "connection closed; so far: {}", String::from_utf8_lossy(&out));
+            let n = tokio::time::timeout(
+                Duration::from_secs(20),
+                self.stream.read_until(b'\n', &mut line),
+            )
+            .await
+            .expect("timed out waiting for the server")
+            .unwrap();
+            assert!(
+                n > 0,
+                "connection closed; so far: {}",
+                String::from_utf8_lossy(&out)
+            );
             out.extend_from_slice(&line);
             // A literal announcement at the end of the line: {n}\r\n, then n bytes.
             let text = String::from_utf8_lossy(&line).into_owned();
@@ -160,7 +169,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
             }
             break;
         }
-        String::from_utf8_lossy(&out).trim_end_matches("\r\n").to_owned()
+        String::from_utf8_lossy(&out)
+            .trim_end_matches("\r\n")
+            .to_owned()
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
@@ -186,7 +197,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
         loop {
             let line = self.line().await;
             if line.starts_with(&format!("{tag} ")) {
-                return Reply { untagged, tagged: line };
+                return Reply {
+                    untagged,
+                    tagged: line,
+                };
             }
             untagged.push(line);
         }
@@ -287,13 +301,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
     pub async fn maybe_line(&mut self, wait: Duration) -> Option<String> {
         let mut line = Vec::new();
         match tokio::time::timeout(wait, self.stream.read_until(b'\n', &mut line)).await {
-            Ok(Ok(n)) if n > 0 => {
-                Some(String::from_utf8_lossy(&line).trim_end_matches("\r\n").to_owned())
-            }
+            Ok(Ok(n)) if n > 0 => Some(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches("\r\n")
+                    .to_owned(),
+            ),
             Ok(_) => None,
             Err(_) => {
                 // A partial line would be lost by the cancelled read; responses come whole.
-                assert!(line.is_empty(), "partial line: {}", String::from_utf8_lossy(&line));
+                assert!(
+                    line.is_empty(),
+                    "partial line: {}",
+                    String::from_utf8_lossy(&line)
+                );
                 None
             }
         }
@@ -333,7 +353,9 @@ impl Reply {
 
 /// The UID that `[APPENDUID v u]` names.
 pub fn appended_uid(reply: &Reply) -> u32 {
-    let code = reply.code().unwrap_or_else(|| panic!("no code in {reply:?}"));
+    let code = reply
+        .code()
+        .unwrap_or_else(|| panic!("no code in {reply:?}"));
     let mut words = code.split(' ');
     assert_eq!(words.next(), Some("APPENDUID"), "{reply:?}");
     words.nth(1).unwrap().parse().unwrap()

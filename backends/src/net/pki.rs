@@ -1,4 +1,4 @@
-//! `pluto pki`: the private CA for internal links and one certificate per node.
+//! What `pluto pki` runs: the private CA for internal links and one certificate per node.
 //!
 //! `pluto pki --out DIR NAME…` makes `DIR/ca.pem` + `DIR/ca-key.pem` when they do not
 //! exist yet, then `DIR/NAME.pem` + `DIR/NAME-key.pem` for each node name, signed by
@@ -8,17 +8,48 @@
 
 use std::path::Path;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, ExtendedKeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 
-use crate::error::GatewayError;
-use crate::fsutil::write_atomic;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 
-fn pki_err(e: rcgen::Error) -> GatewayError {
-    GatewayError::Tls(format!("certificate generation: {e}"))
+use super::tls::NodeTlsError as PkiError;
+
+fn pki_err(e: rcgen::Error) -> PkiError {
+    PkiError::Config(format!("certificate generation: {e}"))
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> PkiError {
+    PkiError::Pem {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Writes a file atomically (temporary file, fsync, rename, fsync of the directory).
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| io_err(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
+    file.sync_all().map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
 }
 
 /// A node name usable in a certificate and as a file name.
-fn check_name(name: &str) -> Result<(), GatewayError> {
+fn check_name(name: &str) -> Result<(), PkiError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
@@ -28,30 +59,41 @@ fn check_name(name: &str) -> Result<(), GatewayError> {
     if ok {
         Ok(())
     } else {
-        Err(GatewayError::Config(format!(
-            "node name {name:?}: use letters, digits, '-' and '.' (a DNS name)"
+        Err(PkiError::Name(format!(
+            "{name} (use letters, digits, '-' and '.': a DNS name)"
         )))
     }
 }
 
 /// Creates the CA (if missing) and certificates for `names`. Returns the files written.
-pub fn generate(out: &Path, names: &[String], extra_sans: &[String], force: bool) -> Result<Vec<String>, GatewayError> {
+pub fn generate(
+    out: &Path,
+    names: &[String],
+    extra_sans: &[String],
+    force: bool,
+) -> Result<Vec<String>, PkiError> {
     for name in names {
         check_name(name)?;
     }
-    std::fs::create_dir_all(out).map_err(|e| GatewayError::io(out.display().to_string(), e))?;
+    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
     let ca_cert_path = out.join("ca.pem");
     let ca_key_path = out.join("ca-key.pem");
     let mut written = Vec::new();
     let (ca_pem, ca_key) = if ca_cert_path.exists() && ca_key_path.exists() {
-        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| GatewayError::io(p.display().to_string(), e));
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| io_err(p, e));
         let key = KeyPair::from_pem(&read(&ca_key_path)?).map_err(pki_err)?;
         (read(&ca_cert_path)?, key)
     } else {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "pluto internal CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "pluto internal CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate().map_err(pki_err)?;
         let cert = params.self_signed(&key).map_err(pki_err)?;
         write_atomic(&ca_key_path, key.serialize_pem().as_bytes(), 0o600)?;
@@ -66,11 +108,21 @@ pub fn generate(out: &Path, names: &[String], extra_sans: &[String], force: bool
         if cert_path.exists() && !force {
             continue;
         }
-        let mut sans = vec![name.clone(), "localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        let mut sans = vec![
+            name.clone(),
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
         sans.extend(extra_sans.iter().cloned());
         let mut params = CertificateParams::new(sans).map_err(pki_err)?;
-        params.distinguished_name.push(DnType::CommonName, name.clone());
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params
+            .distinguished_name
+            .push(DnType::CommonName, name.clone());
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let key = KeyPair::generate().map_err(pki_err)?;
         let cert = params.signed_by(&key, &issuer).map_err(pki_err)?;
         write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;

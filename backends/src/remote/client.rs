@@ -1,0 +1,484 @@
+//! The gateway side of the Store service: a [`MailStore`] whose calls run on a node.
+//!
+//! The link is dialled on first use and again after it drops; a call that cannot be
+//! made or answered in time fails with [`StoreError::Unavailable`], which the gateway
+//! answers with `NO [UNAVAILABLE]` (or routes to the next replica).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::Stream;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{Call, Reply, Request, Response};
+use crate::error::{StoreError, StoreResult};
+use crate::net::{Framed, NodeTls, Service};
+use crate::store::{ChangeFeed, MailStore};
+use crate::types::*;
+
+/// How long to wait for a link to come up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A MailStore on another node.
+pub struct RemoteStore {
+    node: String,
+    addr: String,
+    local_name: String,
+    tls: NodeTls,
+    link: tokio::sync::Mutex<Option<Arc<Link>>>,
+}
+
+struct Link {
+    calls: mpsc::Sender<Call>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+    feeds: Mutex<HashMap<u64, mpsc::Sender<ModSeq>>>,
+    next_id: AtomicU64,
+    alive: AtomicBool,
+}
+
+impl Link {
+    fn close(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        lock(&self.pending).clear();
+        lock(&self.feeds).clear();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unavailable(node: &str, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("node {node}: {why}"))
+}
+
+impl RemoteStore {
+    /// A store on node `node` (its certificate name) at `addr`; `local_name` is this
+    /// process's node name for the handshake.
+    pub fn new(
+        node: impl Into<String>,
+        addr: impl Into<String>,
+        local_name: impl Into<String>,
+        tls: NodeTls,
+    ) -> Self {
+        Self {
+            node: node.into(),
+            addr: addr.into(),
+            local_name: local_name.into(),
+            tls,
+            link: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether the link is up now (without dialling).
+    pub async fn is_linked(&self) -> bool {
+        self.link
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|l| l.alive.load(Ordering::SeqCst))
+    }
+
+    async fn link(&self) -> StoreResult<Arc<Link>> {
+        let mut guard = self.link.lock().await;
+        if let Some(link) = guard.as_ref() {
+            if link.alive.load(Ordering::SeqCst) {
+                return Ok(link.clone());
+            }
+        }
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| unavailable(&self.node, "connect timed out"))?
+            .map_err(|e| unavailable(&self.node, e))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(&self.node, tcp))
+            .await
+            .map_err(|_| unavailable(&self.node, "TLS handshake timed out"))?
+            .map_err(|e| unavailable(&self.node, e))?;
+        let mut framed = Framed::new(tls);
+        framed
+            .handshake(&self.local_name, Service::Store)
+            .await
+            .map_err(|e| unavailable(&self.node, e))?;
+        let (tx, rx) = mpsc::channel(1024);
+        let link = Arc::new(Link {
+            calls: tx,
+            pending: Mutex::new(HashMap::new()),
+            feeds: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            alive: AtomicBool::new(true),
+        });
+        tokio::spawn(drive(framed, rx, link.clone(), self.node.clone()));
+        *guard = Some(link.clone());
+        Ok(link)
+    }
+
+    async fn call(&self, request: Request) -> StoreResult<Response> {
+        let link = self.link().await?;
+        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+        self.call_on(&link, id, request).await
+    }
+
+    async fn call_on(&self, link: &Arc<Link>, id: u64, request: Request) -> StoreResult<Response> {
+        let (tx, rx) = oneshot::channel();
+        lock(&link.pending).insert(id, tx);
+        if link.calls.send(Call { id, request }).await.is_err() {
+            lock(&link.pending).remove(&id);
+            return Err(unavailable(&self.node, "link closed"));
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(Ok(Response::Error(e))) => Err(e.into()),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Err(unavailable(&self.node, "link lost during the call")),
+            Err(_) => {
+                lock(&link.pending).remove(&id);
+                Err(unavailable(&self.node, "call timed out"))
+            }
+        }
+    }
+}
+
+/// Runs one link: sends calls, routes replies and notifications, and closes everything
+/// waiting on it when it ends.
+async fn drive(
+    mut framed: Framed<tokio_rustls::TlsStream<TcpStream>>,
+    mut calls: mpsc::Receiver<Call>,
+    link: Arc<Link>,
+    node: String,
+) {
+    loop {
+        tokio::select! {
+            reply = framed.recv::<Reply>() => match reply {
+                Ok(Reply::Result { id, response }) => {
+                    if let Some(tx) = lock(&link.pending).remove(&id) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Ok(Reply::Notify { id, modseq }) => {
+                    if let Some(tx) = lock(&link.feeds).get(&id) {
+                        // A full queue already holds a notification: the session will
+                        // fetch every change when it gets to it.
+                        let _ = tx.try_send(modseq);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "store link lost");
+                    break;
+                }
+            },
+            call = calls.recv() => match call {
+                Some(call) => {
+                    if let Err(e) = framed.send(&call).await {
+                        tracing::warn!(%node, error = %e, "store link lost");
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    link.close();
+}
+
+/// A change feed on a remote mailbox; dropping it tells the node to stop.
+struct RemoteFeed {
+    rx: mpsc::Receiver<ModSeq>,
+    id: u64,
+    link: Arc<Link>,
+}
+
+impl Stream for RemoteFeed {
+    type Item = ModSeq;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ModSeq>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for RemoteFeed {
+    fn drop(&mut self) {
+        lock(&self.link.feeds).remove(&self.id);
+        if self.link.alive.load(Ordering::SeqCst) {
+            let id = self.link.next_id.fetch_add(1, Ordering::Relaxed);
+            let _ = self.link.calls.try_send(Call {
+                id,
+                request: Request::Unwatch { id: self.id },
+            });
+        }
+    }
+}
+
+fn unexpected(response: Response) -> StoreError {
+    StoreError::Corrupt(format!("unexpected reply from node: {response:?}"))
+}
+
+macro_rules! expect {
+    ($response:expr, $variant:ident) => {
+        match $response {
+            Response::$variant(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    };
+}
+
+fn done(response: Response) -> StoreResult<()> {
+    match response {
+        Response::Done => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[async_trait]
+impl MailStore for RemoteStore {
+    async fn open_user(&self, user: &UserId) -> StoreResult<()> {
+        done(self.call(Request::OpenUser { user: user.clone() }).await?)
+    }
+
+    async fn list(&self, user: &UserId) -> StoreResult<MailboxList> {
+        expect!(self.call(Request::List { user: user.clone() }).await?, List)
+    }
+
+    async fn create_mailbox(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        special_use: Option<SpecialUse>,
+    ) -> StoreResult<()> {
+        done(
+            self.call(Request::CreateMailbox {
+                user: user.clone(),
+                name: name.clone(),
+                special_use,
+            })
+            .await?,
+        )
+    }
+
+    async fn delete_mailbox(&self, user: &UserId, name: &MailboxName) -> StoreResult<()> {
+        done(
+            self.call(Request::DeleteMailbox {
+                user: user.clone(),
+                name: name.clone(),
+            })
+            .await?,
+        )
+    }
+
+    async fn rename_mailbox(
+        &self,
+        user: &UserId,
+        from: &MailboxName,
+        to: &MailboxName,
+    ) -> StoreResult<()> {
+        done(
+            self.call(Request::RenameMailbox {
+                user: user.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .await?,
+        )
+    }
+
+    async fn set_subscribed(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        subscribed: bool,
+    ) -> StoreResult<()> {
+        done(
+            self.call(Request::SetSubscribed {
+                user: user.clone(),
+                name: name.clone(),
+                subscribed,
+            })
+            .await?,
+        )
+    }
+
+    async fn status(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxStatus> {
+        expect!(
+            self.call(Request::Status {
+                user: user.clone(),
+                name: name.clone()
+            })
+            .await?,
+            Status
+        )
+    }
+
+    async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot> {
+        expect!(
+            self.call(Request::Select {
+                user: user.clone(),
+                name: name.clone()
+            })
+            .await?,
+            Snapshot
+        )
+    }
+
+    async fn changes_since(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        since: ModSeq,
+    ) -> StoreResult<Changes> {
+        expect!(
+            self.call(Request::ChangesSince {
+                user: user.clone(),
+                name: name.clone(),
+                since,
+            })
+            .await?,
+            Changes
+        )
+    }
+
+    async fn watch(&self, user: &UserId, name: &MailboxName) -> StoreResult<ChangeFeed> {
+        let link = self.link().await?;
+        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(4);
+        lock(&link.feeds).insert(id, tx);
+        let feed = RemoteFeed {
+            rx,
+            id,
+            link: link.clone(),
+        };
+        match self
+            .call_on(
+                &link,
+                id,
+                Request::Watch {
+                    user: user.clone(),
+                    name: name.clone(),
+                },
+            )
+            .await?
+        {
+            Response::Watching => Ok(Box::pin(feed)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+    ) -> StoreResult<Vec<MessageBody>> {
+        expect!(
+            self.call(Request::Fetch {
+                user: user.clone(),
+                name: name.clone(),
+                uids: uids.to_vec(),
+            })
+            .await?,
+            Bodies
+        )
+    }
+
+    async fn append(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<AppendOutcome> {
+        expect!(
+            self.call(Request::Append {
+                user: user.clone(),
+                name: name.clone(),
+                messages,
+            })
+            .await?,
+            Appended
+        )
+    }
+
+    async fn store_flags(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+        change: &FlagChange,
+        unchanged_since: Option<ModSeq>,
+    ) -> StoreResult<StoreOutcome> {
+        expect!(
+            self.call(Request::StoreFlags {
+                user: user.clone(),
+                name: name.clone(),
+                uids: uids.to_vec(),
+                change: change.clone(),
+                unchanged_since,
+            })
+            .await?,
+            Stored
+        )
+    }
+
+    async fn copy(
+        &self,
+        user: &UserId,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> StoreResult<CopyOutcome> {
+        expect!(
+            self.call(Request::Copy {
+                user: user.clone(),
+                from: from.clone(),
+                uids: uids.to_vec(),
+                to: to.clone(),
+            })
+            .await?,
+            Copied
+        )
+    }
+
+    async fn move_messages(
+        &self,
+        user: &UserId,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> StoreResult<CopyOutcome> {
+        expect!(
+            self.call(Request::Move {
+                user: user.clone(),
+                from: from.clone(),
+                uids: uids.to_vec(),
+                to: to.clone(),
+            })
+            .await?,
+            Copied
+        )
+    }
+
+    async fn expunge(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: Option<&[Uid]>,
+    ) -> StoreResult<Vec<Uid>> {
+        expect!(
+            self.call(Request::Expunge {
+                user: user.clone(),
+                name: name.clone(),
+                uids: uids.map(<[Uid]>::to_vec),
+            })
+            .await?,
+            Expunged
+        )
+    }
+}

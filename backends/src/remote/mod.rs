@@ -1,0 +1,16 @@
+//! The MailStore over the network: a gateway's [`RemoteStore`] calls a node's
+//! [`serve`] loop, which runs the calls against the node's own store.
+//!
+//! One mutually authenticated TLS link carries many calls at once: each request has an
+//! id and its reply names it, so a slow FETCH does not hold up a NOOP. Change feeds
+//! travel as `Notify` frames on the same link; when the link drops, every feed on it
+//! ends, which tells the sessions to say `BYE` so their clients reconnect (and are
+//! routed to a live replica).
+
+mod client;
+mod protocol;
+mod server;
+
+pub use client::RemoteStore;
+pub use protocol::{Request, Response, WireError};
+pub use server::serve;

@@ -1,0 +1,174 @@
+//! The messages of the Store service. Versioned by [`crate::net::PROTOCOL_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::types::*;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    OpenUser {
+        user: UserId,
+    },
+    List {
+        user: UserId,
+    },
+    CreateMailbox {
+        user: UserId,
+        name: MailboxName,
+        special_use: Option<SpecialUse>,
+    },
+    DeleteMailbox {
+        user: UserId,
+        name: MailboxName,
+    },
+    RenameMailbox {
+        user: UserId,
+        from: MailboxName,
+        to: MailboxName,
+    },
+    SetSubscribed {
+        user: UserId,
+        name: MailboxName,
+        subscribed: bool,
+    },
+    Status {
+        user: UserId,
+        name: MailboxName,
+    },
+    Select {
+        user: UserId,
+        name: MailboxName,
+    },
+    ChangesSince {
+        user: UserId,
+        name: MailboxName,
+        since: ModSeq,
+    },
+    /// Starts a change feed; notifications carry this call's id.
+    Watch {
+        user: UserId,
+        name: MailboxName,
+    },
+    /// Ends the feed started by the call `id`.
+    Unwatch {
+        id: u64,
+    },
+    Fetch {
+        user: UserId,
+        name: MailboxName,
+        uids: Vec<Uid>,
+    },
+    Append {
+        user: UserId,
+        name: MailboxName,
+        messages: Vec<NewMessage>,
+    },
+    StoreFlags {
+        user: UserId,
+        name: MailboxName,
+        uids: Vec<Uid>,
+        change: FlagChange,
+        unchanged_since: Option<ModSeq>,
+    },
+    Copy {
+        user: UserId,
+        from: MailboxName,
+        uids: Vec<Uid>,
+        to: MailboxName,
+    },
+    Move {
+        user: UserId,
+        from: MailboxName,
+        uids: Vec<Uid>,
+        to: MailboxName,
+    },
+    Expunge {
+        user: UserId,
+        name: MailboxName,
+        uids: Option<Vec<Uid>>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    Done,
+    List(MailboxList),
+    Status(MailboxStatus),
+    Snapshot(MailboxSnapshot),
+    Changes(Changes),
+    Watching,
+    Bodies(Vec<MessageBody>),
+    Appended(AppendOutcome),
+    Stored(StoreOutcome),
+    Copied(CopyOutcome),
+    Expunged(Vec<Uid>),
+    Error(WireError),
+}
+
+/// Client → node.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Call {
+    pub id: u64,
+    pub request: Request,
+}
+
+/// Node → client.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Result {
+        id: u64,
+        response: Response,
+    },
+    /// The mailbox watched by call `id` changed; its highest modseq is now at least this.
+    Notify {
+        id: u64,
+        modseq: ModSeq,
+    },
+}
+
+/// A [`StoreError`] on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum WireError {
+    NoSuchMailbox(MailboxName),
+    MailboxExists(MailboxName),
+    InvalidName(String),
+    NotAllowed(String),
+    TooBig { limit: u64 },
+    OverQuota,
+    Unavailable(String),
+    Io(String),
+    Corrupt(String),
+}
+
+impl From<StoreError> for WireError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchMailbox(n) => WireError::NoSuchMailbox(n),
+            StoreError::MailboxExists(n) => WireError::MailboxExists(n),
+            StoreError::InvalidName(r) => WireError::InvalidName(r.reason().to_owned()),
+            StoreError::NotAllowed(t) => WireError::NotAllowed(t),
+            StoreError::TooBig { limit } => WireError::TooBig { limit },
+            StoreError::OverQuota => WireError::OverQuota,
+            StoreError::Unavailable(r) => WireError::Unavailable(r),
+            StoreError::Io(e) => WireError::Io(e.to_string()),
+            StoreError::Corrupt(r) => WireError::Corrupt(r),
+        }
+    }
+}
+
+impl From<WireError> for StoreError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::NoSuchMailbox(n) => StoreError::NoSuchMailbox(n),
+            WireError::MailboxExists(n) => StoreError::MailboxExists(n),
+            WireError::InvalidName(r) => StoreError::NotAllowed(format!("invalid name: {r}")),
+            WireError::NotAllowed(t) => StoreError::NotAllowed(t),
+            WireError::TooBig { limit } => StoreError::TooBig { limit },
+            WireError::OverQuota => StoreError::OverQuota,
+            WireError::Unavailable(r) => StoreError::Unavailable(r),
+            WireError::Io(r) => StoreError::Io(std::io::Error::other(format!("on the node: {r}"))),
+            WireError::Corrupt(r) => StoreError::Corrupt(r),
+        }
+    }
+}

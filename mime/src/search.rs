@@ -1,0 +1,89 @@
+//! Decoded text for SEARCH: header values with RFC 2047 words decoded, the text of the
+//! text/* parts with transfer and charset decoding applied, and the sent date. The
+//! decoding itself is mail-parser's; which parts and fields to decode is ours.
+
+use chrono::NaiveDate;
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::parsers::MessageStream;
+use mail_parser::{DateTime, HeaderValue};
+
+use crate::header::{self, Field};
+use crate::structure::{self, Kind, Part};
+
+/// Decodes one raw header value (RFC 2047 encoded words, folding).
+pub(crate) fn decode_value(raw: &[u8]) -> String {
+    // mail-parser reads a value up to the end of its field, so give it one.
+    let mut buf = Vec::with_capacity(raw.len() + 2);
+    buf.extend_from_slice(raw);
+    buf.extend_from_slice(b"\r\n");
+    match MessageStream::new(&buf).parse_unstructured() {
+        HeaderValue::Text(t) => t.into_owned(),
+        HeaderValue::TextList(list) => list.join(" "),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn header_values(fields: &[Field], data: &[u8], name: &str) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|f| f.is(data, name))
+        .map(|f| decode_value(f.raw_value(data)))
+        .collect()
+}
+
+pub(crate) fn sent_date(fields: &[Field], data: &[u8]) -> Option<NaiveDate> {
+    let raw = header::first(fields, data, "Date")?.raw_value(data);
+    let text = String::from_utf8_lossy(raw);
+    let dt = DateTime::parse_rfc822(text.trim())?;
+    // RFC 3501: SENT* compare the date alone, disregarding time and timezone.
+    NaiveDate::from_ymd_opt(i32::from(dt.year), u32::from(dt.month), u32::from(dt.day))
+}
+
+/// Appends the decoded text of every text/* leaf under `part` to `out`.
+pub(crate) fn body_text(part: &Part, data: &[u8], out: &mut String) {
+    match &part.kind {
+        Kind::Multipart(children) => {
+            for child in children {
+                body_text(child, data, out);
+            }
+        }
+        Kind::Message(inner) => body_text(inner, data, out),
+        Kind::Leaf => {
+            let ct = structure::content_type(&part.fields, data);
+            let is_text = match &ct {
+                Some(ct) => ct.ty.eq_ignore_ascii_case(b"text"),
+                None => !part.digest_default,
+            };
+            if !is_text {
+                return;
+            }
+            let raw = &data[part.body.clone()];
+            let encoding = header::first(&part.fields, data, "Content-Transfer-Encoding")
+                .map(|f| f.raw_value(data).trim_ascii().to_ascii_lowercase());
+            let decoded = match encoding.as_deref() {
+                Some(b"base64") => base64_decode(raw),
+                Some(b"quoted-printable") => quoted_printable_decode(raw),
+                _ => None,
+            };
+            let bytes = decoded.as_deref().unwrap_or(raw);
+            let charset = ct
+                .as_ref()
+                .and_then(|ct| {
+                    ct.params
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+                })
+                .map(|(_, v)| v.as_slice());
+            let text = match charset.and_then(charset_decoder) {
+                Some(decode) => decode(bytes),
+                None => String::from_utf8_lossy(bytes).into_owned(),
+            };
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&text);
+        }
+    }
+}
