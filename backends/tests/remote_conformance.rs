@@ -34,11 +34,17 @@ async fn start_node(
     store: Arc<dyn MailStore>,
 ) -> Node {
     let (stop, stop_rx) = watch::channel(false);
+    let status: pluto_backends::remote::StatusFn = Arc::new(|| pluto_backends::remote::NodeStatus {
+        name: "node1".into(),
+        caught_up: true,
+        peers: Vec::new(),
+    });
     let task = tokio::spawn(serve(
         listener,
         tls(pki_dir, "node1"),
         "node1".into(),
         store,
+        status,
         stop_rx,
     ));
     Node { stop, task }
@@ -106,4 +112,5 @@ async fn a_lost_node_ends_feeds_and_the_client_relinks() {
     let _node = start_node(listener, pki_dir.path(), store).await;
     let status = remote.status(&user, &inbox).await.unwrap();
     assert_eq!(status.messages, 1);
+    assert!(remote.node_status().await.unwrap().caught_up);
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pluto_backends::maildir::MaildirStore;
 
-use crate::config::Config;
+use crate::config::{AuthBackend, Config};
 use crate::error::GatewayError;
 use crate::server::{Server, Shared};
 
@@ -35,6 +35,23 @@ pub enum Command {
     User(UserArgs),
     /// Make the private CA for internal links (if missing) and a certificate per node.
     Pki(PkiArgs),
+    /// Authentication back ends.
+    Auth(AuthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuthArgs {
+    #[command(subcommand)]
+    pub action: AuthAction,
+    /// Configuration file with auth.postgres.
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthAction {
+    /// Create the users table in PostgreSQL (auth.postgres.url, schema, table). Idempotent.
+    InitPostgres,
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +126,20 @@ pub async fn run(cli: Cli) -> Result<(), GatewayError> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::User(args) => user(args).await,
+        Command::Auth(args) => match args.action {
+            AuthAction::InitPostgres => {
+                let config = Config::load(args.config.as_deref())?;
+                let pg = postgres(&config)?;
+                pg.init_schema()
+                    .await
+                    .map_err(|e| GatewayError::Other(e.to_string()))?;
+                println!(
+                    "PostgreSQL is ready: table {}.{}",
+                    config.auth.postgres.schema, config.auth.postgres.table
+                );
+                Ok(())
+            }
+        },
         Command::Pki(args) => {
             let written =
                 pluto_backends::net::pki::generate(&args.out, &args.names, &args.sans, args.force)
@@ -177,7 +208,7 @@ pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
     let users_file = config.users_file();
-    if !users_file.exists() {
+    if config.auth.backend == AuthBackend::File && !users_file.exists() {
         create_first_user(&users_file)?;
     }
     let tls = match (&config.tls.cert, &config.tls.key) {
@@ -193,19 +224,46 @@ pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
         }
     };
     let store = MaildirStore::open(config.mail_dir())?;
-    let auth =
-        pluto_auth::FileAuthenticator::open(&users_file, config.auth.allow_plaintext_passwords)
-            .await
-            .map_err(|e| GatewayError::Other(format!("users file: {e}")))?;
-    let throttle = pluto_auth::throttle::Throttle::local();
+    let auth = authenticator(&config).await?;
+    let throttle = config.throttle.build()?;
     let shared = Arc::new(Shared {
         config,
         store: Arc::new(store),
-        auth: Arc::new(auth),
+        auth,
         throttle,
         tls,
     });
     Server::start(shared).await
+}
+
+/// The configured authenticator.
+pub async fn authenticator(
+    config: &Config,
+) -> Result<Arc<dyn pluto_auth::Authenticator>, GatewayError> {
+    let plain = config.auth.allow_plaintext_passwords;
+    Ok(match config.auth.backend {
+        AuthBackend::File => Arc::new(
+            pluto_auth::FileAuthenticator::open(config.users_file(), plain)
+                .await
+                .map_err(|e| GatewayError::Other(format!("users file: {e}")))?,
+        ),
+        AuthBackend::Postgres => Arc::new(postgres(config)?),
+    })
+}
+
+fn postgres(config: &Config) -> Result<pluto_auth::PostgresAuthenticator, GatewayError> {
+    if config.auth.postgres.url.trim().is_empty() {
+        return Err(GatewayError::Config(
+            "auth.backend = \"postgres\" needs auth.postgres.url".into(),
+        ));
+    }
+    pluto_auth::PostgresAuthenticator::new(
+        &config
+            .auth
+            .postgres
+            .adapter_config(config.auth.allow_plaintext_passwords),
+    )
+    .map_err(|e| GatewayError::Config(format!("auth.postgres: {e}")))
 }
 
 fn create_first_user(users_file: &Path) -> Result<(), GatewayError> {
@@ -244,12 +302,18 @@ async fn wait_for_signal() {
 }
 
 async fn user(args: UserArgs) -> Result<(), GatewayError> {
+    let fail = |e: pluto_auth::AuthError| GatewayError::Other(e.to_string());
+    if args.users_file.is_none() && args.data_dir.is_none() {
+        let config = Config::load(args.config.as_deref())?;
+        if config.auth.backend == AuthBackend::Postgres {
+            return user_postgres(args.action, &postgres(&config)?).await;
+        }
+    }
     let path = match (args.users_file, args.data_dir) {
         (Some(file), _) => file,
         (None, Some(dir)) => dir.join("users"),
         (None, None) => Config::load(args.config.as_deref())?.users_file(),
     };
-    let fail = |e: pluto_auth::AuthError| GatewayError::Other(e.to_string());
     match args.action {
         UserAction::Add { name } => {
             let password = read_password(&format!("Password for {name}: "))?;
@@ -271,6 +335,35 @@ async fn user(args: UserArgs) -> Result<(), GatewayError> {
         }
         UserAction::List => {
             for name in pluto_auth::file::list_users(&path).map_err(fail)? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn user_postgres(
+    action: UserAction,
+    pg: &pluto_auth::PostgresAuthenticator,
+) -> Result<(), GatewayError> {
+    let fail = |e: pluto_auth::AuthError| GatewayError::Other(e.to_string());
+    match action {
+        UserAction::Add { name } => {
+            let password = read_password(&format!("Password for {name}: "))?;
+            pg.add_user(&name, &password).await.map_err(fail)?;
+            println!("Added user {name} to PostgreSQL");
+        }
+        UserAction::Passwd { name } => {
+            let password = read_password(&format!("New password for {name}: "))?;
+            pg.set_password(&name, &password).await.map_err(fail)?;
+            println!("Changed the password of {name}");
+        }
+        UserAction::Del { name } => {
+            pg.delete_user(&name).await.map_err(fail)?;
+            println!("Deleted user {name} (their mail stays in the store)");
+        }
+        UserAction::List => {
+            for name in pg.list_users().await.map_err(fail)? {
                 println!("{name}");
             }
         }

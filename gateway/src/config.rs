@@ -3,6 +3,7 @@
 //! double underscore separates a section from its key). `pluto.example.toml` at the
 //! repository root documents every key; a test loads it so that it cannot rot.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ pub struct Config {
     pub listen: Listen,
     pub tls: Tls,
     pub auth: Auth,
+    pub throttle: Throttle,
     pub limits: Limits,
     pub log: Log,
 }
@@ -29,6 +31,7 @@ impl Default for Config {
             listen: Listen::default(),
             tls: Tls::default(),
             auth: Auth::default(),
+            throttle: Throttle::default(),
             limits: Limits::default(),
             log: Log::default(),
         }
@@ -85,17 +88,103 @@ pub struct Tls {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
+    /// Where users are: `file` (the users file) or `postgres`.
+    pub backend: AuthBackend,
     /// The users file (`name:{SCHEME}hash` lines). Empty: `<data_dir>/users`.
     pub users_file: Option<PathBuf>,
     /// Accept `{PLAIN}` entries in the users file. Off by default: never store plaintext.
     pub allow_plaintext_passwords: bool,
     /// Allow LOGIN and AUTHENTICATE PLAIN without TLS from loopback addresses.
     pub allow_insecure_loopback: bool,
+    pub postgres: Postgres,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthBackend {
+    #[default]
+    File,
+    Postgres,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Postgres {
+    /// e.g. `postgres://pluto@127.0.0.1:5432/mail`.
+    pub url: String,
+    pub schema: String,
+    pub table: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+    pub query_timeout_ms: u64,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            schema: "public".to_owned(),
+            table: "users".to_owned(),
+            pool_size: 16,
+            connect_timeout_ms: 5_000,
+            query_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Postgres {
+    pub fn adapter_config(&self, allow_plaintext: bool) -> pluto_auth::PostgresConfig {
+        let mut c = pluto_auth::PostgresConfig::new(self.url.clone());
+        c.schema = self.schema.clone();
+        c.table = self.table.clone();
+        c.pool_size = self.pool_size;
+        c.connect_timeout = std::time::Duration::from_millis(self.connect_timeout_ms);
+        c.wait_timeout = std::time::Duration::from_millis(self.connect_timeout_ms);
+        c.query_timeout = std::time::Duration::from_millis(self.query_timeout_ms);
+        c.allow_plaintext = allow_plaintext;
+        c
+    }
+}
+
+/// Failed-login delays (2 s doubling to 15 s, as Dovecot's auth penalty).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Throttle {
+    /// Redis shared by all gateways, e.g. `redis://127.0.0.1:6379`. Empty: this
+    /// gateway's memory only. Redis down: memory, with one warning in the log.
+    pub redis_url: String,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            redis_url: String::new(),
+            base_delay_ms: 2_000,
+            max_delay_ms: 15_000,
+        }
+    }
+}
+
+impl Throttle {
+    pub fn build(&self) -> Result<pluto_auth::throttle::Throttle, GatewayError> {
+        let c = pluto_auth::throttle::ThrottleConfig {
+            redis_url: (!self.redis_url.trim().is_empty()).then(|| self.redis_url.clone()),
+            base_delay: std::time::Duration::from_millis(self.base_delay_ms),
+            max_delay: std::time::Duration::from_millis(self.max_delay_ms),
+            ..Default::default()
+        };
+        pluto_auth::throttle::Throttle::new(c)
+            .map_err(|e| GatewayError::Config(format!("throttle: {e}")))
+    }
 }
 
 impl Default for Auth {
     fn default() -> Self {
         Self {
+            backend: AuthBackend::File,
+            postgres: Postgres::default(),
             users_file: None,
             allow_plaintext_passwords: false,
             allow_insecure_loopback: true,
@@ -154,6 +243,21 @@ impl Default for Log {
     }
 }
 
+/// The `PLUTO_…` variables that are configuration. Others with the same prefix (the
+/// tests' `PLUTO_TEST_…`, the simulator's `PLUTO_SIM_…`) are not, and would otherwise
+/// be refused as unknown keys.
+fn config_env() -> HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.strip_prefix("PLUTO_").is_some_and(|rest| {
+                Config::ENV_KEYS
+                    .iter()
+                    .any(|key| rest == key.trim_end_matches("__") || rest.starts_with(key))
+            })
+        })
+        .collect()
+}
+
 impl Config {
     /// Loads the configuration: defaults, then the TOML file (when given), then `PLUTO_…`
     /// environment variables.
@@ -172,7 +276,8 @@ impl Config {
             config::Environment::with_prefix("PLUTO")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(config_env())),
         );
         let loaded = builder
             .build()
@@ -181,6 +286,17 @@ impl Config {
             .try_deserialize()
             .map_err(|e| GatewayError::Config(e.to_string()))
     }
+
+    /// The top-level keys an environment variable `PLUTO_<KEY>…` may set.
+    pub const ENV_KEYS: &'static [&'static str] = &[
+        "DATA_DIR",
+        "LISTEN__",
+        "TLS__",
+        "AUTH__",
+        "THROTTLE__",
+        "LIMITS__",
+        "LOG__",
+    ];
 
     pub fn users_file(&self) -> PathBuf {
         self.auth
@@ -191,5 +307,43 @@ impl Config {
 
     pub fn mail_dir(&self) -> PathBuf {
         self.data_dir.join("mail")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// pluto.example.toml documents every key: it must load, and say what the defaults say.
+    #[test]
+    fn the_example_file_loads_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pluto.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let loaded: Config = toml_from(&text);
+        let defaults = Config::default();
+        assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+    }
+
+    fn toml_from(text: &str) -> Config {
+        config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap()
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let result = config::Config::builder()
+            .add_source(config::File::from_str(
+                "[limits]\nappend_limt = 5\n",
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .unwrap()
+            .try_deserialize::<Config>();
+        assert!(result.is_err());
     }
 }

@@ -30,6 +30,7 @@ pub mod flags;
 mod fsutil;
 pub mod names;
 pub mod response;
+pub mod ring;
 pub mod selected;
 pub mod server;
 pub mod session;

@@ -22,6 +22,15 @@ use crate::net::{Framed, NodeTls, Service};
 use crate::store::{ChangeFeed, MailStore};
 use crate::types::*;
 
+macro_rules! expect {
+    ($response:expr, $variant:ident) => {
+        match $response {
+            Response::$variant(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    };
+}
+
 /// How long to wait for a link to come up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a call may take.
@@ -125,6 +134,11 @@ impl RemoteStore {
         Ok(link)
     }
 
+    /// The node's health. Fails fast (Unavailable) when the node cannot be reached.
+    pub async fn node_status(&self) -> StoreResult<super::NodeStatus> {
+        expect!(self.call(Request::NodeStatus).await?, NodeStatus)
+    }
+
     async fn call(&self, request: Request) -> StoreResult<Response> {
         let link = self.link().await?;
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
@@ -223,14 +237,6 @@ fn unexpected(response: Response) -> StoreError {
     StoreError::Corrupt(format!("unexpected reply from node: {response:?}"))
 }
 
-macro_rules! expect {
-    ($response:expr, $variant:ident) => {
-        match $response {
-            Response::$variant(value) => Ok(value),
-            other => Err(unexpected(other)),
-        }
-    };
-}
 
 fn done(response: Response) -> StoreResult<()> {
     match response {

@@ -12,5 +12,5 @@ mod protocol;
 mod server;
 
 pub use client::RemoteStore;
-pub use protocol::{Request, Response, WireError};
+pub use protocol::{NodeStatus, PeerStatus, Request, Response, StatusFn, WireError};
 pub use server::serve;

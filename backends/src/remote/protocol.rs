@@ -88,6 +88,8 @@ pub enum Request {
         name: MailboxName,
         uids: Option<Vec<Uid>>,
     },
+    /// The node's health: whether it is caught up and how far its peers lag.
+    NodeStatus,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,8 +105,33 @@ pub enum Response {
     Stored(StoreOutcome),
     Copied(CopyOutcome),
     Expunged(Vec<Uid>),
+    NodeStatus(NodeStatus),
     Error(WireError),
 }
+
+/// A node's health, as gateways and `pluto cluster status` see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    /// The node has received everything its peers held for it since it started, and
+    /// may serve sessions (fail-back waits for this).
+    pub caught_up: bool,
+    pub peers: Vec<PeerStatus>,
+}
+
+/// Replication towards one peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub name: String,
+    pub connected: bool,
+    /// Operations this node holds that the peer has not acknowledged.
+    pub ops_behind: u64,
+    /// The bytes of those operations (bodies included).
+    pub bytes_behind: u64,
+}
+
+/// What a node reports about itself.
+pub type StatusFn = std::sync::Arc<dyn Fn() -> NodeStatus + Send + Sync>;
 
 /// Client → node.
 #[derive(Debug, Serialize, Deserialize)]

@@ -10,16 +10,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
-use super::protocol::{Call, Reply, Request, Response, WireError};
+use super::protocol::{Call, Reply, Request, Response, StatusFn, WireError};
 use crate::net::{Framed, NodeTls, Service};
 use crate::store::MailStore;
 
-/// Serves the Store service on `listener` until `stop` turns true.
+/// Serves the Store service on `listener` until `stop` turns true. `status` answers
+/// the health probes of gateways.
 pub async fn serve(
     listener: TcpListener,
     tls: NodeTls,
     node: String,
     store: Arc<dyn MailStore>,
+    status: StatusFn,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut links = JoinSet::new();
@@ -31,10 +33,11 @@ pub async fn serve(
         };
         let Ok((tcp, peer)) = accepted else { continue };
         let _ = tcp.set_nodelay(true);
-        let (tls, node, store, stop) = (tls.clone(), node.clone(), store.clone(), stop.clone());
+        let (tls, node, store, status, stop) =
+            (tls.clone(), node.clone(), store.clone(), status.clone(), stop.clone());
         links.spawn(
             async move {
-                if let Err(e) = link(tcp, tls, node, store, stop).await {
+                if let Err(e) = link(tcp, tls, node, store, status, stop).await {
                     tracing::debug!(error = %e, "store link ended");
                 }
             }
@@ -49,6 +52,7 @@ async fn link(
     tls: NodeTls,
     node: String,
     store: Arc<dyn MailStore>,
+    status: StatusFn,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let stream = tls.accept(tcp).await?;
@@ -90,6 +94,10 @@ async fn link(
                             handle.abort();
                         }
                         let _ = tx.send(Reply::Result { id: call.id, response: Response::Done }).await;
+                    }
+                    Request::NodeStatus => {
+                        let response = Response::NodeStatus(status());
+                        let _ = tx.send(Reply::Result { id: call.id, response }).await;
                     }
                     request => {
                         let (store, tx, id) = (store.clone(), tx.clone(), call.id);
@@ -194,7 +202,7 @@ async fn dispatch(store: &dyn MailStore, request: Request) -> Response {
             .expunge(&user, &name, uids.as_deref())
             .await
             .map(Response::Expunged),
-        R::Watch { .. } | R::Unwatch { .. } => Ok(Response::Done),
+        R::Watch { .. } | R::Unwatch { .. } | R::NodeStatus => Ok(Response::Done),
     };
     result.unwrap_or_else(|e| Response::Error(WireError::from(e)))
 }
