@@ -37,6 +37,26 @@ pub enum Command {
     Pki(PkiArgs),
     /// Authentication back ends.
     Auth(AuthArgs),
+    /// Run a stateless IMAP gateway in front of the cluster's worker and storage nodes.
+    Gateway(ServeArgs),
+    /// Cluster tools.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: ClusterAction,
+    /// Configuration file with the [cluster] section (its `name` is this tool's
+    /// certificate, e.g. a gateway's).
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Show every node: reachable, caught up, ring share, replication lag per peer.
+    Status,
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +146,10 @@ pub async fn run(cli: Cli) -> Result<(), GatewayError> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::User(args) => user(args).await,
+        Command::Gateway(args) => gateway(args).await,
+        Command::Cluster(args) => match args.action {
+            ClusterAction::Status => cluster_status(args.config.as_deref()).await,
+        },
         Command::Auth(args) => match args.action {
             AuthAction::InitPostgres => {
                 let config = Config::load(args.config.as_deref())?;
@@ -170,7 +194,8 @@ fn init_logging(config: &Config) {
     };
 }
 
-async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
+/// The configuration for `serve` and `gateway`: file, environment, then flags.
+fn serve_config(args: ServeArgs) -> Result<Config, GatewayError> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
@@ -193,8 +218,24 @@ async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
             config.log.format
         )));
     }
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
+    let config = serve_config(args)?;
     init_logging(&config);
     let server = start_serve(config).await?;
+    run_until_signal(server).await
+}
+
+async fn gateway(args: ServeArgs) -> Result<(), GatewayError> {
+    let config = serve_config(args)?;
+    init_logging(&config);
+    let server = start_gateway(config).await?;
+    run_until_signal(server).await
+}
+
+async fn run_until_signal(server: Server) -> Result<(), GatewayError> {
     wait_for_signal().await;
     tracing::info!("stopping: saying BYE to every session");
     server.shutdown(Duration::from_secs(10)).await;
@@ -211,29 +252,171 @@ pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
     if config.auth.backend == AuthBackend::File && !users_file.exists() {
         create_first_user(&users_file)?;
     }
-    let tls = match (&config.tls.cert, &config.tls.key) {
-        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
-        (None, None) => {
-            let (cert, key) = crate::tls::ensure_self_signed(&config.data_dir)?;
-            Some(crate::tls::acceptor(&cert, &key)?)
-        }
-        _ => {
-            return Err(GatewayError::Config(
-                "tls.cert and tls.key go together: set both or neither".into(),
-            ));
-        }
-    };
+    let tls = client_tls(&config)?;
     let store = MaildirStore::open(config.mail_dir())?;
     let auth = authenticator(&config).await?;
     let throttle = config.throttle.build()?;
     let shared = Arc::new(Shared {
         config,
-        store: Arc::new(store),
+        router: crate::route::Router::Local(Arc::new(store)),
         auth,
         throttle,
         tls,
     });
     Server::start(shared).await
+}
+
+/// The TLS acceptor for client listeners: the configured certificate, or (for `serve`
+/// and trials) a self-signed one generated into the data dir.
+fn client_tls(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, GatewayError> {
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::acceptor(cert, key)?)),
+        (None, None) => {
+            let (cert, key) = crate::tls::ensure_self_signed(&config.data_dir)?;
+            Ok(Some(crate::tls::acceptor(&cert, &key)?))
+        }
+        _ => Err(GatewayError::Config(
+            "tls.cert and tls.key go together: set both or neither".into(),
+        )),
+    }
+}
+
+/// This process's identity on internal links.
+pub fn node_tls(config: &Config) -> Result<pluto_backends::net::NodeTls, GatewayError> {
+    let c = &config.cluster;
+    if c.name.is_empty() {
+        return Err(GatewayError::Config(
+            "cluster.name is not set (this node's name)".into(),
+        ));
+    }
+    pluto_backends::net::NodeTls::load(&c.ca(), &c.cert(), &c.key()).map_err(|e| {
+        GatewayError::Tls(format!(
+            "{e} (make the files with `pluto pki --out {} {}`)",
+            c.pki_dir.display(),
+            c.name
+        ))
+    })
+}
+
+/// The cluster as a gateway sees it: the ring over the workers and a Store client per node.
+pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, GatewayError> {
+    use crate::config::Role;
+    use crate::ring::{Ring, RingNode};
+    config.cluster.validate()?;
+    let tls = node_tls(config)?;
+    let ring = Ring::new(
+        config
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Worker)
+            .map(|n| RingNode {
+                name: n.name.clone(),
+                weight: n.weight,
+            })
+            .collect(),
+    );
+    let storage = config
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Storage)
+        .map(|n| n.name.clone())
+        .collect();
+    let stores = config
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            Arc::new(pluto_backends::remote::RemoteStore::new(
+                n.name.clone(),
+                n.store.clone(),
+                config.cluster.name.clone(),
+                tls.clone(),
+            ))
+        })
+        .collect();
+    Ok(crate::route::Cluster::new(ring, storage, stores))
+}
+
+/// Starts a gateway: client listeners, auth, and the cluster router with its prober.
+pub async fn start_gateway(config: Config) -> Result<Server, GatewayError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
+    let tls = client_tls(&config)?;
+    let cluster = cluster_router(&config)?;
+    cluster.probe_all().await;
+    cluster.spawn_prober();
+    let auth = authenticator(&config).await?;
+    let throttle = config.throttle.build()?;
+    let shared = Arc::new(Shared {
+        config,
+        router: crate::route::Router::Cluster(cluster),
+        auth,
+        throttle,
+        tls,
+    });
+    Server::start(shared).await
+}
+
+async fn cluster_status(config: Option<&Path>) -> Result<(), GatewayError> {
+    let config = Config::load(config)?;
+    let cluster = cluster_router(&config)?;
+    let shares: std::collections::HashMap<String, f64> =
+        cluster.ring().shares().into_iter().collect();
+    println!(
+        "{:<12} {:<8} {:<10} {:<9} {:>6}  replication (peer: ops/bytes behind)",
+        "node", "role", "reachable", "caught-up", "ring"
+    );
+    for node in &config.cluster.nodes {
+        let handle = cluster.node(&node.name);
+        let status = match handle {
+            Some(h) => tokio::time::timeout(crate::route::PROBE_TIMEOUT * 2, h.store.node_status())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => None,
+        };
+        let share = shares
+            .get(&node.name)
+            .map(|s| format!("{:.1}%", s * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let role = match node.role {
+            crate::config::Role::Worker => "worker",
+            crate::config::Role::Storage => "storage",
+        };
+        match status {
+            Some(s) => {
+                let peers: Vec<String> = s
+                    .peers
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}{}: {}/{}",
+                            p.name,
+                            if p.connected { "" } else { " (down)" },
+                            p.ops_behind,
+                            p.bytes_behind
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<12} {:<8} {:<10} {:<9} {:>6}  {}",
+                    node.name,
+                    role,
+                    "yes",
+                    if s.caught_up { "yes" } else { "no" },
+                    share,
+                    peers.join(", ")
+                );
+            }
+            None => println!(
+                "{:<12} {:<8} {:<10} {:<9} {:>6}",
+                node.name, role, "NO", "-", share
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// The configured authenticator.

@@ -22,6 +22,7 @@ pub struct Config {
     pub throttle: Throttle,
     pub limits: Limits,
     pub log: Log,
+    pub cluster: Cluster,
 }
 
 impl Default for Config {
@@ -32,6 +33,7 @@ impl Default for Config {
             tls: Tls::default(),
             auth: Auth::default(),
             throttle: Throttle::default(),
+            cluster: Cluster::default(),
             limits: Limits::default(),
             log: Log::default(),
         }
@@ -143,6 +145,118 @@ impl Postgres {
         c.query_timeout = std::time::Duration::from_millis(self.query_timeout_ms);
         c.allow_plaintext = allow_plaintext;
         c
+    }
+}
+
+/// The cluster: every process (gateway, worker, storage) reads the same section and
+/// finds itself by `name`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// This process's node name: its certificate is `PKI_DIR/NAME.pem`.
+    pub name: String,
+    /// Made by `pluto pki --out PKI_DIR NAME…`: ca.pem, NAME.pem, NAME-key.pem.
+    pub pki_dir: PathBuf,
+    /// With "replica", a write is answered once another replica holds it durably (or
+    /// after `ack_timeout_ms`, then locally); with "local", after the local fsync.
+    pub ack: String,
+    pub ack_timeout_ms: u64,
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            pki_dir: PathBuf::from("pki"),
+            ack: "replica".to_owned(),
+            ack_timeout_ms: 2_000,
+            nodes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Owns the users the ring gives it.
+    Worker,
+    /// Holds a replica of every user.
+    Storage,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterNode {
+    pub name: String,
+    pub role: Role,
+    /// A stable replica id, unique in the cluster, below 64.
+    pub id: u16,
+    /// Where gateways reach its Store service.
+    pub store: String,
+    /// Where other nodes reach its replication service.
+    pub replication: String,
+    /// Ring weight (workers).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Cluster {
+    pub fn ca(&self) -> PathBuf {
+        self.pki_dir.join("ca.pem")
+    }
+
+    pub fn cert(&self) -> PathBuf {
+        self.pki_dir.join(format!("{}.pem", self.name))
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.pki_dir.join(format!("{}-key.pem", self.name))
+    }
+
+    pub fn me(&self) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.name == self.name)
+    }
+
+    /// Checks what every process relies on: unique names and ids, ids below 64, at
+    /// least one worker, addresses that parse.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        let err = |m: String| Err(GatewayError::Config(format!("cluster: {m}")));
+        if self.nodes.is_empty() {
+            return err("no nodes configured ([[cluster.nodes]])".into());
+        }
+        if !self.nodes.iter().any(|n| n.role == Role::Worker) {
+            return err("at least one node must have role = \"worker\"".into());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.id >= 64 {
+                return err(format!("node {}: id {} is not below 64", n.name, n.id));
+            }
+            for other in &self.nodes[i + 1..] {
+                if other.name == n.name || other.id == n.id {
+                    return err(format!(
+                        "nodes {} and {} share a name or an id",
+                        n.name, other.name
+                    ));
+                }
+            }
+            for addr in [&n.store, &n.replication] {
+                if addr.parse::<SocketAddr>().is_err() {
+                    return err(format!("node {}: {addr:?} is not an address", n.name));
+                }
+            }
+        }
+        if self.ack != "replica" && self.ack != "local" {
+            return err(format!(
+                "ack = {:?}: use \"replica\" or \"local\"",
+                self.ack
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -296,6 +410,7 @@ impl Config {
         "THROTTLE__",
         "LIMITS__",
         "LOG__",
+        "CLUSTER__",
     ];
 
     pub fn users_file(&self) -> PathBuf {

@@ -31,6 +31,7 @@ mod fsutil;
 pub mod names;
 pub mod response;
 pub mod ring;
+pub mod route;
 pub mod selected;
 pub mod server;
 pub mod session;

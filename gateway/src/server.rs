@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pluto_auth::Authenticator;
-use pluto_backends::MailStore;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -22,7 +21,7 @@ use crate::wire::{Connection, Stream};
 /// What every session shares.
 pub struct Shared {
     pub config: Config,
-    pub store: Arc<dyn MailStore>,
+    pub router: crate::route::Router,
     pub auth: Arc<dyn Authenticator>,
     pub throttle: pluto_auth::Throttle,
     pub tls: Option<TlsAcceptor>,

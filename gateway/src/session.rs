@@ -9,7 +9,7 @@ use std::time::Duration;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Response, StatusKind};
-use pluto_backends::UserId;
+use pluto_backends::{MailStore, UserId};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -30,6 +30,10 @@ pub struct Session {
     pub conn: Connection,
     pub peer: SocketAddr,
     pub user: Option<UserId>,
+    /// The store this session's user was routed to at login.
+    pub store: Option<Arc<dyn MailStore>>,
+    /// Turns true when the user's home node is back and this session should move there.
+    pub home_back: Option<watch::Receiver<bool>>,
     pub state: State,
     pub shutdown: watch::Receiver<bool>,
     /// Failed logins in this session; too many end it.
@@ -52,6 +56,8 @@ impl Session {
             conn,
             peer,
             user: None,
+            store: None,
+            home_back: None,
             state: State::NotAuthenticated,
             shutdown,
             failed_logins: 0,
@@ -62,7 +68,7 @@ impl Session {
     /// Runs the session to its end. Never panics on client input; returns when the
     /// client logs out, the connection drops, a timeout strikes, or the server stops.
     pub async fn run(mut self, id: u64) {
-        let span = tracing::info_span!("session", id, peer = %self.peer, user = tracing::field::Empty, tls = self.conn.is_tls());
+        let span = tracing::info_span!("session", id, peer = %self.peer, user = tracing::field::Empty, node = tracing::field::Empty, tls = self.conn.is_tls());
         async move {
             tracing::debug!("connected");
             if let Err(e) = self.serve().await {
@@ -151,6 +157,8 @@ impl Session {
 
     /// Sends the tagged answer for a command, with any untagged updates first.
     pub async fn finish(&mut self, tag: Tag<'static>, result: CmdResult) -> std::io::Result<()> {
+        let store_lost = matches!(&result, Err(CmdError::No { code: Some(c), .. }) if *c == response::code("UNAVAILABLE"))
+            && self.user.is_some();
         let response = match result {
             Ok(Done { kind, code, text }) => {
                 self.bad_in_a_row = 0;
@@ -167,7 +175,21 @@ impl Session {
             Err(CmdError::Answered) => return Ok(()),
             Err(CmdError::Io(e)) => return Err(e),
         };
-        self.conn.send(&response).await
+        self.conn.send(&response).await?;
+        if store_lost {
+            // The node behind this session is gone: the client should reconnect, and the
+            // gateway will send it to a live replica.
+            self.conn
+                .send(&response::bye("Mail store lost; please reconnect"))
+                .await?;
+            self.state = State::Logout;
+        } else if self.should_move_home() {
+            self.conn
+                .send(&response::bye("Your home server is back; please reconnect"))
+                .await?;
+            self.state = State::Logout;
+        }
+        Ok(())
     }
 
     async fn dispatch(&mut self, tag: Tag<'static>, body: CommandBody<'static>) -> CmdResult {
@@ -323,13 +345,12 @@ impl Session {
     /// Asks the store what changed in the selected mailbox and sends it to the client.
     pub async fn refresh(&mut self, allow_expunge: bool, with_uid: bool) -> Result<(), CmdError> {
         let user = self.user()?.clone();
+        let store = self.store()?;
         let State::Selected(selected) = &mut self.state else {
             return Ok(());
         };
         selected.feed_dirty = false;
-        let changes = match self
-            .shared
-            .store
+        let changes = match store
             .changes_since(&user, &selected.name, selected.highest_modseq)
             .await
         {
@@ -349,6 +370,19 @@ impl Session {
             self.conn.send(&response).await?;
         }
         Ok(())
+    }
+
+    /// The store of the logged-in user.
+    pub fn store(&self) -> Result<Arc<dyn MailStore>, CmdError> {
+        self.store
+            .clone()
+            .ok_or_else(|| CmdError::bad("Not logged in"))
+    }
+
+    /// True once the user's home node is back: the session should end so that the client
+    /// reconnects there.
+    pub fn should_move_home(&self) -> bool {
+        self.home_back.as_ref().is_some_and(|rx| *rx.borrow())
     }
 
     pub fn user(&self) -> Result<&UserId, CmdError> {

@@ -43,7 +43,7 @@ impl Session {
             flags,
             internal_date: date.map(|d| *d.as_ref()),
         };
-        let outcome = match self.shared.store.append(&user, &name, vec![message]).await {
+        let outcome = match self.store()?.append(&user, &name, vec![message]).await {
             Ok(outcome) => outcome,
             Err(StoreError::NoSuchMailbox(name)) => {
                 return Err(CmdError::no_code(

@@ -153,7 +153,11 @@ impl Session {
             tracing::error!(error = %e, "authenticator returned an unusable user name");
             CmdError::no_code(code("AUTHENTICATIONFAILED"), "Authentication failed")
         })?;
-        self.shared.store.open_user(&user_id).await?;
+        let routed = self.shared.router.route(&user_id).await?;
+        routed.store.open_user(&user_id).await?;
+        tracing::Span::current().record("node", routed.node.as_str());
+        self.store = Some(routed.store);
+        self.home_back = routed.home_back;
         tracing::Span::current().record("user", user_id.as_str());
         tracing::info!("logged in");
         self.user = Some(user_id);

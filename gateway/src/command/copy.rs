@@ -67,12 +67,9 @@ impl Session {
             return Ok(Done::ok(format!("No messages to {}", verb.to_lowercase())));
         }
         let result = if is_move {
-            self.shared
-                .store
-                .move_messages(&user, &from, &uids, &to)
-                .await
+            self.store()?.move_messages(&user, &from, &uids, &to).await
         } else {
-            self.shared.store.copy(&user, &from, &uids, &to).await
+            self.store()?.copy(&user, &from, &uids, &to).await
         };
         let outcome = match result {
             Ok(outcome) => outcome,

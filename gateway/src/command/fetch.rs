@@ -110,8 +110,7 @@ impl Session {
                         flags: Flags::from_iter([Flag::Seen]),
                     };
                     let outcome = self
-                        .shared
-                        .store
+                        .store()?
                         .store_flags(&user, &name, &unseen, &change, None)
                         .await?;
                     let selected = self.selected()?;
@@ -127,7 +126,7 @@ impl Session {
             let bodies = if want_body {
                 let selected = self.selected()?;
                 let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
-                self.shared.store.fetch(&user, &name, &uids).await?
+                self.store()?.fetch(&user, &name, &uids).await?
             } else {
                 Vec::new()
             };

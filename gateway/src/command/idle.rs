@@ -41,13 +41,24 @@ impl Session {
                 Poll,
                 Timeout,
                 Stop,
+                MoveHome,
             }
+            let mut home_back = self.home_back.clone();
+            let move_home = async move {
+                match home_back.as_mut() {
+                    Some(rx) => {
+                        let _ = rx.wait_for(|back| *back).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let event = tokio::select! {
                 read = self.conn.read_idle_done() => Event::Done(read),
                 change = feed_event => Event::Change(change),
                 _ = tokio::time::sleep(POLL) => Event::Poll,
                 _ = &mut timeout => Event::Timeout,
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => Event::Stop,
+                _ = move_home => Event::MoveHome,
             };
             match event {
                 Event::Done(Ok(Incoming::Message(()))) => return Ok(Done::ok("IDLE terminated")),
@@ -84,6 +95,12 @@ impl Session {
                 }
                 Event::Timeout => {
                     self.send(&response::bye("Autologout; idle for too long"))
+                        .await?;
+                    self.state = State::Logout;
+                    return Err(CmdError::Answered);
+                }
+                Event::MoveHome => {
+                    self.send(&response::bye("Your home server is back; please reconnect"))
                         .await?;
                     self.state = State::Logout;
                     return Err(CmdError::Answered);

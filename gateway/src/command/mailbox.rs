@@ -42,7 +42,7 @@ impl Session {
                 "INBOX always exists",
             ));
         }
-        self.shared.store.create_mailbox(&user, &name, None).await?;
+        self.store()?.create_mailbox(&user, &name, None).await?;
         Ok(Done::ok("Create completed"))
     }
 
@@ -52,7 +52,7 @@ impl Session {
         if name.is_inbox() {
             return Err(CmdError::no_code(code("CANNOT"), "INBOX cannot be deleted"));
         }
-        self.shared.store.delete_mailbox(&user, &name).await?;
+        self.store()?.delete_mailbox(&user, &name).await?;
         if let State::Selected(selected) = &self.state {
             if selected.name == name {
                 // RFC 3501 lets the server end the session; leaving the selected state is kinder.
@@ -82,7 +82,7 @@ impl Session {
                 "Cannot rename a mailbox into itself",
             ));
         }
-        self.shared.store.rename_mailbox(&user, &from, &to).await?;
+        self.store()?.rename_mailbox(&user, &from, &to).await?;
         Ok(Done::ok("Rename completed"))
     }
 
@@ -95,7 +95,7 @@ impl Session {
         let name = mailbox_name(&mailbox)?;
         if subscribe {
             // Dovecot and most servers refuse subscribing to nothing; clients expect it.
-            let list = self.shared.store.list(&user).await?;
+            let list = self.store()?.list(&user).await?;
             if !list.mailboxes.iter().any(|m| m.name == name) {
                 return Err(CmdError::no_code(
                     code("NONEXISTENT"),
@@ -103,8 +103,7 @@ impl Session {
                 ));
             }
         }
-        self.shared
-            .store
+        self.store()?
             .set_subscribed(&user, &name, subscribe)
             .await?;
         Ok(Done::ok(if subscribe {
@@ -151,7 +150,7 @@ impl Session {
         } else {
             format!("{reference}/{pattern}")
         };
-        let list = self.shared.store.list(&user).await?;
+        let list = self.store()?.list(&user).await?;
         // Every name to consider, with (exists, special use); parents that do not exist
         // are shown \Noselect.
         let mut names: BTreeMap<MailboxName, Option<Option<SpecialUse>>> = BTreeMap::new();
@@ -225,7 +224,7 @@ impl Session {
     ) -> CmdResult {
         let user = self.user()?.clone();
         let name = mailbox_name(&mailbox)?;
-        let status = self.shared.store.status(&user, &name).await?;
+        let status = self.store()?.status(&user, &name).await?;
         let mut out = Vec::new();
         for item in items {
             out.push(match item {

@@ -266,7 +266,7 @@ impl Session {
                     let selected = self.selected()?;
                     chunk.iter().map(|&i| selected.messages[i].uid).collect()
                 };
-                let bodies = self.shared.store.fetch(&user, &name, &uids).await?;
+                let bodies = self.store()?.fetch(&user, &name, &uids).await?;
                 let selected = self.selected()?;
                 for body in bodies {
                     let Some(i) = selected.index_of(body.uid) else {

@@ -26,8 +26,8 @@ impl Session {
         // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
         let was_selected = matches!(self.state, State::Selected(_));
         self.state = State::Authenticated;
-        let feed = self.shared.store.watch(&user, &name).await;
-        let snapshot = self.shared.store.select(&user, &name).await;
+        let feed = self.store()?.watch(&user, &name).await;
+        let snapshot = self.store()?.select(&user, &name).await;
         let (feed, snapshot) = match (feed, snapshot) {
             (Ok(feed), Ok(snapshot)) => (feed, snapshot),
             (Err(e), _) | (_, Err(e)) => {
@@ -112,7 +112,7 @@ impl Session {
         let selected = self.selected()?;
         if !selected.read_only {
             let name = selected.name.clone();
-            self.shared.store.expunge(&user, &name, None).await?;
+            self.store()?.expunge(&user, &name, None).await?;
         }
         self.state = State::Authenticated;
         Ok(Done::ok("Close completed"))
@@ -146,11 +146,7 @@ impl Session {
             }
             None => None,
         };
-        let expunged = self
-            .shared
-            .store
-            .expunge(&user, &name, only.as_deref())
-            .await?;
+        let expunged = self.store()?.expunge(&user, &name, only.as_deref()).await?;
         // Changes made elsewhere first, so that sequence numbers line up, then ours.
         self.refresh(true, uids.is_some()).await?;
         if let State::Selected(selected) = &mut self.state {

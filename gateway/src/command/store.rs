@@ -43,8 +43,7 @@ impl Session {
         let name = selected.name.clone();
         if !uids.is_empty() {
             let outcome = self
-                .shared
-                .store
+                .store()?
                 .store_flags(&user, &name, &uids, &change, None)
                 .await?;
             let State::Selected(selected) = &mut self.state else {

@@ -1,0 +1,167 @@
+//! Which store serves a user's session.
+//!
+//! `serve` has one local store. A gateway in a cluster has the consistent-hash ring:
+//! a user's replica set is the owner worker, then the storage nodes. A session goes to
+//! the first replica that is healthy and caught up; when the owner is unreachable, the
+//! next replica takes new sessions within a probe interval or two, and when the owner
+//! is back and caught up, sessions that were sent elsewhere are told to reconnect
+//! (`* BYE`), so that the owner takes them again (fail-back).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pluto_backends::remote::RemoteStore;
+use pluto_backends::{MailStore, StoreError, UserId};
+use tokio::sync::watch;
+
+use crate::ring::Ring;
+
+/// How often every node is asked for its health.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// A node that does not answer a probe within this is taken as down.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Where a session was sent.
+pub struct Routed {
+    pub store: Arc<dyn MailStore>,
+    pub node: String,
+    /// Set when the session is not on the user's home node: turns true once the home
+    /// node is healthy and caught up again, and the session should move back.
+    pub home_back: Option<watch::Receiver<bool>>,
+}
+
+pub enum Router {
+    Local(Arc<dyn MailStore>),
+    Cluster(Arc<Cluster>),
+}
+
+impl Router {
+    pub async fn route(&self, user: &UserId) -> Result<Routed, StoreError> {
+        match self {
+            Router::Local(store) => Ok(Routed {
+                store: store.clone(),
+                node: "local".to_owned(),
+                home_back: None,
+            }),
+            Router::Cluster(cluster) => cluster.route(user),
+        }
+    }
+}
+
+/// One node as a gateway sees it.
+pub struct NodeHandle {
+    pub name: String,
+    pub store: Arc<RemoteStore>,
+    /// Healthy and caught up, as of the last probe.
+    pub ready: watch::Sender<bool>,
+}
+
+pub struct Cluster {
+    ring: Ring,
+    storage: Vec<String>,
+    nodes: HashMap<String, Arc<NodeHandle>>,
+}
+
+impl Cluster {
+    pub fn new(ring: Ring, storage: Vec<String>, nodes: Vec<Arc<RemoteStore>>) -> Arc<Cluster> {
+        let nodes = nodes
+            .into_iter()
+            .map(|store| {
+                let name = store.node().to_owned();
+                let (ready, _) = watch::channel(false);
+                (name.clone(), Arc::new(NodeHandle { name, store, ready }))
+            })
+            .collect();
+        Arc::new(Cluster {
+            ring,
+            storage,
+            nodes,
+        })
+    }
+
+    /// The user's replicas, home first.
+    pub fn replica_set(&self, user: &UserId) -> Vec<String> {
+        let mut set: Vec<String> = self
+            .ring
+            .owner(user.as_str())
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        for s in &self.storage {
+            if !set.contains(s) {
+                set.push(s.clone());
+            }
+        }
+        set
+    }
+
+    fn route(&self, user: &UserId) -> Result<Routed, StoreError> {
+        let set = self.replica_set(user);
+        let home = set.first().and_then(|n| self.nodes.get(n));
+        for (i, name) in set.iter().enumerate() {
+            let Some(node) = self.nodes.get(name) else {
+                continue;
+            };
+            if *node.ready.borrow() {
+                let home_back = match (i, home) {
+                    (0, _) | (_, None) => None,
+                    (_, Some(home)) => Some(home.ready.subscribe()),
+                };
+                return Ok(Routed {
+                    store: node.store.clone(),
+                    node: name.clone(),
+                    home_back,
+                });
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "no replica of this user is reachable ({})",
+            set.join(", ")
+        )))
+    }
+
+    /// Probes every node once, now.
+    pub async fn probe_all(&self) {
+        let probes = self.nodes.values().map(|node| async move {
+            let ready = match tokio::time::timeout(PROBE_TIMEOUT, node.store.node_status()).await {
+                Ok(Ok(status)) => status.caught_up,
+                _ => false,
+            };
+            node.ready.send_if_modified(|old| {
+                let changed = *old != ready;
+                if changed {
+                    tracing::info!(node = %node.name, ready, "node health changed");
+                }
+                *old = ready;
+                changed
+            });
+        });
+        futures::future::join_all(probes).await;
+    }
+
+    /// Probes forever, every [`PROBE_INTERVAL`].
+    pub fn spawn_prober(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            loop {
+                cluster.probe_all().await;
+                tokio::time::sleep(PROBE_INTERVAL).await;
+            }
+        })
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.nodes.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Arc<NodeHandle>> {
+        self.nodes.get(name)
+    }
+
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+}
