@@ -1,1 +1,35 @@
-//! The IMAP CRDT. Built in its own issue; see `crdt/README.md` once it exists.
+//! The IMAP CRDT: one user's mail state (mailboxes, messages, UIDs, flags, modseqs) as a
+//! set of operations that any number of replicas apply in any causal order and that
+//! converges, with UIDs that never name two messages and that ascend on every replica.
+//!
+//! Pure: no I/O, no clocks, no threads. The caller persists and ships the [`Op`]s.
+//!
+//! Layout:
+//! - [`ids`]: replica ids, dots, version vectors, message and mailbox ids, UIDs;
+//! - [`flags`]: flag sets and the add-wins merge of STOREs;
+//! - [`op`]: the operations;
+//! - `mailbox`: one mailbox incarnation, its UID space and the view rule;
+//! - [`state`]: [`UserState`], local writes, remote batches with causal delivery, the
+//!   UID rules (leader binds, others floor), queries, compaction, snapshots;
+//! - [`view`]: what queries return.
+//!
+//! The argument for why this is correct is in `crdt/README.md`.
+
+mod error;
+pub mod flags;
+mod hash;
+pub mod ids;
+mod mailbox;
+pub mod op;
+pub mod state;
+pub mod view;
+
+pub use error::CrdtError;
+pub use flags::{Flag, FlagChange, FlagSet};
+pub use ids::{Dot, MailboxId, MessageId, ModSeq, ReplicaId, Uid, UidValidity, VersionVector};
+pub use op::{BodyRef, InternalDate, MessageData, NewMessage, Op, OpKind, SpecialUse, Stamp};
+pub use state::{Config, SNAPSHOT_VERSION, UserState};
+pub use view::{
+    AppendOutcome, Applied, Changes, CompactionReport, CopyOutcome, MailboxInfo, MailboxSnapshot,
+    MailboxStatus, MessageView, StateStats, StoreOutcome,
+};
