@@ -11,6 +11,7 @@
 //! - [`conformance`]: the test suite every backend must pass.
 //! - [`remote`]: the MailStore over the network (a gateway's client, a node's server).
 //! - [`net`]: internal links (mutual TLS, versioned frames) for the RPC and replication.
+//! - [`replicated`]: the replicated store (CRDT state, op log, blobs, snapshots, replication between nodes).
 //!
 //! Nothing here knows IMAP syntax: this crate speaks mailboxes, messages, UIDs and flags.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod maildir;
 pub mod net;
 pub mod remote;
+pub mod replicated;
 pub mod store;
 pub mod types;
 

@@ -34,11 +34,12 @@ async fn start_node(
     store: Arc<dyn MailStore>,
 ) -> Node {
     let (stop, stop_rx) = watch::channel(false);
-    let status: pluto_backends::remote::StatusFn = Arc::new(|| pluto_backends::remote::NodeStatus {
-        name: "node1".into(),
-        caught_up: true,
-        peers: Vec::new(),
-    });
+    let status: pluto_backends::remote::StatusFn =
+        Arc::new(|| pluto_backends::remote::NodeStatus {
+            name: "node1".into(),
+            caught_up: true,
+            peers: Vec::new(),
+        });
     let task = tokio::spawn(serve(
         listener,
         tls(pki_dir, "node1"),

@@ -39,6 +39,10 @@ pub enum Command {
     Auth(AuthArgs),
     /// Run a stateless IMAP gateway in front of the cluster's worker and storage nodes.
     Gateway(ServeArgs),
+    /// Run a worker node: owns the users the ring gives it, replicates to storage.
+    Worker(ServeArgs),
+    /// Run a storage node: holds a replica of every user.
+    Storage(ServeArgs),
     /// Cluster tools.
     Cluster(ClusterArgs),
 }
@@ -147,6 +151,8 @@ pub async fn run(cli: Cli) -> Result<(), GatewayError> {
         Command::Serve(args) => serve(args).await,
         Command::User(args) => user(args).await,
         Command::Gateway(args) => gateway(args).await,
+        Command::Worker(args) => run_node(args, crate::config::Role::Worker).await,
+        Command::Storage(args) => run_node(args, crate::config::Role::Storage).await,
         Command::Cluster(args) => match args.action {
             ClusterAction::Status => cluster_status(args.config.as_deref()).await,
         },
@@ -235,6 +241,17 @@ async fn gateway(args: ServeArgs) -> Result<(), GatewayError> {
     run_until_signal(server).await
 }
 
+async fn run_node(args: ServeArgs, role: crate::config::Role) -> Result<(), GatewayError> {
+    let config = serve_config(args)?;
+    init_logging(&config);
+    let node = crate::node::start(config, role).await?;
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    node.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
 async fn run_until_signal(server: Server) -> Result<(), GatewayError> {
     wait_for_signal().await;
     tracing::info!("stopping: saying BYE to every session");
@@ -298,12 +315,10 @@ pub fn node_tls(config: &Config) -> Result<pluto_backends::net::NodeTls, Gateway
     })
 }
 
-/// The cluster as a gateway sees it: the ring over the workers and a Store client per node.
-pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, GatewayError> {
+/// Where users' replicas are, from the [cluster] section.
+pub fn placement(config: &Config) -> crate::route::Placement {
     use crate::config::Role;
     use crate::ring::{Ring, RingNode};
-    config.cluster.validate()?;
-    let tls = node_tls(config)?;
     let ring = Ring::new(
         config
             .cluster
@@ -323,6 +338,13 @@ pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, Gat
         .filter(|n| n.role == Role::Storage)
         .map(|n| n.name.clone())
         .collect();
+    crate::route::Placement { ring, storage }
+}
+
+/// The cluster as a gateway sees it: the placement and a Store client per node.
+pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, GatewayError> {
+    config.cluster.validate()?;
+    let tls = node_tls(config)?;
     let stores = config
         .cluster
         .nodes
@@ -336,7 +358,7 @@ pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, Gat
             ))
         })
         .collect();
-    Ok(crate::route::Cluster::new(ring, storage, stores))
+    Ok(crate::route::Cluster::new(placement(config), stores))
 }
 
 /// Starts a gateway: client listeners, auth, and the cluster router with its prober.

@@ -190,12 +190,19 @@ pub enum Role {
 pub struct ClusterNode {
     pub name: String,
     pub role: Role,
-    /// A stable replica id, unique in the cluster, below 64.
+    /// A stable replica id, unique in the cluster, below 16 (the CRDT's UID stride).
     pub id: u16,
     /// Where gateways reach its Store service.
     pub store: String,
     /// Where other nodes reach its replication service.
     pub replication: String,
+    /// Where it binds its Store service, when that differs from `store` (behind NAT,
+    /// a proxy or a container port mapping). Default: `store`.
+    #[serde(default)]
+    pub listen_store: Option<String>,
+    /// Where it binds its replication service. Default: `replication`.
+    #[serde(default)]
+    pub listen_replication: Option<String>,
     /// Ring weight (workers).
     #[serde(default = "one")]
     pub weight: u32,
@@ -233,8 +240,12 @@ impl Cluster {
             return err("at least one node must have role = \"worker\"".into());
         }
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.id >= 64 {
-                return err(format!("node {}: id {} is not below 64", n.name, n.id));
+            let stride = pluto_backends::replicated::NodeConfig::DEFAULT_UID_STRIDE;
+            if n.id >= stride {
+                return err(format!(
+                    "node {}: id {} is not below {stride}",
+                    n.name, n.id
+                ));
             }
             for other in &self.nodes[i + 1..] {
                 if other.name == n.name || other.id == n.id {
@@ -244,7 +255,11 @@ impl Cluster {
                     ));
                 }
             }
-            for addr in [&n.store, &n.replication] {
+            let binds = [n.listen_store.as_ref(), n.listen_replication.as_ref()];
+            for addr in [&n.store, &n.replication]
+                .into_iter()
+                .chain(binds.into_iter().flatten())
+            {
                 if addr.parse::<SocketAddr>().is_err() {
                     return err(format!("node {}: {addr:?} is not an address", n.name));
                 }

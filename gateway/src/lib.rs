@@ -29,6 +29,7 @@ pub mod error;
 pub mod flags;
 mod fsutil;
 pub mod names;
+pub mod node;
 pub mod response;
 pub mod ring;
 pub mod route;

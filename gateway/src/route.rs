@@ -57,29 +57,15 @@ pub struct NodeHandle {
     pub ready: watch::Sender<bool>,
 }
 
-pub struct Cluster {
-    ring: Ring,
-    storage: Vec<String>,
-    nodes: HashMap<String, Arc<NodeHandle>>,
+/// Where a user's replicas are: the owner worker by the ring, then every storage node.
+/// Gateways route by it; nodes replicate by it.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub ring: Ring,
+    pub storage: Vec<String>,
 }
 
-impl Cluster {
-    pub fn new(ring: Ring, storage: Vec<String>, nodes: Vec<Arc<RemoteStore>>) -> Arc<Cluster> {
-        let nodes = nodes
-            .into_iter()
-            .map(|store| {
-                let name = store.node().to_owned();
-                let (ready, _) = watch::channel(false);
-                (name.clone(), Arc::new(NodeHandle { name, store, ready }))
-            })
-            .collect();
-        Arc::new(Cluster {
-            ring,
-            storage,
-            nodes,
-        })
-    }
-
+impl Placement {
     /// The user's replicas, home first.
     pub fn replica_set(&self, user: &UserId) -> Vec<String> {
         let mut set: Vec<String> = self
@@ -94,6 +80,29 @@ impl Cluster {
             }
         }
         set
+    }
+}
+
+pub struct Cluster {
+    placement: Placement,
+    nodes: HashMap<String, Arc<NodeHandle>>,
+}
+
+impl Cluster {
+    pub fn new(placement: Placement, nodes: Vec<Arc<RemoteStore>>) -> Arc<Cluster> {
+        let nodes = nodes
+            .into_iter()
+            .map(|store| {
+                let name = store.node().to_owned();
+                let (ready, _) = watch::channel(false);
+                (name.clone(), Arc::new(NodeHandle { name, store, ready }))
+            })
+            .collect();
+        Arc::new(Cluster { placement, nodes })
+    }
+
+    pub fn replica_set(&self, user: &UserId) -> Vec<String> {
+        self.placement.replica_set(user)
     }
 
     fn route(&self, user: &UserId) -> Result<Routed, StoreError> {
@@ -162,6 +171,6 @@ impl Cluster {
     }
 
     pub fn ring(&self) -> &Ring {
-        &self.ring
+        &self.placement.ring
     }
 }

@@ -237,7 +237,6 @@ fn unexpected(response: Response) -> StoreError {
     StoreError::Corrupt(format!("unexpected reply from node: {response:?}"))
 }
 
-
 fn done(response: Response) -> StoreResult<()> {
     match response {
         Response::Done => Ok(()),

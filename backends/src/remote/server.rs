@@ -33,8 +33,13 @@ pub async fn serve(
         };
         let Ok((tcp, peer)) = accepted else { continue };
         let _ = tcp.set_nodelay(true);
-        let (tls, node, store, status, stop) =
-            (tls.clone(), node.clone(), store.clone(), status.clone(), stop.clone());
+        let (tls, node, store, status, stop) = (
+            tls.clone(),
+            node.clone(),
+            store.clone(),
+            status.clone(),
+            stop.clone(),
+        );
         links.spawn(
             async move {
                 if let Err(e) = link(tcp, tls, node, store, status, stop).await {

@@ -1,0 +1,438 @@
+//! Replication links. Each node dials every peer and streams its own log to it (the
+//! sender side); each node accepts its peers' links and applies what they stream (the
+//! receiver side). So between two nodes there are two links, one per direction.
+//!
+//! Sender: connect (mutual TLS, `Service::Replication`) → the receiver names the LSN
+//! it needs next (its durable cursor, so re-sending after a reconnect is exact and a
+//! receiver that lost its data gets everything again) → if that part of the log is
+//! truncated, the receiver gets snapshots of its users first → then batches of
+//! durable records, one in flight, each acknowledged once durable at the receiver.
+//! An idle link sends an empty batch as a heartbeat; a link that does not answer
+//! within the link timeout is dropped and dialed again.
+//!
+//! Receiver: bodies that rode along are stored, missing ones asked for, then the batch
+//! is applied through [`ReplicatedStore::apply_batch`] (durable, then exposed) and
+//! acknowledged.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pluto_crdt::{BodyRef, OpKind};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::oplog::{Entry, LogReader};
+use super::protocol::{Batch, FromPeer, ToPeer, WireRecord};
+use super::store::{PeerInfo, ReplicatedStore};
+use crate::error::{StoreError, StoreResult};
+use crate::net::{FrameError, Framed, NodeTls, Service};
+
+const MAX_BATCH_RECORDS: usize = 2000;
+const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+const HEARTBEAT: Duration = Duration::from_millis(300);
+
+/// What the node knows of one peer's links.
+#[derive(Default)]
+pub(crate) struct PeerLink {
+    /// The outbound link is up (the peer answers): the reachability the CRDT uses.
+    pub(crate) connected: AtomicBool,
+    /// Where (in log bytes) the peer's acknowledged cursor ends.
+    pub(crate) acked_bytes: AtomicU64,
+    /// The inbound link has delivered the peer's whole backlog at least once since
+    /// this node started.
+    pub(crate) delivered: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::net::NodeTlsError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!("blocking task failed: {e}")))
+}
+
+async fn recv<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    within: Duration,
+) -> Result<FromPeer, LinkError> {
+    match tokio::time::timeout(within, framed.recv::<FromPeer>()).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(LinkError::Timeout(within)),
+    }
+}
+
+/// Runs one peer's sender until `stop`; `changed` is bumped when the link goes up or
+/// down (reachability).
+pub(crate) async fn run_sender(
+    store: Arc<ReplicatedStore>,
+    peer: PeerInfo,
+    tls: NodeTls,
+    link: Arc<PeerLink>,
+    changed: watch::Sender<u64>,
+    link_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!("replication_out", node = %store.name, peer = %peer.name);
+    async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let result = tokio::select! {
+                r = send_loop(&store, &peer, &tls, &link, &changed, link_timeout) => r,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            if link.connected.swap(false, Ordering::AcqRel) {
+                changed.send_modify(|n| *n += 1);
+                backoff = Duration::from_millis(100);
+            }
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "replication link down");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+        if link.connected.swap(false, Ordering::AcqRel) {
+            changed.send_modify(|n| *n += 1);
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn send_loop(
+    store: &Arc<ReplicatedStore>,
+    peer: &PeerInfo,
+    tls: &NodeTls,
+    link: &PeerLink,
+    changed: &watch::Sender<u64>,
+    link_timeout: Duration,
+) -> Result<(), LinkError> {
+    let tcp = tokio::time::timeout(link_timeout, TcpStream::connect(&peer.addr))
+        .await
+        .map_err(|_| LinkError::Timeout(link_timeout))??;
+    let _ = tcp.set_nodelay(true);
+    let stream = tokio::time::timeout(link_timeout, tls.connect(&peer.name, tcp))
+        .await
+        .map_err(|_| LinkError::Timeout(link_timeout))??;
+    let mut framed = Framed::new(stream);
+    let theirs = tokio::time::timeout(
+        link_timeout,
+        framed.handshake(&store.name, Service::Replication),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout(link_timeout))??;
+    if theirs != peer.name {
+        return Err(LinkError::Protocol(format!(
+            "dialed {} but {theirs} answered",
+            peer.name
+        )));
+    }
+    let FromPeer::Welcome { resume_from } = recv(&mut framed, link_timeout).await? else {
+        return Err(LinkError::Protocol("expected a welcome".into()));
+    };
+    if !link.connected.swap(true, Ordering::AcqRel) {
+        changed.send_modify(|n| *n += 1);
+    }
+    tracing::debug!(resume_from, "replication link up");
+    let log_reader = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || LogReader::open(&store.log, resume_from))
+            .await
+            .map_err(blocking_err)??
+    };
+    let (mut reader, mut cursor) = match log_reader {
+        Some(r) => (r, resume_from.saturating_sub(1)),
+        None => {
+            // The peer needs records this log no longer has: snapshots first.
+            let head = store.log.durable().lsn;
+            send_snapshots(store, peer, &mut framed, link_timeout).await?;
+            let store2 = store.clone();
+            let reader =
+                tokio::task::spawn_blocking(move || LogReader::open(&store2.log, head + 1))
+                    .await
+                    .map_err(blocking_err)??
+                    .ok_or_else(|| {
+                        LinkError::Protocol("the log was truncated during a catch-up".into())
+                    })?;
+            (reader, head)
+        }
+    };
+    let mut durable_rx = store.log.durable_watch();
+    loop {
+        let durable = *durable_rx.borrow_and_update();
+        let (r, records) = {
+            let mut r = reader;
+            tokio::task::spawn_blocking(move || {
+                let records = r.read(&durable, MAX_BATCH_RECORDS, MAX_BATCH_BYTES);
+                (r, records)
+            })
+            .await
+            .map_err(blocking_err)?
+        };
+        reader = r;
+        let records = records?;
+        if records.is_empty() && cursor >= durable.lsn {
+            // Idle: wait for more, or send a heartbeat.
+            let more = tokio::time::timeout(HEARTBEAT, durable_rx.changed()).await;
+            if matches!(more, Ok(Err(_))) {
+                return Err(LinkError::Protocol("the log closed".into()));
+            }
+            if more.is_ok() {
+                continue;
+            }
+        }
+        let mut upto = cursor;
+        let mut end_bytes = None;
+        let mut wire = Vec::new();
+        let mut users = BTreeSet::new();
+        for rec in records {
+            upto = rec.lsn;
+            end_bytes = Some(rec.end);
+            let Entry::Step { user, ops, blobs } = rec.entry else {
+                continue;
+            };
+            if !store.holds(&user, &peer.name) {
+                continue;
+            }
+            users.insert(user.clone());
+            // The peer has its own ops; it gets back only what others made.
+            let ops: Vec<_> = ops
+                .into_iter()
+                .filter(|op| op.id.replica != peer.replica)
+                .collect();
+            if ops.is_empty() {
+                continue;
+            }
+            let needed: BTreeSet<BodyRef> = ops
+                .iter()
+                .flat_map(|op| match &op.kind {
+                    OpKind::Append { messages, .. } | OpKind::Move { messages, .. } => {
+                        messages.iter().map(|m| m.data.body).collect::<Vec<_>>()
+                    }
+                    _ => Vec::new(),
+                })
+                .collect();
+            let ride: Vec<BodyRef> = blobs.into_iter().filter(|b| needed.contains(b)).collect();
+            let bodies = read_blobs(store, ride).await?;
+            wire.push(WireRecord {
+                lsn: rec.lsn,
+                user,
+                ops,
+                bodies,
+            });
+        }
+        let mut progress = Vec::new();
+        for user in users {
+            if let Some(v) = store.durable_version(&user).await {
+                progress.push((user, v));
+            }
+        }
+        let empty = wire.is_empty();
+        let batch = Batch {
+            records: wire,
+            upto,
+            head: durable.lsn,
+            progress,
+        };
+        framed.send(&ToPeer::Batch(batch)).await?;
+        let within = if empty {
+            link_timeout
+        } else {
+            link_timeout * 10
+        };
+        let acked = await_ack(store, &mut framed, within).await?;
+        if acked != upto {
+            return Err(LinkError::Protocol(format!(
+                "acknowledged {acked}, sent up to {upto}"
+            )));
+        }
+        cursor = upto;
+        store.record_ack(&peer.name, upto);
+        if let Some(end) = end_bytes {
+            link.acked_bytes.store(end, Ordering::Release);
+        } else if cursor >= durable.lsn {
+            link.acked_bytes.store(durable.bytes, Ordering::Release);
+        }
+    }
+}
+
+/// Waits for the final answer to a message, serving body requests on the way.
+async fn await_ack<S: AsyncRead + AsyncWrite + Unpin>(
+    store: &ReplicatedStore,
+    framed: &mut Framed<S>,
+    within: Duration,
+) -> Result<u64, LinkError> {
+    loop {
+        match recv(framed, within).await? {
+            FromPeer::Ack { upto } => return Ok(upto),
+            FromPeer::Want(refs) => {
+                let bodies = read_blobs(store, refs).await?;
+                framed.send(&ToPeer::Blobs(bodies)).await?;
+            }
+            FromPeer::Welcome { .. } => {
+                return Err(LinkError::Protocol("a second welcome".into()));
+            }
+        }
+    }
+}
+
+async fn read_blobs(
+    store: &ReplicatedStore,
+    refs: Vec<BodyRef>,
+) -> Result<Vec<(BodyRef, Bytes)>, LinkError> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let blobs = store.blobs.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for r in refs {
+            if let Some(bytes) = blobs.try_get(&r)? {
+                out.push((r, bytes));
+            }
+        }
+        StoreResult::Ok(out)
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(found)
+}
+
+async fn send_snapshots<S: AsyncRead + AsyncWrite + Unpin>(
+    store: &ReplicatedStore,
+    peer: &PeerInfo,
+    framed: &mut Framed<S>,
+    link_timeout: Duration,
+) -> Result<(), LinkError> {
+    let users = store.users_held_by(&peer.name);
+    tracing::info!(
+        users = users.len(),
+        "sending snapshots to a peer behind the log"
+    );
+    for user in users {
+        let Some(state) = store.snapshot_bytes(&user).await? else {
+            continue;
+        };
+        framed.send(&ToPeer::Snapshot { user, state }).await?;
+        await_ack(store, framed, link_timeout * 10).await?;
+    }
+    Ok(())
+}
+
+/// Serves one inbound replication link: a peer streaming its log here.
+pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
+    store: Arc<ReplicatedStore>,
+    mut framed: Framed<S>,
+    peer: PeerInfo,
+    link: Arc<PeerLink>,
+    link_timeout: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let resume_from = store.inbound_cursor(&peer.name) + 1;
+    framed.send(&FromPeer::Welcome { resume_from }).await?;
+    // The sender heartbeats every few hundred milliseconds: silence means it is gone.
+    let idle = link_timeout * 3;
+    loop {
+        let message = match tokio::time::timeout(idle, framed.recv::<ToPeer>()).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(FrameError::Closed)) => return Ok(()),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(format!("{} silent for {idle:?}", peer.name).into()),
+        };
+        match message {
+            ToPeer::Batch(batch) => {
+                let mut bodies = Vec::new();
+                let mut records = Vec::new();
+                for r in batch.records {
+                    bodies.extend(r.bodies);
+                    records.push((r.user, r.ops));
+                }
+                store_blobs(&store, bodies).await?;
+                let all_ops: Vec<_> = records.iter().flat_map(|(_, ops)| ops.clone()).collect();
+                let missing = store.missing_for(&all_ops);
+                if !missing.is_empty() {
+                    fetch_missing(&store, &mut framed, missing, link_timeout).await?;
+                }
+                store
+                    .apply_batch(&peer, records, batch.progress, batch.upto)
+                    .await?;
+                if batch.upto >= batch.head && !link.delivered.swap(true, Ordering::AcqRel) {
+                    tracing::info!(peer = %peer.name, upto = batch.upto, "peer's backlog delivered");
+                }
+                framed.send(&FromPeer::Ack { upto: batch.upto }).await?;
+            }
+            ToPeer::Snapshot { user, state } => {
+                let (installed, missing) = store.install_snapshot(&user, &state).await?;
+                if !installed {
+                    tracing::info!(peer = %peer.name, %user, "kept local state over a snapshot that lacks some of it");
+                }
+                if !missing.is_empty() {
+                    fetch_missing(&store, &mut framed, missing, link_timeout).await?;
+                }
+                framed.send(&FromPeer::Ack { upto: 0 }).await?;
+            }
+            ToPeer::Blobs(_) => {
+                tracing::debug!(peer = %peer.name, "bodies nobody asked for");
+            }
+        }
+    }
+}
+
+async fn fetch_missing<S: AsyncRead + AsyncWrite + Unpin>(
+    store: &ReplicatedStore,
+    framed: &mut Framed<S>,
+    missing: Vec<BodyRef>,
+    link_timeout: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let asked = missing.len();
+    framed.send(&FromPeer::Want(missing)).await?;
+    let reply = tokio::time::timeout(link_timeout * 10, framed.recv::<ToPeer>()).await??;
+    let ToPeer::Blobs(bodies) = reply else {
+        return Err("expected bodies".into());
+    };
+    if bodies.len() < asked {
+        tracing::warn!(
+            asked,
+            got = bodies.len(),
+            "a peer lacks bodies its ops name"
+        );
+    }
+    store_blobs(store, bodies).await?;
+    Ok(())
+}
+
+async fn store_blobs(store: &ReplicatedStore, bodies: Vec<(BodyRef, Bytes)>) -> StoreResult<()> {
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    let blobs = store.blobs.clone();
+    tokio::task::spawn_blocking(move || {
+        for (r, bytes) in bodies {
+            blobs.put_checked(&r, &bytes)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(blocking_err)?
+}

@@ -1,0 +1,59 @@
+//! The messages of the Replication service (versioned by
+//! [`crate::net::PROTOCOL_VERSION`]). The dialing node streams its log; the accepting
+//! node applies it. After the handshake the receiver sends [`FromPeer::Welcome`]; then
+//! every [`ToPeer`] message gets exactly one final answer ([`FromPeer::Ack`]), possibly
+//! after a [`FromPeer::Want`] / [`ToPeer::Blobs`] exchange for missing bodies. One
+//! message is in flight at a time: that is the back-pressure.
+
+use bytes::Bytes;
+use pluto_crdt::{BodyRef, Op, VersionVector};
+use serde::{Deserialize, Serialize};
+
+use crate::types::UserId;
+
+/// Sender → receiver.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToPeer {
+    Batch(Batch),
+    /// A user's whole state, when the log the receiver needs is truncated.
+    Snapshot {
+        user: UserId,
+        state: Vec<u8>,
+    },
+    /// Bodies the receiver asked for.
+    Blobs(Vec<(BodyRef, Bytes)>),
+}
+
+/// Consecutive log records (those for users the receiver holds; the others are
+/// skipped but counted in `upto`). An empty batch is the heartbeat.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Batch {
+    pub records: Vec<WireRecord>,
+    /// The receiver holds the sender's log up to here once it has this batch.
+    pub upto: u64,
+    /// The sender's durable log head when it read the batch: `upto == head` means the
+    /// sender had nothing more for the receiver (the backlog is delivered).
+    pub head: u64,
+    /// The sender's own durable version of users in the batch, for compaction.
+    pub progress: Vec<(UserId, VersionVector)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireRecord {
+    pub lsn: u64,
+    pub user: UserId,
+    pub ops: Vec<Op>,
+    /// Bodies first stored at the sender by this record's write, riding with it.
+    pub bodies: Vec<(BodyRef, Bytes)>,
+}
+
+/// Receiver → sender.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromPeer {
+    /// Send from this LSN on (everything before it is durable here).
+    Welcome { resume_from: u64 },
+    /// The message was applied durably; the sender's log is held up to `upto`.
+    Ack { upto: u64 },
+    /// These bodies are missing here; send them before the message can be applied.
+    Want(Vec<BodyRef>),
+}

@@ -1,0 +1,359 @@
+//! A pluto cluster of real processes on loopback: `pluto pki` makes the certificates,
+//! one TOML file describes the cluster, each worker and storage node runs as
+//! `pluto worker|storage` and a gateway as `pluto gateway`. Every address a process
+//! dials (store and replication) is a [`FaultProxy`] in front of the real port, so a
+//! test can cut, delay or black-hole any node's links.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+use crate::proxy::FaultProxy;
+
+pub const USER_PASSWORD: &str = "cluster-test-password";
+
+/// The `pluto` binary of this workspace (built first when missing).
+pub fn pluto_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/pluto
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let bin = dir.join("pluto");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "pluto-gateway", "--bin", "pluto"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building pluto failed");
+    }
+    assert!(bin.exists(), "no pluto binary at {}", bin.display());
+    bin
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Worker,
+    Storage,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Worker => "worker",
+            Role::Storage => "storage",
+        }
+    }
+}
+
+pub struct Node {
+    pub name: String,
+    pub role: Role,
+    pub data_dir: PathBuf,
+    /// What peers dial for replication: the proxy in front of the node.
+    pub replication_proxy: FaultProxy,
+    /// What gateways dial: the proxy in front of the node's Store service.
+    pub store_proxy: FaultProxy,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+pub struct Spec {
+    pub workers: usize,
+    pub storage: usize,
+    /// "replica" or "local".
+    pub ack: &'static str,
+    pub users: Vec<String>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            workers: 2,
+            storage: 1,
+            ack: "replica",
+            users: (1..=8).map(|i| format!("user{i}")).collect(),
+        }
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub config: PathBuf,
+    pub nodes: Vec<Node>,
+    pub imap: SocketAddr,
+    gateway: Option<Child>,
+}
+
+async fn free_port() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+fn reserve() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+impl Cluster {
+    pub async fn start(spec: Spec) -> Cluster {
+        let bin = pluto_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        let mut names: Vec<(String, Role)> = Vec::new();
+        for i in 1..=spec.workers {
+            names.push((format!("worker{i}"), Role::Worker));
+        }
+        for i in 1..=spec.storage {
+            names.push((format!("storage{i}"), Role::Storage));
+        }
+        let mut pki_args = vec![
+            "pki".to_owned(),
+            "--out".to_owned(),
+            pki.display().to_string(),
+            "gw1".to_owned(),
+        ];
+        pki_args.extend(names.iter().map(|(n, _)| n.clone()));
+        run(&bin, &pki_args, "");
+
+        let mut toml = format!(
+            "[cluster]\npki_dir = \"{}\"\nack = \"{}\"\nack_timeout_ms = 1500\n",
+            pki.display(),
+            spec.ack
+        );
+        let mut nodes = Vec::new();
+        for (i, (name, role)) in names.iter().enumerate() {
+            let store_real = reserve();
+            let repl_real = reserve();
+            let (sl, store_addr) = free_port().await;
+            let (rl, repl_addr) = free_port().await;
+            let store_proxy = FaultProxy::start_on(sl, store_real);
+            let replication_proxy = FaultProxy::start_on(rl, repl_real);
+            let _ = write!(
+                toml,
+                "\n[[cluster.nodes]]\nname = \"{name}\"\nrole = \"{}\"\nid = {}\nstore = \"{store_addr}\"\nlisten_store = \"{store_real}\"\nreplication = \"{repl_addr}\"\nlisten_replication = \"{repl_real}\"\n",
+                role.as_str(),
+                i + 1
+            );
+            nodes.push(Node {
+                name: name.clone(),
+                role: *role,
+                data_dir: dir.path().join(name),
+                replication_proxy,
+                store_proxy,
+                child: None,
+                log: dir.path().join(format!("{name}.log")),
+            });
+        }
+        let config = dir.path().join("cluster.toml");
+        std::fs::write(&config, toml).unwrap();
+        let users = dir.path().join("users");
+        for u in &spec.users {
+            run(
+                &bin,
+                &[
+                    "user".into(),
+                    "add".into(),
+                    u.clone(),
+                    "--users-file".into(),
+                    users.display().to_string(),
+                ],
+                &format!("{USER_PASSWORD}\n"),
+            );
+        }
+        let imap = reserve();
+        let mut cluster = Cluster {
+            dir,
+            bin,
+            config,
+            nodes,
+            imap,
+            gateway: None,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn_node(i);
+        }
+        cluster.spawn_gateway();
+        cluster.wait_ready(Duration::from_secs(30)).await;
+        cluster
+    }
+
+    fn spawn_node(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .arg(node.role.as_str())
+            .arg("--config")
+            .arg(&self.config)
+            .env("PLUTO_CLUSTER__NAME", &node.name)
+            .env("PLUTO_DATA_DIR", &node.data_dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes[i].child = Some(child);
+    }
+
+    fn spawn_gateway(&mut self) {
+        let log_path = self.dir.path().join("gw1.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let users = self.dir.path().join("users");
+        let child = Command::new(&self.bin)
+            .args(["gateway", "--config"])
+            .arg(&self.config)
+            .args(["--imap", &self.imap.to_string(), "--imaps", ""])
+            .env("PLUTO_CLUSTER__NAME", "gw1")
+            .env("PLUTO_DATA_DIR", self.dir.path().join("gw1"))
+            .env("PLUTO_AUTH__USERS_FILE", users)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.gateway = Some(child);
+    }
+
+    /// Waits until the gateway answers and every node is caught up.
+    pub async fn wait_ready(&self, within: Duration) {
+        let start = Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect(self.imap).await.is_ok() && self.all_caught_up() {
+                // The gateway's own prober sees it within one probe interval.
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "cluster not ready in {within:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `pluto cluster status` says every node is reachable and caught up.
+    pub fn all_caught_up(&self) -> bool {
+        let out = self.status();
+        self.nodes.iter().all(|n| {
+            out.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.first() == Some(&n.name.as_str())
+                    && cols.get(2) == Some(&"yes")
+                    && cols.get(3) == Some(&"yes")
+            })
+        })
+    }
+
+    pub fn status(&self) -> String {
+        let out = Command::new(&self.bin)
+            .args(["cluster", "status", "--config"])
+            .arg(&self.config)
+            .env("PLUTO_CLUSTER__NAME", "gw1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name == name).unwrap()
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.nodes.iter().position(|n| n.name == name).unwrap()
+    }
+
+    /// SIGKILL: no clean shutdown, nothing flushed that was not already durable.
+    pub fn kill(&mut self, name: &str) {
+        let i = self.index(name);
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self, name: &str) {
+        let i = self.index(name);
+        self.kill(name);
+        self.spawn_node(i);
+    }
+
+    /// Cuts replication between two nodes (both directions), leaving gateways' links.
+    pub fn partition(&self, a: &str, b: &str) {
+        self.node(a).replication_proxy.cut();
+        self.node(b).replication_proxy.cut();
+    }
+
+    pub fn heal(&self, a: &str, b: &str) {
+        self.node(a).replication_proxy.heal();
+        self.node(b).replication_proxy.heal();
+    }
+
+    /// Every process's log, for a failing test's message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut files: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
+        files.push(self.dir.path().join("gw1.log"));
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            let _ = writeln!(out, "--- {}", f.display());
+            for l in tail.into_iter().rev() {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.gateway.take() {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn run(bin: &Path, args: &[String], stdin: &str) {
+    use std::io::Write;
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "pluto {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
