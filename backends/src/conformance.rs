@@ -874,15 +874,26 @@ async fn delete_rules<S: MailStore>(s: Arc<S>, u: UserId) {
         matches!(e, Err(StoreError::NotAllowed(_))),
         "deleting INBOX: {e:?}"
     );
+    // A parent can be deleted (RFC 3501 6.3.4): its own messages go, the mailboxes
+    // below it stay, with their mail.
     ok("create", s.create_mailbox(&u, &mb("d/e"), None).await);
-    let e = s.delete_mailbox(&u, &mb("d")).await;
-    assert!(
-        matches!(e, Err(StoreError::NotAllowed(_))),
-        "deleting a parent: {e:?}"
-    );
     append_n(&*s, &u, &mb("d/e"), 2).await;
+    append_n(&*s, &u, &mb("d"), 1).await;
+    ok("delete parent", s.delete_mailbox(&u, &mb("d")).await);
+    let list = ok("list", s.list(&u).await);
+    assert!(
+        names(&list).contains(&"d/e") && !names(&list).contains(&"d"),
+        "after deleting the parent: {:?}",
+        names(&list)
+    );
+    assert_eq!(
+        select(&*s, &u, &mb("d/e")).await.messages.len(),
+        2,
+        "the child keeps its mail"
+    );
+    let e = s.select(&u, &mb("d")).await;
+    assert!(matches!(e, Err(StoreError::NoSuchMailbox(_))), "{e:?}");
     ok("delete", s.delete_mailbox(&u, &mb("d/e")).await);
-    ok("delete", s.delete_mailbox(&u, &mb("d")).await);
     let list = ok("list", s.list(&u).await);
     assert!(
         !names(&list).iter().any(|n| n.starts_with('d')),

@@ -39,8 +39,8 @@ pub trait MailStore: Send + Sync + 'static {
         special_use: Option<SpecialUse>,
     ) -> StoreResult<()>;
 
-    /// Deletes a mailbox and its messages. INBOX and mailboxes with children cannot be
-    /// deleted ([`StoreError::NotAllowed`](crate::StoreError::NotAllowed)).
+    /// Deletes a mailbox and its messages; mailboxes below it stay (RFC 3501 6.3.4).
+    /// INBOX cannot be deleted ([`StoreError::NotAllowed`](crate::StoreError::NotAllowed)).
     async fn delete_mailbox(&self, user: &UserId, name: &MailboxName) -> StoreResult<()>;
 
     /// Renames a mailbox and everything below it. Renaming INBOX moves its messages to

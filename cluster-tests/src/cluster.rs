@@ -303,6 +303,60 @@ impl Cluster {
         self.node(b).replication_proxy.heal();
     }
 
+    /// A Store client straight to one node (as the gateway would call it), for reading
+    /// each replica and for clients pinned to one side.
+    pub fn remote(&self, name: &str) -> pluto_backends::remote::RemoteStore {
+        let pki = self.dir.path().join("pki");
+        let tls = pluto_backends::net::NodeTls::load(
+            &pki.join("ca.pem"),
+            &pki.join("gw1.pem"),
+            &pki.join("gw1-key.pem"),
+        )
+        .unwrap();
+        pluto_backends::remote::RemoteStore::new(
+            name,
+            self.node(name).store_proxy.addr().to_string(),
+            "gw1",
+            tls,
+        )
+    }
+
+    /// Waits until `name` answers its Store service and says it is caught up.
+    pub async fn wait_caught_up(&self, name: &str, within: Duration) {
+        let remote = self.remote(name);
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = remote.node_status().await {
+                if s.caught_up {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < within,
+                "{name} not caught up in {within:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The owner worker of `user` (asks `pluto cluster`'s ring via the gateway config).
+    pub fn workers(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role == Role::Worker)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    pub fn storage(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role == Role::Storage)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
     /// Every process's log, for a failing test's message.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -1,6 +1,8 @@
 //! A cluster comes up: two workers and a storage node behind a gateway take mail for
 //! users on both workers, and every node reaches every replica.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
 use pluto_cluster_tests::client::{Client, message};
 use pluto_cluster_tests::cluster::{Cluster, Spec, USER_PASSWORD};
 

@@ -134,6 +134,19 @@ pub fn to_wire(name: &MailboxName) -> Mailbox<'static> {
     })
 }
 
+/// `Folder/` without its trailing separator, when it has one.
+pub fn strip_trailing_separator(mailbox: &Mailbox<'_>) -> Option<Mailbox<'static>> {
+    let Mailbox::Other(other) = mailbox else {
+        return None;
+    };
+    let raw = astring_bytes(other.inner());
+    let stripped = raw.strip_suffix(b"/")?;
+    if stripped.is_empty() {
+        return None;
+    }
+    Mailbox::try_from(stripped.to_vec()).ok()
+}
+
 /// The raw text of a LIST pattern or reference.
 pub fn list_pattern(pattern: &ListMailbox<'_>) -> Result<String, CmdError> {
     let raw: Cow<'_, [u8]> = match pattern {
@@ -154,13 +167,13 @@ pub fn reference_text(reference: &Mailbox<'_>) -> Result<String, CmdError> {
 /// Does `name` match a LIST pattern? `*` matches anything, `%` anything but the
 /// hierarchy separator. INBOX matches case-insensitively.
 pub fn matches(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = if pattern.len() >= 5
-        && pattern[..5].eq_ignore_ascii_case("INBOX")
-        && (pattern.len() == 5 || pattern[5..].starts_with('/'))
-    {
-        format!("INBOX{}", &pattern[5..]).chars().collect()
-    } else {
-        pattern.chars().collect()
+    let pattern: Vec<char> = match (pattern.get(..5), pattern.get(5..)) {
+        (Some(head), Some(rest))
+            if head.eq_ignore_ascii_case("INBOX") && (rest.is_empty() || rest.starts_with('/')) =>
+        {
+            format!("INBOX{rest}").chars().collect()
+        }
+        _ => pattern.chars().collect(),
     };
     let name: Vec<char> = name.chars().collect();
     glob(&pattern, &name)
@@ -248,5 +261,10 @@ mod tests {
         assert!(matches("*x", "a/x"));
         assert!(matches("S%t", "Sent"));
         assert!(!matches("Sent", "Sent2"));
+        assert!(
+            matches("日本語", "日本語"),
+            "a multi-byte pattern must not panic"
+        );
+        assert!(matches("InBoX/a", "INBOX/a"));
     }
 }

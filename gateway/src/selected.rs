@@ -146,10 +146,11 @@ impl Selected {
                 self.uid_next = self.uid_next.max(snapshot.uid_next);
             }
         }
+        let added = self.messages.len() - before;
         if allow_expunge {
             out.extend(self.take_expunges());
         }
-        if self.messages.len() != before || !out.is_empty() && self.messages.len() > before {
+        if added > 0 {
             out.push(Response::Data(Data::Exists(self.exists())));
         }
         out

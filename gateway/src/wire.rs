@@ -118,6 +118,8 @@ pub struct Connection {
     literal_limit: u32,
     /// A non-synchronizing literal above the limit was announced in this message.
     literal_too_big: bool,
+    /// The fragment being received is a literal (its bytes do not count as line length).
+    in_literal: bool,
     out: Vec<u8>,
     read_buf: Vec<u8>,
 }
@@ -134,6 +136,7 @@ impl Connection {
             max_line,
             literal_limit,
             literal_too_big: false,
+            in_literal: false,
             out: Vec::with_capacity(4096),
             read_buf: vec![0; 16 * 1024],
         }
@@ -196,6 +199,7 @@ impl Connection {
         self.fragmentizer = Fragmentizer::new(self.literal_limit.saturating_add(self.max_line));
         self.line_start = 0;
         self.literal_too_big = false;
+        self.in_literal = false;
         let tls = acceptor.accept(plain).await?;
         self.stream = Some(Stream::Tls(Box::new(tls)));
         Ok(())
@@ -290,6 +294,7 @@ impl Connection {
                         self.literal_too_big = false;
                     }
                     self.line_start = end;
+                    self.in_literal = announcement.is_some();
                     if end - start > self.max_line as usize {
                         return Err(ReadError::LineTooLong(self.max_line));
                     }
@@ -308,6 +313,7 @@ impl Connection {
                                         .unwrap_or_else(|| "*".to_owned());
                                     self.fragmentizer.skip_message();
                                     self.line_start = 0;
+                                    self.in_literal = false;
                                     let line = format!(
                                         "{tag} NO [TOOBIG] Literal is larger than the limit of {} bytes\r\n",
                                         self.literal_limit
@@ -335,6 +341,7 @@ impl Connection {
                 }
                 Some(FragmentInfo::Literal { end, .. }) => {
                     self.line_start = end;
+                    self.in_literal = false;
                     if self.fragmentizer.is_message_complete() {
                         self.line_start = 0;
                         return Ok(None);
@@ -346,7 +353,7 @@ impl Connection {
                         .message_bytes()
                         .len()
                         .saturating_sub(self.line_start);
-                    if pending_line > self.max_line as usize {
+                    if !self.in_literal && pending_line > self.max_line as usize {
                         return Err(ReadError::LineTooLong(self.max_line));
                     }
                     let Some(stream) = self.stream.as_mut() else {

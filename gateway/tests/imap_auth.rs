@@ -55,7 +55,10 @@ async fn greeting_capability_and_login_advertise_the_extensions() {
         .iter()
         .chain(&["STARTTLS", "AUTH=PLAIN", "SASL-IR"])
     {
-        assert!(before.contains(&cap.to_string()), "{cap} missing from {greeting}");
+        assert!(
+            before.contains(&cap.to_string()),
+            "{cap} missing from {greeting}"
+        );
     }
     assert!(!before.contains(&"LOGINDISABLED".to_owned()), "{greeting}");
 
@@ -70,10 +73,16 @@ async fn greeting_capability_and_login_advertise_the_extensions() {
     assert!(r.ok(), "{r:?}");
     let after = caps_in(&r.tagged);
     for cap in EXTENSIONS {
-        assert!(after.contains(&cap.to_string()), "{cap} missing from {}", r.tagged);
+        assert!(
+            after.contains(&cap.to_string()),
+            "{cap} missing from {}",
+            r.tagged
+        );
     }
     assert!(
-        !after.iter().any(|c| c == "STARTTLS" || c.starts_with("AUTH=")),
+        !after
+            .iter()
+            .any(|c| c == "STARTTLS" || c.starts_with("AUTH=")),
         "{}",
         r.tagged
     );
@@ -86,7 +95,14 @@ async fn async_imap_logs_in_sees_capabilities_and_logs_out() {
     let server = TestServer::start().await;
     let mut session = server.session().await;
     let caps = session.capabilities().await.unwrap();
-    for cap in ["IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE", "UNSELECT"] {
+    for cap in [
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+        "SPECIAL-USE",
+        "NAMESPACE",
+        "UNSELECT",
+    ] {
         assert!(caps.has_str(cap), "{cap} missing");
     }
     session.noop().await.unwrap();
@@ -102,7 +118,10 @@ async fn logout_says_bye_then_ok_and_closes() {
     assert_eq!(r.untagged.len(), 1, "{r:?}");
     assert!(r.untagged[0].starts_with("* BYE"), "{r:?}");
     // The server then closes the connection.
-    assert_eq!(raw.maybe_line(std::time::Duration::from_secs(5)).await, None);
+    assert_eq!(
+        raw.maybe_line(std::time::Duration::from_secs(5)).await,
+        None
+    );
 }
 
 #[tokio::test]
@@ -111,7 +130,11 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     let mut a = server.raw().await;
     let wrong = a.cmd(&format!("LOGIN {USER} \"not the password\"")).await;
     assert!(wrong.no(), "{wrong:?}");
-    assert_eq!(wrong.code().as_deref(), Some("AUTHENTICATIONFAILED"), "{wrong:?}");
+    assert_eq!(
+        wrong.code().as_deref(),
+        Some("AUTHENTICATIONFAILED"),
+        "{wrong:?}"
+    );
 
     let mut b = server.raw().await;
     let unknown = b.cmd("LOGIN nosuchuser \"whatever\"").await;
@@ -149,8 +172,14 @@ async fn repeated_failed_logins_end_the_session() {
         last = Some(r);
     }
     let last = last.unwrap();
-    assert!(last.has("* BYE"), "third failure should end the session: {last:?}");
-    assert_eq!(raw.maybe_line(std::time::Duration::from_secs(5)).await, None);
+    assert!(
+        last.has("* BYE"),
+        "third failure should end the session: {last:?}"
+    );
+    assert_eq!(
+        raw.maybe_line(std::time::Duration::from_secs(5)).await,
+        None
+    );
 }
 
 #[tokio::test]
@@ -184,12 +213,19 @@ async fn authenticate_plain_with_a_continuation() {
     let server = TestServer::start().await;
     let mut raw = server.raw().await;
     let tag = raw.tag();
-    raw.send(format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes()).await;
+    raw.send(format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes())
+        .await;
     let cont = raw.line().await;
     assert!(cont.starts_with('+'), "{cont}");
     // authzid = authcid is allowed.
-    raw.send(format!("{}\r\n", b64(format!("{USER}\0{USER}\0{PASSWORD}").as_bytes())).as_bytes())
-        .await;
+    raw.send(
+        format!(
+            "{}\r\n",
+            b64(format!("{USER}\0{USER}\0{PASSWORD}").as_bytes())
+        )
+        .as_bytes(),
+    )
+    .await;
     let r = raw.read_reply(&tag).await;
     assert!(r.ok(), "{r:?}");
 }
@@ -199,7 +235,8 @@ async fn authenticate_plain_cancelled_or_wrong_and_the_session_goes_on() {
     let server = TestServer::start().await;
     let mut raw = server.raw().await;
     let tag = raw.tag();
-    raw.send(format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes()).await;
+    raw.send(format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes())
+        .await;
     assert!(raw.line().await.starts_with('+'));
     raw.send(b"*\r\n").await;
     let r = raw.read_reply(&tag).await;
@@ -207,7 +244,10 @@ async fn authenticate_plain_cancelled_or_wrong_and_the_session_goes_on() {
 
     // Logging in as someone else (authzid != authcid) is refused.
     let r = raw
-        .cmd(&format!("AUTHENTICATE PLAIN {}", b64(format!("bob\0{USER}\0{PASSWORD}").as_bytes())))
+        .cmd(&format!(
+            "AUTHENTICATE PLAIN {}",
+            b64(format!("bob\0{USER}\0{PASSWORD}").as_bytes())
+        ))
         .await;
     assert!(r.no(), "{r:?}");
 
@@ -250,7 +290,13 @@ async fn async_imap_authenticate_plain() {
 async fn commands_need_the_right_state() {
     let server = TestServer::start().await;
     let mut raw = server.raw().await;
-    for cmd in ["SELECT INBOX", "LIST \"\" *", "CREATE foo", "FETCH 1 FLAGS", "IDLE"] {
+    for cmd in [
+        "SELECT INBOX",
+        "LIST \"\" *",
+        "CREATE foo",
+        "FETCH 1 FLAGS",
+        "IDLE",
+    ] {
         let r = raw.cmd(cmd).await;
         assert!(r.bad() || r.no(), "{cmd} before login: {r:?}");
     }
@@ -286,10 +332,15 @@ async fn namespace_id_and_enable() {
     let server = TestServer::start().await;
     let mut raw = server.raw().await;
     // ID works before login (RFC 2971 3.1).
-    let r = raw.cmd("ID (\"name\" \"pluto-tests\" \"version\" \"1\")").await;
+    let r = raw
+        .cmd("ID (\"name\" \"pluto-tests\" \"version\" \"1\")")
+        .await;
     assert!(r.ok(), "{r:?}");
     let id = r.find("* ID (").unwrap_or_else(|| panic!("{r:?}"));
-    assert!(id.to_ascii_lowercase().contains("\"name\" \"pluto\""), "{id}");
+    assert!(
+        id.to_ascii_lowercase().contains("\"name\" \"pluto\""),
+        "{id}"
+    );
     let r = raw.cmd("ID NIL").await;
     assert!(r.ok() && r.has("* ID "), "{r:?}");
 
@@ -297,7 +348,11 @@ async fn namespace_id_and_enable() {
     assert!(r.ok(), "{r:?}");
     let r = raw.cmd("NAMESPACE").await;
     assert!(r.ok(), "{r:?}");
-    assert_eq!(r.lines("* NAMESPACE"), vec!["* NAMESPACE ((\"\" \"/\")) NIL NIL"], "{r:?}");
+    assert_eq!(
+        r.lines("* NAMESPACE"),
+        vec!["* NAMESPACE ((\"\" \"/\")) NIL NIL"],
+        "{r:?}"
+    );
 
     // Nothing here needs enabling yet: ENABLE answers with an empty ENABLED.
     let r = raw.cmd("ENABLE CONDSTORE").await;

@@ -574,11 +574,8 @@ impl MailStore for MaildirStore {
             if !u.exists(&name)? {
                 return Err(StoreError::NoSuchMailbox(name));
             }
-            if u.names()?.iter().any(|m| m.is_below(&name)) {
-                return Err(StoreError::NotAllowed(format!(
-                    "{name} has mailboxes below it; delete those first"
-                )));
-            }
+            // Mailboxes below it stay (RFC 3501 6.3.4): in Maildir++ they are
+            // directories of their own.
             // Rename away first (atomic), then remove at leisure.
             let dir = mailbox_dir(&u.dir, &name)?;
             let trash = u.dir.join(staging_name(TRASH_PREFIX));

@@ -35,7 +35,12 @@ fn attr(name: &'static str) -> FlagNameAttribute<'static> {
 impl Session {
     pub(crate) async fn cmd_create(&mut self, mailbox: Mailbox<'static>) -> CmdResult {
         let user = self.user()?.clone();
-        let name = mailbox_name(&mailbox)?;
+        // A trailing separator only declares that the name will have children; this
+        // server needs no such declaration and ignores it (RFC 3501 6.3.3).
+        let name = match crate::names::strip_trailing_separator(&mailbox) {
+            Some(stripped) => mailbox_name(&stripped)?,
+            None => mailbox_name(&mailbox)?,
+        };
         if name.is_inbox() {
             return Err(CmdError::no_code(
                 code("ALREADYEXISTS"),
@@ -159,9 +164,13 @@ impl Session {
         } else {
             list.mailboxes.iter().map(|m| m.name.clone()).collect()
         };
-        for name in &source {
-            for ancestor in name.ancestors() {
-                names.entry(ancestor).or_insert(None);
+        // Parents that are not themselves listed appear as \Noselect; for LSUB only
+        // where a `%` stops short of the subscribed name (RFC 3501 6.3.9).
+        if !lsub || full.contains('%') {
+            for name in &source {
+                for ancestor in name.ancestors() {
+                    names.entry(ancestor).or_insert(None);
+                }
             }
         }
         for info in &list.mailboxes {

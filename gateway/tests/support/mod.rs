@@ -39,7 +39,9 @@ pub fn client_script(name: &str) -> PathBuf {
 /// A free loopback port: bind port 0, read what the kernel chose, release it.
 pub fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    listener.local_addr().expect("local_addr of a bound listener")
+    listener
+        .local_addr()
+        .expect("local_addr of a bound listener")
 }
 
 /// A running `pluto serve`, killed (SIGKILL) when dropped.
@@ -197,7 +199,9 @@ pub fn add_user(data_dir: &Path, name: &str, password: &str) {
             .write_all(format!("{password}\n").as_bytes())
             .expect("writing the password");
     }
-    let out = child.wait_with_output().expect("waiting for pluto user add");
+    let out = child
+        .wait_with_output()
+        .expect("waiting for pluto user add");
     assert_success("pluto user add", &out);
 }
 
