@@ -3,8 +3,6 @@
 //! every acknowledged append is there with the same UID, UIDVALIDITY and bytes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use pluto_backends::replicated::{AckMode, NodeConfig, ReplicatedStore};
 use pluto_backends::*;

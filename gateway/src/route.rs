@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pluto_backends::remote::RemoteStore;
-use pluto_backends::{MailStore, StoreError, UserId};
+use pluto_backends::{MailStore, UserId};
 use tokio::sync::watch;
 
 use crate::ring::Ring;
@@ -37,14 +37,16 @@ pub enum Router {
 }
 
 impl Router {
-    pub async fn route(&self, user: &UserId) -> Result<Routed, StoreError> {
+    /// Where to try a new session of `user`, best first: the ready replicas in replica
+    /// order (or, when none looks ready, every replica, in case the probes are behind).
+    pub fn candidates(&self, user: &UserId) -> Vec<Routed> {
         match self {
-            Router::Local(store) => Ok(Routed {
+            Router::Local(store) => vec![Routed {
                 store: store.clone(),
                 node: "local".to_owned(),
                 home_back: None,
-            }),
-            Router::Cluster(cluster) => cluster.route(user),
+            }],
+            Router::Cluster(cluster) => cluster.candidates(user),
         }
     }
 }
@@ -105,29 +107,32 @@ impl Cluster {
         self.placement.replica_set(user)
     }
 
-    fn route(&self, user: &UserId) -> Result<Routed, StoreError> {
+    fn candidates(&self, user: &UserId) -> Vec<Routed> {
         let set = self.replica_set(user);
         let home = set.first().and_then(|n| self.nodes.get(n));
-        for (i, name) in set.iter().enumerate() {
-            let Some(node) = self.nodes.get(name) else {
-                continue;
-            };
-            if *node.ready.borrow() {
-                let home_back = match (i, home) {
-                    (0, _) | (_, None) => None,
-                    (_, Some(home)) => Some(home.ready.subscribe()),
-                };
-                return Ok(Routed {
-                    store: node.store.clone(),
-                    node: name.clone(),
-                    home_back,
-                });
-            }
+        let routed = |i: usize, node: &Arc<NodeHandle>| Routed {
+            store: node.store.clone(),
+            node: node.name.clone(),
+            home_back: match (i, home) {
+                (0, _) | (_, None) => None,
+                (_, Some(home)) => Some(home.ready.subscribe()),
+            },
+        };
+        let nodes: Vec<(usize, &Arc<NodeHandle>)> = set
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.nodes.get(n).map(|node| (i, node)))
+            .collect();
+        let ready: Vec<Routed> = nodes
+            .iter()
+            .filter(|(_, node)| *node.ready.borrow())
+            .map(|(i, node)| routed(*i, node))
+            .collect();
+        if ready.is_empty() {
+            nodes.iter().map(|(i, node)| routed(*i, node)).collect()
+        } else {
+            ready
         }
-        Err(StoreError::Unavailable(format!(
-            "no replica of this user is reachable ({})",
-            set.join(", ")
-        )))
     }
 
     /// Probes every node once, now.

@@ -13,7 +13,7 @@
 //!   the op that first needs them or asked for; snapshots when the log is truncated.
 //! - [`node`]: [`Node`], what a `pluto worker` / `pluto storage` process hosts: the
 //!   store, the links, reachability (the CRDT's leader rule), checkpoints, status.
-//! - [`config`]: [`NodeConfig`].
+//! - [`config`]: the node's settings, [`NodeConfig`].
 //! - `convert`: MailStore types ⇄ CRDT types.
 
 pub mod blobs;

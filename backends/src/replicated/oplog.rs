@@ -108,9 +108,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Reads one frame at the reader's position. `Ok(None)` at a clean end of file;
-/// `Err(reason)` for a torn or corrupt frame.
-fn read_frame(r: &mut impl Read) -> std::io::Result<Result<Option<(u64, Vec<u8>)>, String>> {
+/// One frame read: `Ok(None)` at a clean end of file, `Err(reason)` for a torn or
+/// corrupt frame.
+type FrameRead = Result<Option<(u64, Vec<u8>)>, String>;
+
+/// Reads one frame at the reader's position.
+fn read_frame(r: &mut impl Read) -> std::io::Result<FrameRead> {
     let mut head = [0u8; FRAME_HEADER];
     let mut got = 0;
     while got < FRAME_HEADER {
@@ -432,8 +435,7 @@ impl OpLog {
         lock(&self.submitter).next_lsn
     }
 
-    /// The byte position (in the whole log's count) where record `lsn` begins, if it is
-    /// still in the log; for lag figures.
+    /// The log's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -731,7 +733,7 @@ mod tests {
     #[tokio::test]
     async fn group_commit_recovery_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = OpLog::open(dir.path().join("log"), 4096).unwrap();
+        let rec = OpLog::open(dir.path().join("log"), 1024).unwrap();
         assert!(rec.records.is_empty());
         let log = Arc::new(rec.log);
         let mut waits = Vec::new();
@@ -764,7 +766,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(last).unwrap();
         f.write_all(&[9, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(f);
-        let rec = OpLog::open(dir.path().join("log"), 4096).unwrap();
+        let rec = OpLog::open(dir.path().join("log"), 1024).unwrap();
         assert_eq!(rec.records.len(), 200);
         assert_eq!(rec.torn_bytes, 7);
         assert_eq!(rec.log.next_lsn(), 201);
@@ -776,7 +778,7 @@ mod tests {
         let rec2 = {
             rec.log.close();
             drop(rec);
-            OpLog::open(dir.path().join("log"), 4096).unwrap()
+            OpLog::open(dir.path().join("log"), 1024).unwrap()
         };
         assert_eq!(rec2.records.last().map(|r| r.0), Some(200));
         assert!(rec2.records.first().unwrap().0 <= 101);

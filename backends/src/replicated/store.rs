@@ -369,7 +369,7 @@ impl ReplicatedStore {
         let names = (self.replicas_of)(user);
         self.peers
             .iter()
-            .filter(|p| names.iter().any(|n| *n == p.name))
+            .filter(|p| names.contains(&p.name))
             .collect()
     }
 
@@ -907,7 +907,7 @@ fn members(
     let names = replicas_of(user);
     let mut out: Vec<ReplicaId> = peers
         .iter()
-        .filter(|p| names.iter().any(|n| *n == p.name))
+        .filter(|p| names.contains(&p.name))
         .map(|p| p.replica)
         .chain([me])
         .collect();
@@ -1032,15 +1032,7 @@ impl MailStore for ReplicatedStore {
             if !names.contains(name.as_str()) {
                 return Err(StoreError::NoSuchMailbox(name.clone()));
             }
-            let has_children = names
-                .iter()
-                .filter_map(|n| MailboxName::new(n.as_str()).ok())
-                .any(|n| n.is_below(name));
-            if has_children {
-                return Err(StoreError::NotAllowed(format!(
-                    "{name} has mailboxes below it; delete them first"
-                )));
-            }
+            // Mailboxes below it stay (RFC 3501 6.3.4).
             ops.extend(st.delete_mailbox(name.as_str()).map_err(error_from_crdt)?);
             Ok(())
         })

@@ -11,7 +11,7 @@ use imap_codec::imap_types::core::{AString, IString, Tag};
 use imap_codec::imap_types::response::Code;
 use imap_codec::imap_types::secret::Secret;
 use pluto_auth::AuthError;
-use pluto_backends::UserId;
+use pluto_backends::{StoreError, UserId};
 
 use crate::response::{CmdError, CmdResult, Done, code};
 use crate::session::{Session, State};
@@ -153,8 +153,27 @@ impl Session {
             tracing::error!(error = %e, "authenticator returned an unusable user name");
             CmdError::no_code(code("AUTHENTICATIONFAILED"), "Authentication failed")
         })?;
-        let routed = self.shared.router.route(&user_id).await?;
-        routed.store.open_user(&user_id).await?;
+        // The first replica that opens the user's mail serves the session.
+        let mut routed = None;
+        let mut last_error = None;
+        for candidate in self.shared.router.candidates(&user_id) {
+            match candidate.store.open_user(&user_id).await {
+                Ok(()) => {
+                    routed = Some(candidate);
+                    break;
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    tracing::info!(node = %candidate.node, error = %e, "replica unavailable, trying the next");
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(routed) = routed else {
+            return Err(last_error
+                .unwrap_or_else(|| StoreError::Unavailable("no replica configured".into()))
+                .into());
+        };
         tracing::Span::current().record("node", routed.node.as_str());
         self.store = Some(routed.store);
         self.home_back = routed.home_back;
