@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -230,4 +233,50 @@ pub fn message(id: &str, size_hint: usize) -> Vec<u8> {
         body.push_str("The quick brown fox jumps over the lazy dog. 0123456789\r\n");
     }
     body.into_bytes()
+}
+
+/// Appends `messages` for `user`, reconnecting whenever the session is lost. Returns
+/// the Message-IDs that were acknowledged (tagged OK with APPENDUID).
+pub async fn append_all(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> Vec<String> {
+    let mut ok = Vec::new();
+    let mut client: Option<Client> = None;
+    for (id, body) in messages {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if client.is_none() {
+                match Client::login(addr, &user, crate::cluster::USER_PASSWORD).await {
+                    Ok(c) => client = Some(c),
+                    Err(e) => {
+                        assert!(
+                            Instant::now() < deadline,
+                            "{user} could not log in again for 60 s: {e}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(c) = client.as_mut() else { continue };
+            match c.append("INBOX", &body).await {
+                Ok(reply) if reply.ok() && reply.tagged.contains("APPENDUID") => {
+                    ok.push(id.clone());
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                // Not acknowledged: the message may or may not be there; go on with the
+                // next one (a retry would make two copies impossible to tell apart).
+                Ok(_) => break,
+                Err(_) => {
+                    client = None;
+                    break;
+                }
+            }
+        }
+    }
+    ok
 }

@@ -411,3 +411,67 @@ fn run(bin: &Path, args: &[String], stdin: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+impl Cluster {
+    /// The user's replicas as the gateway places them: the owner worker, then storage.
+    pub fn replicas_of(&self, user: &str) -> Vec<String> {
+        use pluto_gateway::ring::{Ring, RingNode};
+        let ring = Ring::new(
+            self.workers()
+                .into_iter()
+                .map(|name| RingNode { name, weight: 1 })
+                .collect(),
+        );
+        let placement = pluto_gateway::route::Placement {
+            ring,
+            storage: self.storage(),
+        };
+        placement.replica_set(&pluto_backends::UserId::new(user).unwrap())
+    }
+}
+
+/// One replica's view of a mailbox: UIDVALIDITY, and per UID its flags and bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReplicaView {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: Vec<(u32, Vec<String>, bytes::Bytes)>,
+}
+
+/// Reads a whole mailbox from one node, straight from its Store service.
+pub async fn read_replica(
+    store: &pluto_backends::remote::RemoteStore,
+    user: &str,
+    mailbox: &str,
+) -> Result<ReplicaView, String> {
+    use pluto_backends::MailStore;
+    let user = pluto_backends::UserId::new(user).unwrap();
+    let name = pluto_backends::MailboxName::new(mailbox).unwrap();
+    let snap = store
+        .select(&user, &name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let uids: Vec<pluto_backends::Uid> = snap.messages.iter().map(|m| m.uid).collect();
+    let mut bodies = Vec::new();
+    for chunk in uids.chunks(64) {
+        bodies.extend(
+            store
+                .fetch(&user, &name, chunk)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let mut messages = Vec::new();
+    for (meta, body) in snap.messages.iter().zip(bodies) {
+        if meta.uid != body.uid {
+            return Err(format!("fetch returned UID {} for {}", body.uid, meta.uid));
+        }
+        let flags = meta.flags.iter().map(|f| format!("{f:?}")).collect();
+        messages.push((meta.uid.get(), flags, body.bytes));
+    }
+    Ok(ReplicaView {
+        uid_validity: snap.uid_validity.get(),
+        uid_next: snap.uid_next.get(),
+        messages,
+    })
+}

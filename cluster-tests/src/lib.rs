@@ -7,4 +7,5 @@
 
 pub mod client;
 pub mod cluster;
+pub mod corpus;
 pub mod proxy;
