@@ -83,6 +83,49 @@ impl BlobStore {
         self.put_as(body, bytes)
     }
 
+    /// Stores many bodies a peer sent, after checking each hash. All files are written
+    /// first, then made durable with one `syncfs`, renamed into place, and the renames
+    /// made durable with a second `syncfs`: two flushes per batch instead of two fsyncs
+    /// per body, which is what lets a peer keep up with an origin's concurrent writers.
+    /// Blocking.
+    pub fn put_many_checked(&self, bodies: &[(BodyRef, Bytes)]) -> StoreResult<usize> {
+        let mut staged = Vec::new();
+        for (body, bytes) in bodies {
+            if body_ref(bytes) != *body {
+                return Err(StoreError::Corrupt(format!(
+                    "a peer sent body {} with other bytes",
+                    hex(&body.0)
+                )));
+            }
+            let path = self.path(body);
+            if path.exists() || staged.iter().any(|(_, p): &(PathBuf, PathBuf)| *p == path) {
+                continue;
+            }
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+            let tmp = self.root.join("tmp").join(format!(
+                "{}-{}-{n}",
+                hex(&body.0[..8]),
+                std::process::id()
+            ));
+            let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            file.write_all(bytes)?;
+            staged.push((tmp, path));
+        }
+        if staged.is_empty() {
+            return Ok(0);
+        }
+        let root = File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(std::io::Error::from)?;
+        for (tmp, path) in &staged {
+            fs::rename(tmp, path)?;
+        }
+        rustix::fs::syncfs(&root).map_err(std::io::Error::from)?;
+        Ok(staged.len())
+    }
+
     fn put_as(&self, body: &BodyRef, bytes: &[u8]) -> StoreResult<bool> {
         let path = self.path(body);
         if path.exists() {

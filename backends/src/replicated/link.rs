@@ -427,12 +427,7 @@ async fn store_blobs(store: &ReplicatedStore, bodies: Vec<(BodyRef, Bytes)>) -> 
         return Ok(());
     }
     let blobs = store.blobs.clone();
-    tokio::task::spawn_blocking(move || {
-        for (r, bytes) in bodies {
-            blobs.put_checked(&r, &bytes)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(blocking_err)?
+    tokio::task::spawn_blocking(move || blobs.put_many_checked(&bodies).map(|_| ()))
+        .await
+        .map_err(blocking_err)?
 }
