@@ -230,6 +230,7 @@ fn serve_config(args: ServeArgs) -> Result<Config, GatewayError> {
 async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
     let config = serve_config(args)?;
     init_logging(&config);
+    crate::metrics::install(&config.metrics.listen)?;
     let server = start_serve(config).await?;
     run_until_signal(server).await
 }
@@ -237,6 +238,7 @@ async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
 async fn gateway(args: ServeArgs) -> Result<(), GatewayError> {
     let config = serve_config(args)?;
     init_logging(&config);
+    crate::metrics::install(&config.metrics.listen)?;
     let server = start_gateway(config).await?;
     run_until_signal(server).await
 }
@@ -244,6 +246,7 @@ async fn gateway(args: ServeArgs) -> Result<(), GatewayError> {
 async fn run_node(args: ServeArgs, role: crate::config::Role) -> Result<(), GatewayError> {
     let config = serve_config(args)?;
     init_logging(&config);
+    crate::metrics::install(&config.metrics.listen)?;
     let node = crate::node::start(config, role).await?;
     wait_for_signal().await;
     tracing::info!("stopping");

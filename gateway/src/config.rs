@@ -22,6 +22,7 @@ pub struct Config {
     pub throttle: Throttle,
     pub limits: Limits,
     pub log: Log,
+    pub metrics: Metrics,
     pub cluster: Cluster,
 }
 
@@ -34,6 +35,7 @@ impl Default for Config {
             auth: Auth::default(),
             throttle: Throttle::default(),
             cluster: Cluster::default(),
+            metrics: Metrics::default(),
             limits: Limits::default(),
             log: Log::default(),
         }
@@ -275,6 +277,14 @@ impl Cluster {
     }
 }
 
+/// Prometheus metrics.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Address of the `/metrics` HTTP endpoint, e.g. `127.0.0.1:9100`. Empty: none.
+    pub listen: String,
+}
+
 /// Failed-login delays (2 s doubling to 15 s, as Dovecot's auth penalty).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -425,6 +435,7 @@ impl Config {
         "THROTTLE__",
         "LIMITS__",
         "LOG__",
+        "METRICS__",
         "CLUSTER__",
     ];
 

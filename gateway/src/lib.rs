@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod flags;
 mod fsutil;
+pub mod metrics;
 pub mod names;
 pub mod node;
 pub mod response;

@@ -40,6 +40,37 @@ async fn bind(addr: &str, what: &str) -> Result<TcpListener, GatewayError> {
         .map_err(|e| GatewayError::io(format!("binding the {what} listener on {addr}"), e))
 }
 
+/// Publishes replication lag and catch-up as metrics, once a second.
+fn spawn_lag_metrics(node: Arc<Mutex<Option<Node>>>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            let status = node
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(Node::status);
+            let Some(status) = status else { return };
+            metrics::gauge!(crate::metrics::CAUGHT_UP).set(if status.caught_up {
+                1.0
+            } else {
+                0.0
+            });
+            for p in status.peers {
+                metrics::gauge!(crate::metrics::OPS_BEHIND, "peer" => p.name.clone())
+                    .set(p.ops_behind as f64);
+                metrics::gauge!(crate::metrics::BYTES_BEHIND, "peer" => p.name.clone())
+                    .set(p.bytes_behind as f64);
+                metrics::gauge!(crate::metrics::PEER_CONNECTED, "peer" => p.name)
+                    .set(if p.connected { 1.0 } else { 0.0 });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    });
+}
+
 /// Starts the node named by `cluster.name`, which must have `role` in `cluster.nodes`.
 pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayError> {
     config.cluster.validate()?;
@@ -128,6 +159,7 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
         }
     });
     let (stop, stop_rx) = watch::channel(false);
+    spawn_lag_metrics(node.clone(), stop_rx.clone());
     let store_task = tokio::spawn(remote::serve(
         store_listener,
         tls,

@@ -70,6 +70,7 @@ impl Session {
     pub async fn run(mut self, id: u64) {
         let span = tracing::info_span!("session", id, peer = %self.peer, user = tracing::field::Empty, node = tracing::field::Empty, tls = self.conn.is_tls());
         async move {
+            let _gauge = crate::metrics::SessionGauge::new();
             tracing::debug!("connected");
             if let Err(e) = self.serve().await {
                 tracing::debug!(error = %e, "session ended");
@@ -151,6 +152,7 @@ impl Session {
         let Command { tag, body } = command;
         let name = body.name();
         tracing::debug!(tag = tag.inner(), command = name, "command");
+        metrics::counter!(crate::metrics::COMMANDS, "command" => name).increment(1);
         let result = self.dispatch(tag.clone(), body).await;
         self.finish(tag, result).await
     }

@@ -127,6 +127,7 @@ impl Session {
         let authenticated = match self.shared.auth.authenticate(user, password).await {
             Ok(a) => a,
             Err(AuthError::Unavailable(reason)) => {
+                metrics::counter!(crate::metrics::LOGINS, "result" => "unavailable").increment(1);
                 tracing::warn!(%reason, "authentication backend unavailable");
                 return Err(CmdError::no_code(
                     code("UNAVAILABLE"),
@@ -134,6 +135,7 @@ impl Session {
                 ));
             }
             Err(error) => {
+                metrics::counter!(crate::metrics::LOGINS, "result" => "failed").increment(1);
                 tracing::info!(user, %error, "login failed");
                 self.shared.throttle.record_failure(ip, user).await;
                 self.failed_logins += 1;
@@ -149,6 +151,7 @@ impl Session {
             }
         };
         self.shared.throttle.record_success(ip, user).await;
+        metrics::counter!(crate::metrics::LOGINS, "result" => "ok").increment(1);
         let user_id = UserId::new(authenticated.user.clone()).map_err(|e| {
             tracing::error!(error = %e, "authenticator returned an unusable user name");
             CmdError::no_code(code("AUTHENTICATIONFAILED"), "Authentication failed")
