@@ -115,3 +115,28 @@ async fn a_lost_node_ends_feeds_and_the_client_relinks() {
     assert_eq!(status.messages, 1);
     assert!(remote.node_status().await.unwrap().caught_up);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_claim_another_nodes_name() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    pki::generate(pki_dir.path(), &["node1".into(), "gw1".into()], &[], false).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store: Arc<dyn MailStore> =
+        Arc::new(MaildirStore::open(data.path().to_path_buf()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _node = start_node(listener, pki_dir.path(), store).await;
+    // gw1's certificate, but the hello says "worker7".
+    let impostor = RemoteStore::new(
+        "node1",
+        addr.to_string(),
+        "worker7",
+        tls(pki_dir.path(), "gw1"),
+    );
+    let user = UserId::new("x").unwrap();
+    let err = impostor.open_user(&user).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // The same certificate with its own name works.
+    let honest = RemoteStore::new("node1", addr.to_string(), "gw1", tls(pki_dir.path(), "gw1"));
+    honest.open_user(&user).await.unwrap();
+}

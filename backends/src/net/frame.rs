@@ -63,6 +63,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         }
     }
 
+    /// The stream under the frames (to look at its TLS session).
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
     pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), FrameError> {
         let bytes = postcard::to_stdvec(message)?;
         self.inner.send(Bytes::from(bytes)).await?;

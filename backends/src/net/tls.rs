@@ -28,6 +28,29 @@ pub enum NodeTlsError {
     },
     #[error("invalid node name {0:?}")]
     Name(String),
+    /// The peer named itself as a node its certificate was not issued for.
+    #[error("peer says it is {claimed:?}, but its certificate is not issued for that name")]
+    Impostor { claimed: String },
+}
+
+/// Checks that the name a peer gave in its hello is a name its client certificate was
+/// issued for: any node of the CA must not be able to speak as another node.
+pub fn verify_peer_name(
+    stream: &tokio_rustls::TlsStream<TcpStream>,
+    claimed: &str,
+) -> Result<(), NodeTlsError> {
+    let impostor = || NodeTlsError::Impostor {
+        claimed: claimed.to_owned(),
+    };
+    let (_, conn) = stream.get_ref();
+    let cert = conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .ok_or_else(impostor)?;
+    let cert = webpki::EndEntityCert::try_from(cert).map_err(|_| impostor())?;
+    let name = ServerName::try_from(claimed).map_err(|_| impostor())?;
+    cert.verify_is_valid_for_subject_name(&name)
+        .map_err(|_| impostor())
 }
 
 /// A node's TLS identity and trust: what it needs to dial and to accept internal links.

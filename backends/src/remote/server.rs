@@ -63,6 +63,7 @@ async fn link(
     let stream = tls.accept(tcp).await?;
     let mut framed = Framed::new(stream);
     let peer = framed.handshake(&node, Service::Store).await?;
+    crate::net::tls::verify_peer_name(framed.get_ref(), &peer)?;
     tracing::debug!(%peer, "gateway linked");
     let (tx, mut rx) = mpsc::channel::<Reply>(1024);
     let mut watches: HashMap<u64, AbortHandle> = HashMap::new();

@@ -213,6 +213,7 @@ async fn accept_loop(
                         framed.handshake(&store.name, Service::Replication),
                     )
                     .await??;
+                    crate::net::tls::verify_peer_name(framed.get_ref(), &name)?;
                     let peer: PeerInfo = store
                         .peers
                         .iter()
