@@ -442,7 +442,8 @@ async fn ack_replica_waits_for_a_peer_and_falls_back_after_the_timeout() {
     let to_b = Proxy::start(lb.local_addr().unwrap()).await;
     let to_a = Proxy::start(la.local_addr().unwrap()).await;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let timeout = Duration::from_millis(700);
+    // Long enough that a loaded CI machine still gets the peer's ack before it.
+    let timeout = Duration::from_millis(3000);
     let ca = config(
         &a,
         da.path(),
