@@ -236,11 +236,53 @@ async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
 }
 
 async fn gateway(args: ServeArgs) -> Result<(), GatewayError> {
+    let config_file = args.config.clone();
     let config = serve_config(args)?;
     init_logging(&config);
     crate::metrics::install(&config.metrics.listen)?;
     let server = start_gateway(config).await?;
+    let shared = server.shared();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match reload_cluster(&shared, config_file.as_deref()).await {
+                Ok(()) => tracing::info!("cluster configuration reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; keeping the old configuration")
+                }
+            }
+        }
+    });
     run_until_signal(server).await
+}
+
+/// Re-reads the [cluster] section and swaps the router: new sessions follow the new
+/// ring at once; a user whose owner changed moves when the new owner reports itself
+/// caught up (until then the probes keep it out of the candidates). Listeners, TLS and
+/// auth settings are not reloaded.
+pub async fn reload_cluster(shared: &Shared, file: Option<&Path>) -> Result<(), GatewayError> {
+    let config = Config::load(file)?;
+    config.cluster.validate()?;
+    let old = shared.router();
+    let crate::route::Router::Cluster(old) = old.as_ref() else {
+        return Err(GatewayError::Config(
+            "this process has no cluster to reload".into(),
+        ));
+    };
+    let fresh = cluster_router(&config)?;
+    let stores: Vec<_> = fresh
+        .node_names()
+        .into_iter()
+        .filter_map(|n| fresh.node(&n).map(|h| h.store.clone()))
+        .collect();
+    let cluster = old.reconfigured(placement(&config), stores);
+    cluster.probe_all().await;
+    cluster.spawn_prober();
+    shared.set_router(crate::route::Router::Cluster(cluster));
+    Ok(())
 }
 
 async fn run_node(args: ServeArgs, role: crate::config::Role) -> Result<(), GatewayError> {
@@ -278,7 +320,7 @@ pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
     let throttle = config.throttle.build()?;
     let shared = Arc::new(Shared {
         config,
-        router: crate::route::Router::Local(Arc::new(store)),
+        router: std::sync::RwLock::new(Arc::new(crate::route::Router::Local(Arc::new(store)))),
         auth,
         throttle,
         tls,
@@ -376,7 +418,7 @@ pub async fn start_gateway(config: Config) -> Result<Server, GatewayError> {
     let throttle = config.throttle.build()?;
     let shared = Arc::new(Shared {
         config,
-        router: crate::route::Router::Cluster(cluster),
+        router: std::sync::RwLock::new(Arc::new(crate::route::Router::Cluster(cluster))),
         auth,
         throttle,
         tls,

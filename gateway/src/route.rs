@@ -91,6 +91,30 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster after a configuration reload: nodes whose name and address did not
+    /// change keep their link and health (so sessions on them are not disturbed).
+    pub fn reconfigured(&self, placement: Placement, nodes: Vec<Arc<RemoteStore>>) -> Arc<Cluster> {
+        let nodes = nodes
+            .into_iter()
+            .map(|store| {
+                let name = store.node().to_owned();
+                let handle = match self.nodes.get(&name) {
+                    Some(old) if old.store.addr() == store.addr() => old.clone(),
+                    _ => {
+                        let (ready, _) = watch::channel(false);
+                        Arc::new(NodeHandle {
+                            name: name.clone(),
+                            store,
+                            ready,
+                        })
+                    }
+                };
+                (name, handle)
+            })
+            .collect();
+        Arc::new(Cluster { placement, nodes })
+    }
+
     pub fn new(placement: Placement, nodes: Vec<Arc<RemoteStore>>) -> Arc<Cluster> {
         let nodes = nodes
             .into_iter()
@@ -154,12 +178,16 @@ impl Cluster {
         futures::future::join_all(probes).await;
     }
 
-    /// Probes forever, every [`PROBE_INTERVAL`].
+    /// Probes every [`PROBE_INTERVAL`] for as long as this cluster is in use.
     pub fn spawn_prober(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let cluster = self.clone();
+        let cluster = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
+                let Some(cluster) = cluster.upgrade() else {
+                    return;
+                };
                 cluster.probe_all().await;
+                drop(cluster);
                 tokio::time::sleep(PROBE_INTERVAL).await;
             }
         })

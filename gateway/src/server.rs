@@ -21,10 +21,25 @@ use crate::wire::{Connection, Stream};
 /// What every session shares.
 pub struct Shared {
     pub config: Config,
-    pub router: crate::route::Router,
+    /// Replaced as a whole when the cluster configuration is reloaded (SIGHUP).
+    pub router: std::sync::RwLock<Arc<crate::route::Router>>,
     pub auth: Arc<dyn Authenticator>,
     pub throttle: pluto_auth::Throttle,
     pub tls: Option<TlsAcceptor>,
+}
+
+impl Shared {
+    /// The router as of now.
+    pub fn router(&self) -> Arc<crate::route::Router> {
+        self.router
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_router(&self, router: crate::route::Router) {
+        *self.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
+    }
 }
 
 /// Which kind of listener a connection came in on.
@@ -40,6 +55,7 @@ pub enum ListenerKind {
 pub struct Server {
     pub imap_addr: Option<SocketAddr>,
     pub imaps_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -85,9 +101,15 @@ impl Server {
         Ok(Server {
             imap_addr,
             imaps_addr,
+            shared,
             stop,
             tasks,
         })
+    }
+
+    /// What the sessions share (for reloading the configuration).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Stops accepting, sends `* BYE` to every session and waits (up to `grace`) for

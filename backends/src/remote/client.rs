@@ -91,6 +91,11 @@ impl RemoteStore {
         &self.node
     }
 
+    /// The address this client dials.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Whether the link is up now (without dialling).
     pub async fn is_linked(&self) -> bool {
         self.link

@@ -159,7 +159,7 @@ impl Session {
         // The first replica that opens the user's mail serves the session.
         let mut routed = None;
         let mut last_error = None;
-        for candidate in self.shared.router.candidates(&user_id) {
+        for candidate in self.shared.router().candidates(&user_id) {
             match candidate.store.open_user(&user_id).await {
                 Ok(()) => {
                     routed = Some(candidate);

@@ -47,7 +47,11 @@ impl Session {
             let move_home = async move {
                 match home_back.as_mut() {
                     Some(rx) => {
-                        let _ = rx.wait_for(|back| *back).await;
+                        // A closed channel (the router was reloaded without this node)
+                        // is no reason to move.
+                        if rx.wait_for(|back| *back).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
                     }
                     None => std::future::pending::<()>().await,
                 }
