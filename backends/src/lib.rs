@@ -17,6 +17,7 @@
 
 pub mod conformance;
 pub mod error;
+pub mod fsutil;
 pub mod maildir;
 pub mod net;
 pub mod remote;

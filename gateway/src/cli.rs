@@ -308,15 +308,26 @@ async fn run_until_signal(server: Server) -> Result<(), GatewayError> {
 /// Starts `serve` from a configuration: creates the data dir, the first user, the
 /// certificate, the store and the listeners. Used by the binary and by tests.
 pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
     let users_file = config.users_file();
     if config.auth.backend == AuthBackend::File && !users_file.exists() {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
         create_first_user(&users_file)?;
     }
+    let auth = authenticator(&config).await?;
+    start_serve_with(config, auth).await
+}
+
+/// [`start_serve`] with an authenticator of your own (see auth/README.md, "Writing
+/// your own adapter"): a team's binary calls this instead of `pluto serve`.
+pub async fn start_serve_with(
+    config: Config,
+    auth: Arc<dyn pluto_auth::Authenticator>,
+) -> Result<Server, GatewayError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
     let tls = client_tls(&config)?;
     let store = MaildirStore::open(config.mail_dir())?;
-    let auth = authenticator(&config).await?;
     let throttle = config.throttle.build()?;
     let shared = Arc::new(Shared {
         config,
@@ -408,13 +419,21 @@ pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, Gat
 
 /// Starts a gateway: client listeners, auth, and the cluster router with its prober.
 pub async fn start_gateway(config: Config) -> Result<Server, GatewayError> {
+    let auth = authenticator(&config).await?;
+    start_gateway_with(config, auth).await
+}
+
+/// [`start_gateway`] with an authenticator of your own.
+pub async fn start_gateway_with(
+    config: Config,
+    auth: Arc<dyn pluto_auth::Authenticator>,
+) -> Result<Server, GatewayError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
     let tls = client_tls(&config)?;
     let cluster = cluster_router(&config)?;
     cluster.probe_all().await;
     cluster.spawn_prober();
-    let auth = authenticator(&config).await?;
     let throttle = config.throttle.build()?;
     let shared = Arc::new(Shared {
         config,

@@ -27,7 +27,6 @@ mod command;
 pub mod config;
 pub mod error;
 pub mod flags;
-mod fsutil;
 pub mod metrics;
 pub mod names;
 pub mod node;

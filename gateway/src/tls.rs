@@ -53,12 +53,17 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), Gateway
     ];
     let certified = rcgen::generate_simple_self_signed(names)
         .map_err(|e| GatewayError::Tls(format!("generating a self-signed certificate: {e}")))?;
-    crate::fsutil::write_atomic(
+    write(
         &key_path,
         certified.signing_key.serialize_pem().as_bytes(),
         0o600,
     )?;
-    crate::fsutil::write_atomic(&cert_path, certified.cert.pem().as_bytes(), 0o644)?;
+    write(&cert_path, certified.cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok((cert_path, key_path))
+}
+
+fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), GatewayError> {
+    pluto_backends::fsutil::write_atomic_mode(path, bytes, mode)
+        .map_err(|e| GatewayError::io(path.display().to_string(), e))
 }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::fsutil::{is_not_found, write_atomic};
+use crate::fsutil::{is_not_found, write_atomic};
 use crate::types::Flags;
 
 pub(crate) const INDEX_FILE: &str = "pluto-index";

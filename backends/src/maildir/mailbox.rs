@@ -28,9 +28,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::filename::{FileName, file_name, letters, new_unique, split_letters, with_system_flags};
-use super::fsutil::{is_not_found, now_micros, sync_dir};
 use super::index::{Batch, Entry, Journal, Snapshot, SnapshotError, read_snapshot, write_snapshot};
 use crate::error::{StoreError, StoreResult};
+use crate::fsutil::{is_not_found, now_micros, sync_dir};
 use crate::types::*;
 
 /// How many expunges are remembered for `changes_since` deltas.

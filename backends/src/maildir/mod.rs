@@ -31,7 +31,6 @@
 //! its highest modseq after every change made through this store.
 
 mod filename;
-mod fsutil;
 mod index;
 mod mailbox;
 mod names;
@@ -47,12 +46,12 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::{Mutex, OwnedMutexGuard, RwLock, watch};
 
-use self::fsutil::sync_dir;
 use self::index::INDEX_FILE;
 use self::mailbox::{MailboxState, initialize, make_maildir};
 use self::names::{mailbox_dir, parse_dir_name};
 use self::user::{USER_FILE, UserMeta};
 use crate::error::{StoreError, StoreResult};
+use crate::fsutil::sync_dir;
 use crate::store::{ChangeFeed, MailStore};
 use crate::types::*;
 
@@ -836,7 +835,7 @@ fn read_bodies(paths: Vec<(Uid, PathBuf)>) -> StoreResult<(Vec<MessageBody>, Vec
                 uid,
                 bytes: bytes.into(),
             }),
-            Err(e) if fsutil::is_not_found(&e) => missing.push(uid),
+            Err(e) if crate::fsutil::is_not_found(&e) => missing.push(uid),
             Err(e) => return Err(e.into()),
         }
     }

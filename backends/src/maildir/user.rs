@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::fsutil::{is_not_found, now_secs, write_atomic};
 use crate::error::{StoreError, StoreResult};
+use crate::fsutil::{is_not_found, now_secs, write_atomic};
 use crate::types::{MailboxName, SpecialUse};
 
 pub(crate) const USER_FILE: &str = "pluto-user.json";

@@ -13,9 +13,6 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-
 use super::tls::NodeTlsError as PkiError;
 
 fn pki_err(e: rcgen::Error) -> PkiError {
@@ -29,23 +26,8 @@ fn io_err(path: &Path, e: std::io::Error) -> PkiError {
     }
 }
 
-/// Writes a file atomically (temporary file, fsync, rename, fsync of the directory).
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| io_err(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-    file.sync_all().map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+    crate::fsutil::write_atomic_mode(path, bytes, mode).map_err(|e| io_err(path, e))
 }
 
 /// A node name usable in a certificate and as a file name.

@@ -1,20 +1,26 @@
-//! Small durable-filesystem helpers the Maildir backend builds on: fsync of a directory,
-//! atomic replacement of a file, clocks.
+//! Small durable-filesystem helpers the backends (and the gateway's few files) build on:
+//! fsync of a directory, atomic replacement of a file, clocks.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Makes a directory's entries (creations, renames, unlinks) durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Replaces `path` with `bytes` atomically: a reader (or a crash) sees either the old or
 /// the new content, never a mix. Write a temporary file, fsync it, rename it over the
 /// target, fsync the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomic`] with the file's permission bits (0o600 for keys).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("atomic write target has no parent directory"))?;
@@ -29,6 +35,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(mode)
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -38,7 +45,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -47,7 +54,7 @@ pub(crate) fn now_secs() -> u64 {
 
 /// Microseconds since the Unix epoch: a modseq base that exceeds any modseq a session
 /// could remember from before an index was lost.
-pub(crate) fn now_micros() -> u64 {
+pub fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -55,6 +62,6 @@ pub(crate) fn now_micros() -> u64 {
 }
 
 /// True when the error says the file or directory is not there.
-pub(crate) fn is_not_found(err: &io::Error) -> bool {
+pub fn is_not_found(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::NotFound
 }
