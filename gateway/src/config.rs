@@ -214,6 +214,23 @@ fn one() -> u32 {
     1
 }
 
+/// `IP:PORT`, `[IPv6]:PORT` or `name:PORT` (a container's or host's DNS name).
+fn is_host_port(addr: &str) -> bool {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok()
+                && !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        }
+        None => false,
+    }
+}
+
 impl Cluster {
     pub fn ca(&self) -> PathBuf {
         self.pki_dir.join("ca.pem")
@@ -262,8 +279,11 @@ impl Cluster {
                 .into_iter()
                 .chain(binds.into_iter().flatten())
             {
-                if addr.parse::<SocketAddr>().is_err() {
-                    return err(format!("node {}: {addr:?} is not an address", n.name));
+                if !is_host_port(addr) {
+                    return err(format!(
+                        "node {}: {addr:?} is not HOST:PORT (an IP address or a DNS name, and a port)",
+                        n.name
+                    ));
                 }
             }
         }

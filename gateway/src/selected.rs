@@ -14,7 +14,8 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use pluto_backends::{
-    ChangeFeed, Changes, Flags, MailboxName, MailboxSnapshot, MessageMeta, ModSeq, Uid, UidValidity,
+    ChangeFeed, Changes, Flags, Keyword, MailboxName, MailboxSnapshot, MessageMeta, ModSeq, Uid,
+    UidValidity,
 };
 
 use crate::response::CmdError;
@@ -56,6 +57,8 @@ pub struct Selected {
     pub feed_dirty: bool,
     /// The feed ended: the store behind it is gone.
     pub feed_closed: bool,
+    /// The keywords this client was told of in FLAGS / PERMANENTFLAGS.
+    pub keywords: BTreeSet<Keyword>,
 }
 
 impl Selected {
@@ -65,7 +68,13 @@ impl Selected {
         snapshot: MailboxSnapshot,
         feed: ChangeFeed,
     ) -> Self {
+        let keywords = snapshot
+            .messages
+            .iter()
+            .flat_map(|m| m.flags.keywords().iter().cloned())
+            .collect();
         Self {
+            keywords,
             name,
             read_only,
             uid_validity: snapshot.uid_validity,
@@ -77,6 +86,36 @@ impl Selected {
             feed_dirty: false,
             feed_closed: false,
         }
+    }
+
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for the keywords known now.
+    pub fn flag_announcements(&self) -> Vec<Response<'static>> {
+        let keywords: Vec<Keyword> = self.keywords.iter().cloned().collect();
+        let permanent = if self.read_only {
+            Vec::new()
+        } else {
+            crate::flags::permanent_flags(&keywords)
+        };
+        vec![
+            Response::Data(Data::Flags(crate::flags::mailbox_flags(&keywords))),
+            crate::response::untagged(
+                imap_codec::imap_types::response::StatusKind::Ok,
+                Some(imap_codec::imap_types::response::Code::PermanentFlags(
+                    permanent,
+                )),
+                "Flags permitted",
+            ),
+        ]
+    }
+
+    /// Notes the keywords of `flags`; true when one was new to this client (which then
+    /// needs new FLAGS before a FETCH shows it, RFC 3501 7.2.6).
+    pub fn learn_keywords(&mut self, flags: &Flags) -> bool {
+        let mut new = false;
+        for k in flags.keywords() {
+            new |= self.keywords.insert(k.clone());
+        }
+        new
     }
 
     pub fn index_of(&self, uid: Uid) -> Option<usize> {
@@ -114,6 +153,7 @@ impl Selected {
     ) -> Vec<Response<'static>> {
         let mut out = Vec::new();
         let before = self.messages.len();
+        let known = self.keywords.len();
         match changes {
             Changes::Delta {
                 highest_modseq,
@@ -147,6 +187,11 @@ impl Selected {
             }
         }
         let added = self.messages.len() - before;
+        if self.keywords.len() != known {
+            let mut announced = self.flag_announcements();
+            announced.append(&mut out);
+            out = announced;
+        }
         if allow_expunge {
             out.extend(self.take_expunges());
         }
@@ -158,6 +203,7 @@ impl Selected {
 
     fn update(&mut self, meta: MessageMeta, with_uid: bool, out: &mut Vec<Response<'static>>) {
         let uid = meta.uid;
+        self.learn_keywords(&meta.flags);
         match self.index_of(uid) {
             Some(i) => {
                 if self.pending_expunge.contains(&uid) {

@@ -427,3 +427,48 @@ async fn deleting_the_mailbox_another_session_has_selected() {
         "a deleted mailbox's message was served: {lines:?}"
     );
 }
+
+/// A keyword the client has not been told of comes with new FLAGS and PERMANENTFLAGS
+/// before the FETCH that shows it (RFC 3501 7.2.6), whoever set it.
+#[tokio::test]
+async fn a_new_keyword_is_announced_before_it_is_shown() {
+    let (_server, mut a, mut b) = two_sessions(2).await;
+    ok(&mut b, "STORE 1 +FLAGS ($Forwarded)").await;
+    let noop = ok(&mut a, "NOOP").await;
+    let flags_at = noop
+        .untagged
+        .iter()
+        .position(|l| l.starts_with("* FLAGS") && l.contains("$Forwarded"));
+    let fetch_at = noop
+        .untagged
+        .iter()
+        .position(|l| l.contains("FETCH") && l.contains("$Forwarded"));
+    assert!(
+        matches!((flags_at, fetch_at), (Some(f), Some(x)) if f < x),
+        "{noop:?}"
+    );
+    assert!(
+        noop.has("PERMANENTFLAGS")
+            && noop
+                .find("PERMANENTFLAGS")
+                .is_some_and(|l| l.contains("$Forwarded")),
+        "{noop:?}"
+    );
+    // Its own STORE of another new keyword: the same, in the STORE's answer.
+    let store = ok(&mut a, "STORE 2 +FLAGS (Work)").await;
+    let flags_at = store
+        .untagged
+        .iter()
+        .position(|l| l.starts_with("* FLAGS") && l.contains("Work"));
+    let fetch_at = store
+        .untagged
+        .iter()
+        .position(|l| l.contains("FETCH") && l.contains("Work"));
+    assert!(
+        matches!((flags_at, fetch_at), (Some(f), Some(x)) if f < x),
+        "{store:?}"
+    );
+    // A known keyword is not announced again.
+    let again = ok(&mut a, "STORE 1 +FLAGS (Work)").await;
+    assert!(!again.has("* FLAGS"), "{again:?}");
+}

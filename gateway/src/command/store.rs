@@ -49,6 +49,18 @@ impl Session {
             let State::Selected(selected) = &mut self.state else {
                 return Ok(Done::ok("Store completed"));
             };
+            let mut new_keywords = false;
+            for meta in &outcome.updated {
+                new_keywords |= selected.learn_keywords(&meta.flags);
+            }
+            if new_keywords {
+                for r in selected.flag_announcements() {
+                    self.conn.send(&r).await?;
+                }
+            }
+            let State::Selected(selected) = &mut self.state else {
+                return Ok(Done::ok("Store completed"));
+            };
             for meta in outcome.updated {
                 if let Some(i) = selected.index_of(meta.uid) {
                     let msg = &mut selected.messages[i];
