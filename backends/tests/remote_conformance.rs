@@ -140,3 +140,19 @@ async fn a_client_cannot_claim_another_nodes_name() {
     let honest = RemoteStore::new("node1", addr.to_string(), "gw1", tls(pki_dir.path(), "gw1"));
     honest.open_user(&user).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_of_the_replicated_store_through_the_rpc() {
+    use pluto_backends::replicated::{AckMode, NodeConfig, ReplicatedStore};
+    let pki_dir = tempfile::tempdir().unwrap();
+    pki::generate(pki_dir.path(), &["node1".into(), "gw1".into()], &[], false).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new("node1", 1, data.path());
+    config.ack = AckMode::Local;
+    let store: Arc<dyn MailStore> = ReplicatedStore::open(&config).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _node = start_node(listener, pki_dir.path(), store).await;
+    let remote = RemoteStore::new("node1", addr.to_string(), "gw1", tls(pki_dir.path(), "gw1"));
+    conformance::run_all(Arc::new(remote)).await;
+}

@@ -366,7 +366,7 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// Seconds a client has to authenticate.
     pub preauth_timeout_secs: u64,
-    /// Deepest nesting of parentheses / search keys accepted in one command.
+    /// Deepest nesting of search keys (NOT, OR, parentheses) accepted in one SEARCH.
     pub max_nesting: usize,
 }
 

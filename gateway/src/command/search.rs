@@ -77,10 +77,11 @@ impl Key {
         }
     }
 
-    fn build(key: &SearchKey<'_>, selected: &Selected, depth: usize) -> Result<Key, CmdError> {
-        if depth > 64 {
+    /// `room`: how many more levels of nesting are allowed (`limits.max_nesting`).
+    fn build(key: &SearchKey<'_>, selected: &Selected, room: usize) -> Result<Key, CmdError> {
+        let Some(depth) = room.checked_sub(1) else {
             return Err(CmdError::bad("Search keys nested too deeply"));
-        }
+        };
         let kw = |atom: &imap_codec::imap_types::core::Atom<'_>| {
             Keyword::new(atom.inner().to_owned())
                 .map(Flag::Keyword)
@@ -143,15 +144,15 @@ impl Key {
             SearchKey::Text(v) => Key::Text(astring(v)?),
             SearchKey::Uid(set) => set_uids(set, true)?,
             SearchKey::SequenceSet(set) => set_uids(set, false)?,
-            SearchKey::Not(k) => Key::Not(Box::new(Key::build(k, selected, depth + 1)?)),
+            SearchKey::Not(k) => Key::Not(Box::new(Key::build(k, selected, depth)?)),
             SearchKey::Or(a, b) => Key::Or(
-                Box::new(Key::build(a, selected, depth + 1)?),
-                Box::new(Key::build(b, selected, depth + 1)?),
+                Box::new(Key::build(a, selected, depth)?),
+                Box::new(Key::build(b, selected, depth)?),
             ),
             SearchKey::And(keys) => Key::And(
                 keys.as_ref()
                     .iter()
-                    .map(|k| Key::build(k, selected, depth + 1))
+                    .map(|k| Key::build(k, selected, depth))
                     .collect::<Result<_, _>>()?,
             ),
             #[allow(unreachable_patterns)]
@@ -249,12 +250,13 @@ impl Session {
             }
         }
         let user = self.user()?.clone();
+        let max_nesting = self.shared.config.limits.max_nesting;
         let selected = self.selected()?;
         let criteria: Vec<SearchKey<'static>> = criteria.into_inner();
         let key = Key::And(
             criteria
                 .iter()
-                .map(|k| Key::build(k, selected, 0))
+                .map(|k| Key::build(k, selected, max_nesting))
                 .collect::<Result<_, _>>()?,
         );
         let name = selected.name.clone();
