@@ -13,21 +13,29 @@
 //! Receiver: bodies that rode along are stored, missing ones asked for, then the batch
 //! is applied through [`ReplicatedStore::apply_batch`] (durable, then exposed) and
 //! acknowledged.
+//!
+//! Data moves: after a reconfiguration a peer may hold users it did not hold before,
+//! while its cursor is already past their older records (filtered out then). The store
+//! queues such users per peer; before each batch the sender reports how many it still
+//! owes ([`ToPeer::Moves`]) and sends each one's snapshot, removing it from the queue
+//! once the receiver has installed it and fetched its missing bodies. The receiver
+//! keeps the last report, which [`Node::status`](super::Node::status) turns into
+//! "caught up".
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use pluto_crdt::{BodyRef, OpKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use super::oplog::{Entry, LogReader};
-use super::protocol::{Batch, FromPeer, ToPeer, WireRecord};
+use super::protocol::{Batch, FromPeer, MovesReport, ToPeer, WireRecord};
 use super::store::{PeerInfo, ReplicatedStore};
 use crate::error::{StoreError, StoreResult};
 use crate::net::{FrameError, Framed, NodeTls, Service};
@@ -37,7 +45,6 @@ const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const HEARTBEAT: Duration = Duration::from_millis(300);
 
 /// What the node knows of one peer's links.
-#[derive(Default)]
 pub(crate) struct PeerLink {
     /// The outbound link is up (the peer answers): the reachability the CRDT uses.
     pub(crate) connected: AtomicBool,
@@ -46,6 +53,44 @@ pub(crate) struct PeerLink {
     /// The inbound link has delivered the peer's whole backlog at least once since
     /// this node started.
     pub(crate) delivered: AtomicBool,
+    /// Set when the peer leaves the configuration: both its links end.
+    pub(crate) retired: watch::Sender<bool>,
+    /// Wakes an idle sender when data moves are queued for its peer.
+    pub(crate) wake: Notify,
+    /// What the peer last reported of the moves it owes this node.
+    pub(crate) moves: StdMutex<MovesSeen>,
+}
+
+/// The receiver's record of a peer's [`MovesReport`]s.
+#[derive(Default)]
+pub(crate) struct MovesSeen {
+    pub(crate) report: Option<MovesReport>,
+    /// After the latest report with nothing pending, a batch delivered the peer's log
+    /// up to its head: snapshot plus log, the whole catch-up.
+    pub(crate) settled: bool,
+}
+
+impl PeerLink {
+    pub(crate) fn new() -> Self {
+        Self {
+            connected: AtomicBool::new(false),
+            acked_bytes: AtomicU64::new(0),
+            delivered: AtomicBool::new(false),
+            retired: watch::channel(false).0,
+            wake: Notify::new(),
+            moves: StdMutex::new(MovesSeen::default()),
+        }
+    }
+
+    /// The peer has reported, under `cluster`, that it owes this node no data move,
+    /// and its log has reached this node since.
+    pub(crate) fn moves_settled(&self, cluster: &[(String, u16)]) -> (Option<u64>, bool) {
+        let seen = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        match &seen.report {
+            Some(r) if r.cluster == cluster => (Some(r.pending), r.pending == 0 && seen.settled),
+            _ => (None, false),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,15 +135,17 @@ pub(crate) async fn run_sender(
     mut stop: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!("replication_out", node = %store.name, peer = %peer.name);
+    let mut retired = link.retired.subscribe();
     async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            if *stop.borrow() {
+            if *stop.borrow() || *retired.borrow() {
                 break;
             }
             let result = tokio::select! {
                 r = send_loop(&store, &peer, &tls, &link, &changed, link_timeout) => r,
                 _ = stop.wait_for(|s| *s) => break,
+                _ = retired.wait_for(|r| *r) => break,
             };
             if link.connected.swap(false, Ordering::AcqRel) {
                 changed.send_modify(|n| *n += 1);
@@ -110,6 +157,7 @@ pub(crate) async fn run_sender(
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = stop.wait_for(|s| *s) => break,
+                _ = retired.wait_for(|r| *r) => break,
             }
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
@@ -180,7 +228,12 @@ async fn send_loop(
         }
     };
     let mut durable_rx = store.log.durable_watch();
+    // What this connection last told the peer of the moves owed to it.
+    let mut reported: Option<MovesReport> = None;
     loop {
+        // Moves first: a batch read after a reconfiguration sends the moved users'
+        // new records, and their older ones come with the snapshot.
+        deliver_moves(store, peer, &mut framed, &mut reported, link_timeout).await?;
         let durable = *durable_rx.borrow_and_update();
         let (r, records) = {
             let mut r = reader;
@@ -194,9 +247,15 @@ async fn send_loop(
         reader = r;
         let records = records?;
         if records.is_empty() && cursor >= durable.lsn {
-            // Idle: wait for more, or send a heartbeat.
-            let more = tokio::time::timeout(HEARTBEAT, durable_rx.changed()).await;
-            if matches!(more, Ok(Err(_))) {
+            // Idle: wait for more (records or moves), or send a heartbeat.
+            let more = tokio::time::timeout(HEARTBEAT, async {
+                tokio::select! {
+                    r = durable_rx.changed() => r.is_ok(),
+                    _ = link.wake.notified() => true,
+                }
+            })
+            .await;
+            if more == Ok(false) {
                 return Err(LinkError::Protocol("the log closed".into()));
             }
             if more.is_ok() {
@@ -207,13 +266,17 @@ async fn send_loop(
         let mut end_bytes = None;
         let mut wire = Vec::new();
         let mut users = BTreeSet::new();
+        // One configuration for the whole batch. A record filtered out here under a
+        // configuration that a reconfiguration has just replaced is covered by the
+        // moved user's snapshot, which this sender takes later.
+        let membership = store.membership();
         for rec in records {
             upto = rec.lsn;
             end_bytes = Some(rec.end);
             let Entry::Step { user, ops, blobs } = rec.entry else {
                 continue;
             };
-            if !store.holds(&user, &peer.name) {
+            if !membership.holds(&user, &peer.name) {
                 continue;
             }
             users.insert(user.clone());
@@ -326,19 +389,80 @@ async fn send_snapshots<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     link_timeout: Duration,
 ) -> Result<(), LinkError> {
+    // Moves queued before these snapshots are taken are covered by them.
+    let queued = store.queued_moves(&peer.name);
     let users = store.users_held_by(&peer.name);
     tracing::info!(
         users = users.len(),
         "sending snapshots to a peer behind the log"
     );
     for user in users {
-        let Some(state) = store.snapshot_bytes(&user).await? else {
-            continue;
-        };
-        framed.send(&ToPeer::Snapshot { user, state }).await?;
-        await_ack(store, framed, link_timeout * 10).await?;
+        if let Some(state) = store.snapshot_bytes(&user).await? {
+            framed
+                .send(&ToPeer::Snapshot {
+                    user: user.clone(),
+                    state,
+                })
+                .await?;
+            await_ack(store, framed, link_timeout * 10).await?;
+        }
+        if queued.contains(&user) {
+            store.move_done(&peer.name, &user);
+        }
     }
     Ok(())
+}
+
+/// Reports the moves owed to the peer and sends them, one snapshot at a time, each
+/// leaving the queue once the peer has installed it (bodies included).
+async fn deliver_moves<S: AsyncRead + AsyncWrite + Unpin>(
+    store: &ReplicatedStore,
+    peer: &PeerInfo,
+    framed: &mut Framed<S>,
+    reported: &mut Option<MovesReport>,
+    link_timeout: Duration,
+) -> Result<(), LinkError> {
+    loop {
+        let view = store.moves_for(&peer.name);
+        let report = MovesReport {
+            cluster: view.cluster,
+            pending: view.pending,
+        };
+        // Told: a new configuration, more moves, and their end — not every step.
+        let tell = match reported.as_ref() {
+            None => true,
+            Some(last) => {
+                last.cluster != report.cluster
+                    || report.pending > last.pending
+                    || (report.pending == 0 && last.pending != 0)
+            }
+        };
+        if tell {
+            framed.send(&ToPeer::Moves(report.clone())).await?;
+            await_ack(store, framed, link_timeout).await?;
+            if report.pending > 0 {
+                tracing::info!(pending = report.pending, "moving users' states to a peer");
+            } else if reported.as_ref().is_some_and(|r| r.pending > 0) {
+                tracing::info!("every user moved to this peer has reached it");
+            }
+            *reported = Some(report);
+        }
+        let Some(user) = view.next else {
+            return Ok(());
+        };
+        // Taken now, after the reconfiguration that queued it: it holds every record
+        // of the user this sender filtered out under the old configuration.
+        if let Some(state) = store.snapshot_bytes(&user).await? {
+            framed
+                .send(&ToPeer::Snapshot {
+                    user: user.clone(),
+                    state,
+                })
+                .await?;
+            await_ack(store, framed, link_timeout * 10).await?;
+        }
+        store.move_done(&peer.name, &user);
+    }
 }
 
 /// Serves one inbound replication link: a peer streaming its log here.
@@ -353,8 +477,14 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
     framed.send(&FromPeer::Welcome { resume_from }).await?;
     // The sender heartbeats every few hundred milliseconds: silence means it is gone.
     let idle = link_timeout * 3;
+    let mut retired = link.retired.subscribe();
     loop {
-        let message = match tokio::time::timeout(idle, framed.recv::<ToPeer>()).await {
+        let received = tokio::select! {
+            r = tokio::time::timeout(idle, framed.recv::<ToPeer>()) => r,
+            // The peer left the configuration: its link ends here.
+            _ = retired.wait_for(|r| *r) => return Ok(()),
+        };
+        let message = match received {
             Ok(Ok(m)) => m,
             Ok(Err(FrameError::Closed)) => return Ok(()),
             Ok(Err(e)) => return Err(e.into()),
@@ -377,8 +507,14 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
                 store
                     .apply_batch(&peer, records, batch.progress, batch.upto)
                     .await?;
-                if batch.upto >= batch.head && !link.delivered.swap(true, Ordering::AcqRel) {
-                    tracing::info!(peer = %peer.name, upto = batch.upto, "peer's backlog delivered");
+                if batch.upto >= batch.head {
+                    if !link.delivered.swap(true, Ordering::AcqRel) {
+                        tracing::info!(peer = %peer.name, upto = batch.upto, "peer's backlog delivered");
+                    }
+                    let mut seen = link.moves.lock().unwrap_or_else(|e| e.into_inner());
+                    if seen.report.as_ref().is_some_and(|r| r.pending == 0) {
+                        seen.settled = true;
+                    }
                 }
                 framed.send(&FromPeer::Ack { upto: batch.upto }).await?;
             }
@@ -394,6 +530,18 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
             }
             ToPeer::Blobs(_) => {
                 tracing::debug!(peer = %peer.name, "bodies nobody asked for");
+            }
+            ToPeer::Moves(report) => {
+                {
+                    let mut seen = link.moves.lock().unwrap_or_else(|e| e.into_inner());
+                    // A repeated report (a new connection) keeps what was settled.
+                    if seen.report.as_ref() != Some(&report) {
+                        tracing::info!(peer = %peer.name, pending = report.pending, "peer reports data moves");
+                        seen.settled = false;
+                        seen.report = Some(report);
+                    }
+                }
+                framed.send(&FromPeer::Ack { upto: 0 }).await?;
             }
         }
     }

@@ -12,7 +12,9 @@
 //!   durable cursor, in batches, one in flight (back-pressure), bodies riding with
 //!   the op that first needs them or asked for; snapshots when the log is truncated.
 //! - [`node`]: [`Node`], what a `pluto worker` / `pluto storage` process hosts: the
-//!   store, the links, reachability (the CRDT's leader rule), checkpoints, status.
+//!   store, the links, reachability (the CRDT's leader rule), checkpoints, status,
+//!   and membership changes without a restart ([`Node::reconfigure`]: new peers
+//!   dialed, gone ones dropped, users that gain a holder sent to it whole).
 //! - [`config`]: the node's settings, [`NodeConfig`].
 //! - `convert`: MailStore types ⇄ CRDT types.
 

@@ -3,7 +3,9 @@
 //! node applies it. After the handshake the receiver sends [`FromPeer::Welcome`]; then
 //! every [`ToPeer`] message gets exactly one final answer ([`FromPeer::Ack`]), possibly
 //! after a [`FromPeer::Want`] / [`ToPeer::Blobs`] exchange for missing bodies. One
-//! message is in flight at a time: that is the back-pressure.
+//! message is in flight at a time: that is the back-pressure. After a
+//! reconfiguration the sender also reports the data moves it still owes
+//! ([`ToPeer::Moves`]), so that the receiver knows when it may serve moved users.
 
 use bytes::Bytes;
 use pluto_crdt::{BodyRef, Op, VersionVector};
@@ -22,6 +24,24 @@ pub(crate) enum ToPeer {
     },
     /// Bodies the receiver asked for.
     Blobs(Vec<(BodyRef, Bytes)>),
+    /// How many users' whole states (data moves after a reconfiguration) the sender
+    /// still owes the receiver, under which configuration; answered with `Ack`.
+    ///
+    /// Added last on purpose: postcard numbers enum variants by position, so the
+    /// variants before it keep their encoding. An older build cannot read this one;
+    /// that is fine because every node of a cluster runs the same build (the frame
+    /// version is unchanged for that reason).
+    Moves(MovesReport),
+}
+
+/// See [`ToPeer::Moves`]. The receiver counts itself caught up with the sender only
+/// once a report with `pending == 0` names the same configuration as its own, and a
+/// batch has then delivered the sender's log up to its head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MovesReport {
+    /// The sender and its peers, (name, replica id), sorted.
+    pub cluster: Vec<(String, u16)>,
+    pub pending: u64,
 }
 
 /// Consecutive log records (those for users the receiver holds; the others are

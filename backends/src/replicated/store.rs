@@ -38,6 +38,9 @@ use crate::types::*;
 
 const LOCK_FILE: &str = "node.lock";
 const META_FILE: &str = "checkpoint.meta";
+/// The data moves still owed to peers (per peer, the users), so that a restart does
+/// not forget them: the configuration that made them is not kept.
+const MOVES_FILE: &str = "moves.meta";
 const SNAP_MAGIC: &[u8; 8] = b"PLUTOSN1";
 
 /// One user's state and what the store knows about it.
@@ -68,11 +71,57 @@ impl UserSlot {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PeerInfo {
     pub(crate) name: String,
     pub(crate) replica: ReplicaId,
     pub(crate) addr: String,
+}
+
+/// The configuration every replication decision reads: the peers, and which of them
+/// hold which user. A reconfiguration replaces it as a whole, so one decision never
+/// mixes an old peer list with a new `replicas_of`.
+pub(crate) struct Membership {
+    pub(crate) peers: Vec<PeerInfo>,
+    pub(crate) replicas_of: ReplicasOf,
+}
+
+impl Membership {
+    pub(crate) fn peer(&self, name: &str) -> Option<&PeerInfo> {
+        self.peers.iter().find(|p| p.name == name)
+    }
+
+    /// The configured peers holding a user (names `replicas_of` gives that are not
+    /// peers are ignored, as they always were).
+    pub(crate) fn holders(&self, user: &UserId) -> Vec<&PeerInfo> {
+        let names = (self.replicas_of)(user);
+        self.peers
+            .iter()
+            .filter(|p| names.contains(&p.name))
+            .collect()
+    }
+
+    pub(crate) fn holds(&self, user: &UserId, peer: &str) -> bool {
+        self.peer(peer).is_some() && (self.replicas_of)(user).iter().any(|n| n == peer)
+    }
+}
+
+/// The membership and what a change of it left to do.
+struct MembershipState {
+    current: Arc<Membership>,
+    /// Per peer: users it newly holds and must get whole (a snapshot), because its
+    /// cursor may already be past their older records, which were not sent to it then.
+    moves: BTreeMap<String, BTreeSet<UserId>>,
+}
+
+/// A sender's view of its peer's data moves, read in one step with the membership so
+/// that a report of "nothing pending" never precedes the moves of the same change.
+pub(crate) struct MovesView {
+    /// This node and its peers (name, replica id), sorted: which configuration the
+    /// count belongs to.
+    pub(crate) cluster: Vec<(String, u16)>,
+    pub(crate) pending: u64,
+    pub(crate) next: Option<UserId>,
 }
 
 /// What a checkpoint keeps besides snapshots: cursors that must outlive the log.
@@ -92,13 +141,14 @@ pub struct ReplicatedStore {
     data_dir: PathBuf,
     pub(crate) blobs: Arc<BlobStore>,
     pub(crate) log: OpLog,
+    /// Lock order: `membership` before `users` (a reconfiguration lists the users
+    /// while it holds the membership).
     users: StdMutex<HashMap<UserId, Arc<UserSlot>>>,
-    pub(crate) peers: Vec<PeerInfo>,
-    replicas_of: ReplicasOf,
+    membership: StdMutex<MembershipState>,
     ack: AckMode,
     ack_timeout: Duration,
     /// Per peer: how far it has acknowledged this node's log.
-    pub(crate) peer_acks: HashMap<String, watch::Sender<u64>>,
+    peer_acks: StdMutex<HashMap<String, watch::Sender<u64>>>,
     /// Per peer: how far its log has been received here.
     pub(crate) inbound: StdMutex<BTreeMap<String, u64>>,
     /// Peers believed reachable; `None` until the node knows.
@@ -155,18 +205,40 @@ fn decode_snapshot_file(bytes: &[u8]) -> Option<(u64, &[u8])> {
     (crc32fast::hash(state) == crc).then_some((lsn, state))
 }
 
-/// A peer's snapshot made into this replica's own: the CRDT has no call for it yet, so
-/// the replica id (the first field after the format version) is rewritten.
-pub(crate) fn rehome_snapshot(bytes: &[u8], replica: ReplicaId) -> StoreResult<UserState> {
-    let bad = |e: postcard::Error| StoreError::Corrupt(format!("peer snapshot: {e}"));
+/// A snapshot with its header rewritten: the replica id (the first field after the
+/// format version) and, when given, the members (the config after it). The CRDT has no
+/// call for either — its members are fixed at creation, yet a reconfiguration changes
+/// who holds a user, and compaction must wait for exactly the new holders.
+pub(crate) fn reshape_snapshot(
+    bytes: &[u8],
+    replica: ReplicaId,
+    members: Option<Vec<ReplicaId>>,
+) -> StoreResult<UserState> {
+    let bad = |e: postcard::Error| StoreError::Corrupt(format!("snapshot header: {e}"));
     let (version, rest): (u32, &[u8]) = postcard::take_from_bytes(bytes).map_err(bad)?;
     let (_theirs, rest): (u16, &[u8]) = postcard::take_from_bytes(rest).map_err(bad)?;
-    let mut out = postcard::to_stdvec(&(version, replica.0)).map_err(bad)?;
+    let (mut config, rest): (crdt::Config, &[u8]) = postcard::take_from_bytes(rest).map_err(bad)?;
+    if let Some(members) = members {
+        config.members = members;
+    }
+    // decode_snapshot trusts its header; what UserState::new checks is checked here.
+    if let Some(r) = config
+        .members
+        .iter()
+        .chain([&replica])
+        .find(|r| r.0 >= config.uid_stride)
+    {
+        return Err(StoreError::NotAllowed(format!(
+            "replica id {} is not below the UID stride {}",
+            r.0, config.uid_stride
+        )));
+    }
+    let mut out = postcard::to_stdvec(&(version, replica.0, &config)).map_err(bad)?;
     out.extend_from_slice(rest);
     let state = UserState::decode_snapshot(&out).map_err(error_from_crdt)?;
-    if state.replica() != replica {
+    if state.replica() != replica || state.config() != &config {
         return Err(StoreError::Corrupt(
-            "peer snapshot: the replica id could not be rewritten".into(),
+            "snapshot header: the replica id or members could not be rewritten".into(),
         ));
     }
     Ok(state)
@@ -223,6 +295,12 @@ impl ReplicatedStore {
             Ok(bytes) => postcard::from_bytes(&bytes)
                 .map_err(|e| StoreError::Corrupt(format!("{META_FILE}: {e}")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Meta::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut moves: BTreeMap<String, BTreeSet<UserId>> = match fs::read(dir.join(MOVES_FILE)) {
+            Ok(bytes) => postcard::from_bytes(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("{MOVES_FILE}: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e.into()),
         };
         let replica = ReplicaId(config.replica_id);
@@ -305,6 +383,14 @@ impl ReplicatedStore {
             entry.crdt.replay(ops).map_err(error_from_crdt)?;
             entry.applied_lsn = last_lsn.get(&user).copied().unwrap_or(0);
         }
+        // A node restarted with another configuration: its users' members follow it.
+        for (user, entry) in entries.iter_mut() {
+            let want = members_of(user);
+            if entry.crdt.config().members != want {
+                let bytes = bytes_of(&entry.crdt)?;
+                entry.crdt = reshape_snapshot(&bytes, replica, Some(want))?;
+            }
+        }
         // Without peers this node is every user's leader at once; with peers, the
         // links decide (a restarted replica does not bind before it knows them).
         let reachable = config.peers.is_empty().then(BTreeSet::new);
@@ -322,7 +408,7 @@ impl ReplicatedStore {
                 }
             }
         }
-        let users = entries
+        let users_map: HashMap<UserId, Arc<UserSlot>> = entries
             .into_iter()
             .map(|(u, e)| (u, UserSlot::new(e)))
             .collect();
@@ -333,6 +419,20 @@ impl ReplicatedStore {
                 (p.name.clone(), watch::channel(at).0)
             })
             .collect();
+        let current = Arc::new(Membership {
+            peers,
+            replicas_of: config.replicas_of.clone(),
+        });
+        // Moves left by a reconfiguration before the restart, where they still apply
+        // (one already done is sent again: an extra snapshot, installed as a no-op).
+        moves.retain(|peer, users| {
+            users.retain(|u| users_map.contains_key(u) && current.holds(u, peer));
+            !users.is_empty()
+        });
+        if !moves.is_empty() {
+            tracing::info!(moves = ?moves.iter().map(|(p, u)| (p, u.len())).collect::<Vec<_>>(), "data moves left from before the restart");
+        }
+        let membership = MembershipState { current, moves };
         let store = Arc::new_cyclic(|me| ReplicatedStore {
             name: config.name.clone(),
             replica,
@@ -340,12 +440,11 @@ impl ReplicatedStore {
             data_dir: dir,
             blobs,
             log: recovered.log,
-            users: StdMutex::new(users),
-            peers,
-            replicas_of: config.replicas_of.clone(),
+            users: StdMutex::new(users_map),
+            membership: StdMutex::new(membership),
             ack: config.ack,
             ack_timeout: config.ack_timeout,
-            peer_acks,
+            peer_acks: StdMutex::new(peer_acks),
             inbound: StdMutex::new(inbound),
             reachable: StdMutex::new(reachable),
             poisoned: AtomicBool::new(false),
@@ -361,20 +460,159 @@ impl ReplicatedStore {
 
     /// The replica ids of a user's replicas, this node included.
     fn members(&self, user: &UserId) -> Vec<ReplicaId> {
-        members(self.replica, &self.peers, &self.replicas_of, user)
+        let m = self.membership();
+        members(self.replica, &m.peers, &m.replicas_of, user)
     }
 
-    /// The peers holding a user.
-    pub(crate) fn peers_of(&self, user: &UserId) -> Vec<&PeerInfo> {
-        let names = (self.replicas_of)(user);
-        self.peers
-            .iter()
-            .filter(|p| names.contains(&p.name))
-            .collect()
+    /// The current peers and `replicas_of`, as one consistent value.
+    pub(crate) fn membership(&self) -> Arc<Membership> {
+        lock(&self.membership).current.clone()
     }
 
-    pub(crate) fn holds(&self, user: &UserId, peer: &str) -> bool {
-        (self.replicas_of)(user).iter().any(|n| n == peer)
+    /// This node and its peers, (name, replica id) sorted: the configuration as peers
+    /// compare it.
+    pub(crate) fn cluster(&self) -> Vec<(String, u16)> {
+        cluster_of(&self.name, self.replica, &self.membership())
+    }
+
+    /// The configuration and the data moves still owed to `peer`, read together.
+    pub(crate) fn moves_for(&self, peer: &str) -> MovesView {
+        let state = lock(&self.membership);
+        let queue = state.moves.get(peer);
+        MovesView {
+            cluster: cluster_of(&self.name, self.replica, &state.current),
+            pending: queue.map_or(0, |q| q.len() as u64),
+            next: queue.and_then(|q| q.first().cloned()),
+        }
+    }
+
+    /// Writes the queued moves durably (after a reconfiguration, and at checkpoints,
+    /// which also forget the moves done since).
+    pub(crate) async fn save_moves(&self) -> StoreResult<()> {
+        let moves = lock(&self.membership).moves.clone();
+        let bytes = postcard::to_stdvec(&moves)
+            .map_err(|e| StoreError::Corrupt(format!("encoding {MOVES_FILE}: {e}")))?;
+        let path = self.data_dir.join(MOVES_FILE);
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+            .await
+            .map_err(blocking_err)??;
+        Ok(())
+    }
+
+    /// Every user queued for `peer`.
+    pub(crate) fn queued_moves(&self, peer: &str) -> BTreeSet<UserId> {
+        lock(&self.membership)
+            .moves
+            .get(peer)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `user`'s whole state has reached `peer` (acknowledged there).
+    pub(crate) fn move_done(&self, peer: &str, user: &UserId) {
+        let mut state = lock(&self.membership);
+        if let Some(queue) = state.moves.get_mut(peer) {
+            queue.remove(user);
+            if queue.is_empty() {
+                state.moves.remove(peer);
+            }
+        }
+    }
+
+    /// Replaces the peers and `replicas_of` in one step and queues, for every peer, the
+    /// users this node has that the peer holds now and did not before: each must get
+    /// that user's whole state, since its cursor may be past the user's older records
+    /// (they were filtered out then). Returns how many users were queued per peer.
+    /// The queueing happens under the same lock as the swap, so a sender never sees
+    /// the new configuration without its moves.
+    pub(crate) fn set_membership(
+        &self,
+        peers: Vec<PeerInfo>,
+        replicas_of: ReplicasOf,
+    ) -> BTreeMap<String, usize> {
+        let next = Arc::new(Membership { peers, replicas_of });
+        let mut state = lock(&self.membership);
+        let old = state.current.clone();
+        let users: Vec<UserId> = lock(&self.users).keys().cloned().collect();
+        let mut queued: BTreeMap<String, usize> = BTreeMap::new();
+        for user in users {
+            let before: BTreeSet<&str> = old
+                .holders(&user)
+                .into_iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            for p in next.holders(&user) {
+                if !before.contains(p.name.as_str()) {
+                    state
+                        .moves
+                        .entry(p.name.clone())
+                        .or_default()
+                        .insert(user.clone());
+                    *queued.entry(p.name.clone()).or_default() += 1;
+                }
+            }
+        }
+        // Moves left from an earlier change go only where the user is still held.
+        for (peer, users) in state.moves.iter_mut() {
+            users.retain(|u| next.holds(u, peer));
+        }
+        state.moves.retain(|_, users| !users.is_empty());
+        {
+            let mut acks = lock(&self.peer_acks);
+            acks.retain(|p, _| next.peer(p).is_some());
+            for p in &next.peers {
+                acks.entry(p.name.clone())
+                    .or_insert_with(|| watch::channel(0).0);
+            }
+        }
+        state.current = next;
+        queued
+    }
+
+    /// Gives every user's CRDT the members of the current configuration (compaction
+    /// waits for exactly these), and tells the rebuilt states who is reachable again:
+    /// a replica that becomes a user's leader by this logs its binds as usual.
+    pub(crate) async fn refresh_members(&self) -> StoreResult<()> {
+        for (user, slot) in self.slots() {
+            let members = self.members(&user);
+            let mut entry = slot.state.lock().await;
+            if entry.crdt.config().members == members {
+                continue;
+            }
+            let bytes = bytes_of(&entry.crdt)?;
+            let mut state = reshape_snapshot(&bytes, self.replica, Some(members.clone()))?;
+            let reachable = lock(&self.reachable).clone();
+            let ops = match reachable {
+                Some(r) => {
+                    let members: BTreeSet<ReplicaId> = members.into_iter().collect();
+                    state.set_reachable(r.intersection(&members).copied())
+                }
+                None => Vec::new(),
+            };
+            entry.crdt = state;
+            if ops.is_empty() {
+                continue;
+            }
+            let (lsn, rx) = match self.log.submit(&Entry::Step {
+                user: user.clone(),
+                ops,
+                blobs: Vec::new(),
+            }) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.poison(&e);
+                    return Err(e);
+                }
+            };
+            entry.applied_lsn = lsn;
+            drop(entry);
+            if let Err(e) = OpLog::wait(rx).await {
+                self.poison(&e);
+                return Err(e);
+            }
+            slot.notify();
+        }
+        Ok(())
     }
 
     fn check(&self) -> StoreResult<()> {
@@ -495,10 +733,18 @@ impl ReplicatedStore {
         if self.ack == AckMode::Local {
             return;
         }
-        let waits: Vec<_> = self
-            .peers_of(user)
+        let holders: Vec<String> = self
+            .membership()
+            .holders(user)
             .into_iter()
-            .filter_map(|p| self.peer_acks.get(&p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        let acks: Vec<watch::Sender<u64>> = {
+            let all = lock(&self.peer_acks);
+            holders.iter().filter_map(|p| all.get(p).cloned()).collect()
+        };
+        let waits: Vec<_> = acks
+            .iter()
             .map(|tx| {
                 let mut rx = tx.subscribe();
                 Box::pin(async move {
@@ -673,7 +919,8 @@ impl ReplicatedStore {
         bytes: &[u8],
     ) -> StoreResult<(bool, Vec<BodyRef>)> {
         self.check()?;
-        let mut state = rehome_snapshot(bytes, self.replica)?;
+        // The sender's members are its view; this replica's configuration decides.
+        let mut state = reshape_snapshot(bytes, self.replica, Some(self.members(user)))?;
         let slot = self.slot(user)?;
         let mut entry = slot.state.lock().await;
         let local = &entry.crdt;
@@ -772,9 +1019,10 @@ impl ReplicatedStore {
     }
 
     pub(crate) fn users_held_by(&self, peer: &str) -> Vec<UserId> {
+        let membership = self.membership();
         let mut users: Vec<UserId> = lock(&self.users)
             .keys()
-            .filter(|u| self.holds(u, peer))
+            .filter(|u| membership.holds(u, peer))
             .cloned()
             .collect();
         users.sort();
@@ -786,7 +1034,7 @@ impl ReplicatedStore {
     }
 
     pub(crate) fn record_ack(&self, peer: &str, lsn: u64) {
-        if let Some(tx) = self.peer_acks.get(peer) {
+        if let Some(tx) = lock(&self.peer_acks).get(peer) {
             tx.send_if_modified(|at| {
                 if lsn > *at {
                     *at = lsn;
@@ -799,7 +1047,7 @@ impl ReplicatedStore {
     }
 
     pub(crate) fn acked(&self, peer: &str) -> u64 {
-        self.peer_acks.get(peer).map_or(0, |tx| *tx.borrow())
+        lock(&self.peer_acks).get(peer).map_or(0, |tx| *tx.borrow())
     }
 
     // ------------------------------------------------------------ checkpoints
@@ -842,8 +1090,7 @@ impl ReplicatedStore {
         }
         let meta = Meta {
             inbound: lock(&self.inbound).clone(),
-            acked: self
-                .peer_acks
+            acked: lock(&self.peer_acks)
                 .iter()
                 .map(|(p, tx)| (p.clone(), *tx.borrow()))
                 .collect(),
@@ -854,6 +1101,7 @@ impl ReplicatedStore {
         tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
             .await
             .map_err(blocking_err)??;
+        self.save_moves().await?;
         let floor = covered.saturating_sub(self.max_lag_records);
         let through = meta
             .acked
@@ -913,6 +1161,17 @@ fn members(
         .collect();
     out.sort();
     out.dedup();
+    out
+}
+
+fn cluster_of(me: &str, replica: ReplicaId, m: &Membership) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = m
+        .peers
+        .iter()
+        .map(|p| (p.name.clone(), p.replica.0))
+        .chain([(me.to_owned(), replica.0)])
+        .collect();
+    out.sort();
     out
 }
 
@@ -1434,9 +1693,31 @@ mod tests {
         let mut theirs = UserState::new(ReplicaId(2), cfg).unwrap();
         theirs.create_mailbox("INBOX", None).unwrap();
         let bytes = theirs.encode_snapshot().unwrap();
-        let mine = rehome_snapshot(&bytes, ReplicaId(1)).unwrap();
+        let mine = reshape_snapshot(&bytes, ReplicaId(1), None).unwrap();
         assert_eq!(mine.replica(), ReplicaId(1));
+        assert_eq!(mine.config().members, vec![ReplicaId(1), ReplicaId(2)]);
         assert_eq!(mine.version(), theirs.version());
         assert_eq!(mine.mailboxes().len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_takes_new_members_and_keeps_its_state() {
+        let cfg = crdt::Config {
+            uid_stride: 4,
+            members: vec![ReplicaId(1), ReplicaId(2)],
+        };
+        let mut theirs = UserState::new(ReplicaId(2), cfg).unwrap();
+        theirs.create_mailbox("INBOX", None).unwrap();
+        theirs.create_mailbox("Work", None).unwrap();
+        let bytes = theirs.encode_snapshot().unwrap();
+        let members = vec![ReplicaId(1), ReplicaId(3)];
+        let mine = reshape_snapshot(&bytes, ReplicaId(3), Some(members.clone())).unwrap();
+        assert_eq!(mine.replica(), ReplicaId(3));
+        assert_eq!(mine.config().members, members);
+        assert_eq!(mine.config().uid_stride, 4);
+        assert_eq!(mine.version(), theirs.version());
+        assert_eq!(mine.mailboxes(), theirs.mailboxes());
+        // A member id at or above the stride is refused, as at creation.
+        assert!(reshape_snapshot(&bytes, ReplicaId(3), Some(vec![ReplicaId(9)])).is_err());
     }
 }
