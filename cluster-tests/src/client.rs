@@ -243,7 +243,19 @@ pub async fn append_all(
     messages: Vec<(String, Vec<u8>)>,
     acked: Arc<AtomicUsize>,
 ) -> Vec<String> {
+    append_all_counting(addr, user, messages, acked).await.0
+}
+
+/// [`append_all`], also returning how many times the session was lost and a new one
+/// opened (a `BYE` or a dropped connection).
+pub async fn append_all_counting(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> (Vec<String>, usize) {
     let mut ok = Vec::new();
+    let mut reconnects = 0;
     let mut client: Option<Client> = None;
     for (id, body) in messages {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -273,10 +285,11 @@ pub async fn append_all(
                 Ok(_) => break,
                 Err(_) => {
                     client = None;
+                    reconnects += 1;
                     break;
                 }
             }
         }
     }
-    ok
+    (ok, reconnects)
 }

@@ -475,3 +475,60 @@ pub async fn read_replica(
         messages,
     })
 }
+
+impl Cluster {
+    /// Adds a worker while the cluster runs: its certificate, its entry in the
+    /// configuration, the process, then `SIGHUP` to every other process so that the
+    /// ring and the peers change in place.
+    pub async fn add_worker(&mut self, name: &str) {
+        let pki = self.dir.path().join("pki");
+        run(
+            &self.bin,
+            &[
+                "pki".into(),
+                "--out".into(),
+                pki.display().to_string(),
+                name.to_owned(),
+            ],
+            "",
+        );
+        let id = self.nodes.len() + 1;
+        let store_real = reserve();
+        let repl_real = reserve();
+        let (sl, store_addr) = free_port().await;
+        let (rl, repl_addr) = free_port().await;
+        let mut toml = std::fs::read_to_string(&self.config).unwrap();
+        let _ = write!(
+            toml,
+            "\n[[cluster.nodes]]\nname = \"{name}\"\nrole = \"worker\"\nid = {id}\nstore = \"{store_addr}\"\nlisten_store = \"{store_real}\"\nreplication = \"{repl_addr}\"\nlisten_replication = \"{repl_real}\"\n"
+        );
+        std::fs::write(&self.config, toml).unwrap();
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            role: Role::Worker,
+            data_dir: self.dir.path().join(name),
+            replication_proxy: FaultProxy::start_on(rl, repl_real),
+            store_proxy: FaultProxy::start_on(sl, store_real),
+            child: None,
+            log: self.dir.path().join(format!("{name}.log")),
+        });
+        self.spawn_node(self.nodes.len() - 1);
+        // The new node already has the new configuration; the others reload theirs.
+        self.hangup_all_but(name);
+    }
+
+    /// `SIGHUP` to every running process but `except`: re-read the cluster configuration.
+    pub fn hangup_all_but(&self, except: &str) {
+        let pids = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != except)
+            .filter_map(|n| n.child.as_ref().map(Child::id))
+            .chain(self.gateway.as_ref().map(Child::id));
+        for pid in pids {
+            let _ = Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status();
+        }
+    }
+}

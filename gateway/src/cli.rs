@@ -237,16 +237,14 @@ async fn serve(args: ServeArgs) -> Result<(), GatewayError> {
 
 async fn gateway(args: ServeArgs) -> Result<(), GatewayError> {
     let config_file = args.config.clone();
+    // Before anything else: a SIGHUP during start-up must not kill the process.
+    let mut hup = hangup_signal()?;
     let config = serve_config(args)?;
     init_logging(&config);
     crate::metrics::install(&config.metrics.listen)?;
     let server = start_gateway(config).await?;
     let shared = server.shared();
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hup.recv().await.is_some() {
             match reload_cluster(&shared, config_file.as_deref()).await {
                 Ok(()) => tracing::info!("cluster configuration reloaded"),
@@ -286,15 +284,42 @@ pub async fn reload_cluster(shared: &Shared, file: Option<&Path>) -> Result<(), 
 }
 
 async fn run_node(args: ServeArgs, role: crate::config::Role) -> Result<(), GatewayError> {
+    let config_file = args.config.clone();
+    // Before anything else: a SIGHUP during start-up must not kill the process.
+    let mut hup = hangup_signal()?;
     let config = serve_config(args)?;
     init_logging(&config);
     crate::metrics::install(&config.metrics.listen)?;
     let node = crate::node::start(config, role).await?;
-    wait_for_signal().await;
+    {
+        let stop = wait_for_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = hup.recv() => {
+                    let reloaded = Config::load(config_file.as_deref());
+                    match reloaded {
+                        Ok(config) => match node.reconfigure(&config).await {
+                            Ok(()) => tracing::info!("cluster configuration reloaded"),
+                            Err(e) => tracing::error!(error = %e, "reload failed"),
+                        },
+                        Err(e) => tracing::error!(error = %e, "reload failed; keeping the old configuration"),
+                    }
+                }
+            }
+        }
+    }
     tracing::info!("stopping");
     node.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP, as a stream of reload requests.
+fn hangup_signal() -> Result<tokio::signal::unix::Signal, GatewayError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup()).map_err(|e| GatewayError::io("installing the SIGHUP handler", e))
 }
 
 async fn run_until_signal(server: Server) -> Result<(), GatewayError> {
@@ -332,6 +357,7 @@ pub async fn start_serve_with(
     let shared = Arc::new(Shared {
         config,
         router: std::sync::RwLock::new(Arc::new(crate::route::Router::Local(Arc::new(store)))),
+        router_generation: tokio::sync::watch::channel(0).0,
         auth,
         throttle,
         tls,
@@ -438,6 +464,7 @@ pub async fn start_gateway_with(
     let shared = Arc::new(Shared {
         config,
         router: std::sync::RwLock::new(Arc::new(crate::route::Router::Cluster(cluster))),
+        router_generation: tokio::sync::watch::channel(0).0,
         auth,
         throttle,
         tls,

@@ -1,35 +1,59 @@
 //! `pluto worker` and `pluto storage`: a replicated node (the CRDT store, its op log and
 //! replication, from `pluto_backends::replicated`) plus the Store service that gateways
 //! call. Which peers hold which user comes from the same placement the gateways route
-//! by: the owner worker on the ring, then every storage node.
+//! by: the owner worker on the ring, then every storage node. On `SIGHUP` the node
+//! re-reads the cluster and reconfigures in place: new peers are linked, users that
+//! gain a holder are sent to it whole.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pluto_backends::MailStore;
 use pluto_backends::remote::{self, StatusFn};
-use pluto_backends::replicated::{AckMode, Node, NodeConfig, PeerConfig};
+use pluto_backends::replicated::{AckMode, Node, NodeConfig, PeerConfig, ReplicasOf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, Role};
+use crate::config::{ClusterNode, Config, Role};
 use crate::error::GatewayError;
 
 /// A running node process.
 pub struct RunningNode {
-    node: Arc<Mutex<Option<Node>>>,
+    node: Arc<Node>,
+    name: String,
     stop: watch::Sender<bool>,
     store_task: tokio::task::JoinHandle<()>,
+    metrics_task: tokio::task::JoinHandle<()>,
     pub store_addr: std::net::SocketAddr,
 }
 
 impl RunningNode {
+    /// Applies a new cluster configuration (after `SIGHUP`): this node's entry must
+    /// still be there with the same id and role.
+    pub async fn reconfigure(&self, config: &Config) -> Result<(), GatewayError> {
+        config.cluster.validate()?;
+        if config.cluster.name != self.name {
+            return Err(GatewayError::Config(format!(
+                "cluster.name changed from {} to {}: restart the process instead",
+                self.name, config.cluster.name
+            )));
+        }
+        let me = this_node(config)?;
+        let (peers, replicas_of) = peers_and_placement(config, me);
+        self.node.reconfigure(peers, replicas_of).await?;
+        Ok(())
+    }
+
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.store_task.await;
-        let node = self.node.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(node) = node {
-            node.shutdown().await;
+        let _ = self.metrics_task.await;
+        // The Store service and the metrics task held the other references.
+        match Arc::try_unwrap(self.node) {
+            Ok(node) => node.shutdown().await,
+            Err(_) => {
+                tracing::warn!("node still in use at shutdown; skipping the final checkpoint")
+            }
         }
     }
 }
@@ -40,16 +64,48 @@ async fn bind(addr: &str, what: &str) -> Result<TcpListener, GatewayError> {
         .map_err(|e| GatewayError::io(format!("binding the {what} listener on {addr}"), e))
 }
 
+fn this_node(config: &Config) -> Result<&ClusterNode, GatewayError> {
+    config.cluster.me().ok_or_else(|| {
+        GatewayError::Config(format!(
+            "cluster.name = {:?} is not one of cluster.nodes",
+            config.cluster.name
+        ))
+    })
+}
+
+/// Every other node as a peer, and which of them hold each user.
+fn peers_and_placement(config: &Config, me: &ClusterNode) -> (Vec<PeerConfig>, ReplicasOf) {
+    let placement = crate::cli::placement(config);
+    let my_name = me.name.clone();
+    let replicas_of: ReplicasOf = Arc::new(move |user| {
+        placement
+            .replica_set(user)
+            .into_iter()
+            .filter(|n| *n != my_name)
+            .collect()
+    });
+    let peers = config
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| n.name != me.name)
+        .map(|n| PeerConfig {
+            name: n.name.clone(),
+            replica_id: n.id,
+            replication_addr: n.replication.clone(),
+        })
+        .collect();
+    (peers, replicas_of)
+}
+
 /// Publishes replication lag and catch-up as metrics, once a second.
-fn spawn_lag_metrics(node: Arc<Mutex<Option<Node>>>, mut stop: watch::Receiver<bool>) {
+fn spawn_lag_metrics(
+    node: Arc<Node>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let status = node
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .map(Node::status);
-            let Some(status) = status else { return };
+            let status = node.status();
             metrics::gauge!(crate::metrics::CAUGHT_UP).set(if status.caught_up {
                 1.0
             } else {
@@ -68,19 +124,13 @@ fn spawn_lag_metrics(node: Arc<Mutex<Option<Node>>>, mut stop: watch::Receiver<b
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
-    });
+    })
 }
 
 /// Starts the node named by `cluster.name`, which must have `role` in `cluster.nodes`.
 pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayError> {
     config.cluster.validate()?;
-    let cluster = &config.cluster;
-    let me = cluster.me().ok_or_else(|| {
-        GatewayError::Config(format!(
-            "cluster.name = {:?} is not one of cluster.nodes",
-            cluster.name
-        ))
-    })?;
+    let me = this_node(&config)?;
     if me.role != role {
         return Err(GatewayError::Config(format!(
             "node {} has role {:?} in the configuration, but was started as {role:?}",
@@ -88,33 +138,16 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
         )));
     }
     let tls = crate::cli::node_tls(&config)?;
-    let placement = crate::cli::placement(&config);
-    let my_name = me.name.clone();
-    let replicas_of: pluto_backends::replicated::ReplicasOf = Arc::new(move |user| {
-        placement
-            .replica_set(user)
-            .into_iter()
-            .filter(|n| *n != my_name)
-            .collect()
-    });
+    let (peers, replicas_of) = peers_and_placement(&config, me);
     let mut node_config = NodeConfig::new(me.name.clone(), me.id, config.data_dir.join("node"));
-    node_config.peers = cluster
-        .nodes
-        .iter()
-        .filter(|n| n.name != me.name)
-        .map(|n| PeerConfig {
-            name: n.name.clone(),
-            replica_id: n.id,
-            replication_addr: n.replication.clone(),
-        })
-        .collect();
-    node_config.ack = if cluster.ack == "local" {
+    node_config.peers = peers;
+    node_config.replicas_of = replicas_of;
+    node_config.ack = if config.cluster.ack == "local" {
         AckMode::Local
     } else {
         AckMode::Replica
     };
-    node_config.ack_timeout = Duration::from_millis(cluster.ack_timeout_ms);
-    node_config.replicas_of = replicas_of;
+    node_config.ack_timeout = Duration::from_millis(config.cluster.ack_timeout_ms);
 
     let replication = bind(
         me.listen_replication.as_deref().unwrap_or(&me.replication),
@@ -125,41 +158,30 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
     let store_addr = store_listener
         .local_addr()
         .map_err(|e| GatewayError::io("store listener", e))?;
-    let node = Node::start(node_config, tls.clone(), replication).await?;
+    let node = Arc::new(Node::start(node_config, tls.clone(), replication).await?);
     let store: Arc<dyn MailStore> = node.store();
-    let node = Arc::new(Mutex::new(Some(node)));
     let name = me.name.clone();
     let status_node = node.clone();
     let status_name = name.clone();
     let status: StatusFn = Arc::new(move || {
-        let guard = status_node.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref() {
-            Some(node) => {
-                let s = node.status();
-                remote::NodeStatus {
-                    name: status_name.clone(),
-                    caught_up: s.caught_up,
-                    peers: s
-                        .peers
-                        .into_iter()
-                        .map(|p| remote::PeerStatus {
-                            name: p.name,
-                            connected: p.connected,
-                            ops_behind: p.ops_behind,
-                            bytes_behind: p.bytes_behind,
-                        })
-                        .collect(),
-                }
-            }
-            None => remote::NodeStatus {
-                name: status_name.clone(),
-                caught_up: false,
-                peers: Vec::new(),
-            },
+        let s = status_node.status();
+        remote::NodeStatus {
+            name: status_name.clone(),
+            caught_up: s.caught_up,
+            peers: s
+                .peers
+                .into_iter()
+                .map(|p| remote::PeerStatus {
+                    name: p.name,
+                    connected: p.connected,
+                    ops_behind: p.ops_behind,
+                    bytes_behind: p.bytes_behind,
+                })
+                .collect(),
         }
     });
     let (stop, stop_rx) = watch::channel(false);
-    spawn_lag_metrics(node.clone(), stop_rx.clone());
+    let metrics_task = spawn_lag_metrics(node.clone(), stop_rx.clone());
     let store_task = tokio::spawn(remote::serve(
         store_listener,
         tls,
@@ -171,8 +193,10 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
     tracing::info!(node = %name, ?role, store = %store_addr, "node started");
     Ok(RunningNode {
         node,
+        name,
         stop,
         store_task,
+        metrics_task,
         store_addr,
     })
 }

@@ -37,6 +37,23 @@ pub enum Router {
 }
 
 impl Router {
+    /// For a session of `user` on `node`: when `node` no longer holds the user (the ring
+    /// moved it), a signal that turns true once the new home is ready — then the
+    /// session ends and the client reconnects there.
+    pub fn relocation(&self, user: &UserId, node: &str) -> Option<watch::Receiver<bool>> {
+        match self {
+            Router::Local(_) => None,
+            Router::Cluster(cluster) => {
+                let set = cluster.replica_set(user);
+                if set.iter().any(|n| n == node) {
+                    return None;
+                }
+                let home = set.first().and_then(|n| cluster.nodes.get(n))?;
+                Some(home.ready.subscribe())
+            }
+        }
+    }
+
     /// Where to try a new session of `user`, best first: the ready replicas in replica
     /// order (or, when none looks ready, every replica, in case the probes are behind).
     pub fn candidates(&self, user: &UserId) -> Vec<Routed> {
@@ -87,6 +104,9 @@ impl Placement {
 
 pub struct Cluster {
     placement: Placement,
+    /// The placement before the last reload: a user whose new home is not ready yet is
+    /// still served by its previous home, so that a client reconnects once, not twice.
+    previous: Option<Placement>,
     nodes: HashMap<String, Arc<NodeHandle>>,
 }
 
@@ -112,7 +132,11 @@ impl Cluster {
                 (name, handle)
             })
             .collect();
-        Arc::new(Cluster { placement, nodes })
+        Arc::new(Cluster {
+            previous: Some(self.placement.clone()),
+            placement,
+            nodes,
+        })
     }
 
     pub fn new(placement: Placement, nodes: Vec<Arc<RemoteStore>>) -> Arc<Cluster> {
@@ -124,7 +148,11 @@ impl Cluster {
                 (name.clone(), Arc::new(NodeHandle { name, store, ready }))
             })
             .collect();
-        Arc::new(Cluster { placement, nodes })
+        Arc::new(Cluster {
+            placement,
+            previous: None,
+            nodes,
+        })
     }
 
     pub fn replica_set(&self, user: &UserId) -> Vec<String> {
@@ -147,11 +175,31 @@ impl Cluster {
             .enumerate()
             .filter_map(|(i, n)| self.nodes.get(n).map(|node| (i, node)))
             .collect();
-        let ready: Vec<Routed> = nodes
+        let mut ready: Vec<Routed> = nodes
             .iter()
             .filter(|(_, node)| *node.ready.borrow())
             .map(|(i, node)| routed(*i, node))
             .collect();
+        // Moved by a reload and the new home not ready yet: the previous home first.
+        let home_ready = home.is_some_and(|h| *h.ready.borrow());
+        let previous_home = self
+            .previous
+            .as_ref()
+            .and_then(|p| p.replica_set(user).into_iter().next())
+            .filter(|p| set.first() != Some(p))
+            .and_then(|p| self.nodes.get(&p));
+        if let (false, Some(prev), Some(home)) = (home_ready, previous_home, home) {
+            if *prev.ready.borrow() {
+                ready.insert(
+                    0,
+                    Routed {
+                        store: prev.store.clone(),
+                        node: prev.name.clone(),
+                        home_back: Some(home.ready.subscribe()),
+                    },
+                );
+            }
+        }
         if ready.is_empty() {
             nodes.iter().map(|(i, node)| routed(*i, node)).collect()
         } else {

@@ -23,6 +23,8 @@ pub struct Shared {
     pub config: Config,
     /// Replaced as a whole when the cluster configuration is reloaded (SIGHUP).
     pub router: std::sync::RwLock<Arc<crate::route::Router>>,
+    /// Counts router replacements, so that sessions notice a reload.
+    pub router_generation: watch::Sender<u64>,
     pub auth: Arc<dyn Authenticator>,
     pub throttle: pluto_auth::Throttle,
     pub tls: Option<TlsAcceptor>,
@@ -39,6 +41,7 @@ impl Shared {
 
     pub fn set_router(&self, router: crate::route::Router) {
         *self.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
+        self.router_generation.send_modify(|g| *g += 1);
     }
 }
 

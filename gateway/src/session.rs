@@ -34,6 +34,9 @@ pub struct Session {
     pub store: Option<Arc<dyn MailStore>>,
     /// Turns true when the user's home node is back and this session should move there.
     pub home_back: Option<watch::Receiver<bool>>,
+    /// The node serving this session, and the router generation it was chosen under.
+    pub node: String,
+    pub router_generation: Option<watch::Receiver<u64>>,
     pub state: State,
     pub shutdown: watch::Receiver<bool>,
     /// Failed logins in this session; too many end it.
@@ -58,6 +61,8 @@ impl Session {
             user: None,
             store: None,
             home_back: None,
+            node: String::new(),
+            router_generation: None,
             state: State::NotAuthenticated,
             shutdown,
             failed_logins: 0,
@@ -383,8 +388,30 @@ impl Session {
 
     /// True once the user's home node is back: the session should end so that the client
     /// reconnects there.
-    pub fn should_move_home(&self) -> bool {
+    pub fn should_move_home(&mut self) -> bool {
+        self.notice_reload();
         self.home_back.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// After a configuration reload: if this session's node no longer holds the user,
+    /// it moves once the new home is ready.
+    pub fn notice_reload(&mut self) {
+        let changed = self
+            .router_generation
+            .as_mut()
+            .is_some_and(|rx| rx.has_changed().unwrap_or(false));
+        if !changed {
+            return;
+        }
+        if let Some(rx) = self.router_generation.as_mut() {
+            rx.mark_unchanged();
+        }
+        if let Some(user) = &self.user {
+            if let Some(moved) = self.shared.router().relocation(user, &self.node) {
+                tracing::info!(node = %self.node, "this node no longer holds the user; moving when the new home is ready");
+                self.home_back = Some(moved);
+            }
+        }
     }
 
     pub fn user(&self) -> Result<&UserId, CmdError> {

@@ -180,6 +180,8 @@ impl Session {
         tracing::Span::current().record("node", routed.node.as_str());
         self.store = Some(routed.store);
         self.home_back = routed.home_back;
+        self.node = routed.node;
+        self.router_generation = Some(self.shared.router_generation.subscribe());
         tracing::Span::current().record("user", user_id.as_str());
         tracing::info!("logged in");
         self.user = Some(user_id);

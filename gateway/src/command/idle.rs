@@ -26,6 +26,7 @@ impl Session {
         tokio::pin!(timeout);
         let mut shutdown = self.shutdown.clone();
         loop {
+            self.notice_reload();
             // Each turn waits for one of: DONE, a change, the poll tick, a timeout, a stop.
             let feed_event = async {
                 match &mut self.state {
@@ -44,6 +45,17 @@ impl Session {
                 MoveHome,
             }
             let mut home_back = self.home_back.clone();
+            let mut generation = self.router_generation.clone();
+            let reload = async move {
+                match generation.as_mut() {
+                    Some(rx) => {
+                        if rx.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let move_home = async move {
                 match home_back.as_mut() {
                     Some(rx) => {
@@ -63,6 +75,7 @@ impl Session {
                 _ = &mut timeout => Event::Timeout,
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => Event::Stop,
                 _ = move_home => Event::MoveHome,
+                _ = reload => Event::Poll,
             };
             match event {
                 Event::Done(Ok(Incoming::Message(()))) => return Ok(Done::ok("IDLE terminated")),
