@@ -496,12 +496,15 @@ async fn store_flags_in_every_form() {
     }
     let r = ok(&mut raw, "STORE 2 -FLAGS (\\Flagged)").await;
     assert_eq!(r.untagged, ["* 2 FETCH (FLAGS (\\Seen))"]);
+    // A keyword new to the mailbox comes with FLAGS and PERMANENTFLAGS first.
     let r = ok(&mut raw, "STORE 3 FLAGS ($Todo \\Answered)").await;
-    assert_eq!(r.untagged.len(), 1, "{r:?}");
+    let fetches: Vec<&String> = r.untagged.iter().filter(|l| l.contains("FETCH")).collect();
+    assert_eq!(fetches.len(), 1, "{r:?}");
     assert!(
-        r.untagged[0].contains("$Todo") && r.untagged[0].contains("\\Answered"),
+        fetches[0].contains("$Todo") && fetches[0].contains("\\Answered"),
         "{r:?}"
     );
+    assert!(r.untagged[0].starts_with("* FLAGS") && r.untagged[0].contains("$Todo"), "{r:?}");
     // .SILENT: no FETCH back.
     let r = ok(&mut raw, "STORE 3 +FLAGS.SILENT (\\Deleted)").await;
     assert!(r.untagged.is_empty(), "{r:?}");
