@@ -504,7 +504,10 @@ async fn store_flags_in_every_form() {
         fetches[0].contains("$Todo") && fetches[0].contains("\\Answered"),
         "{r:?}"
     );
-    assert!(r.untagged[0].starts_with("* FLAGS") && r.untagged[0].contains("$Todo"), "{r:?}");
+    assert!(
+        r.untagged[0].starts_with("* FLAGS") && r.untagged[0].contains("$Todo"),
+        "{r:?}"
+    );
     // .SILENT: no FETCH back.
     let r = ok(&mut raw, "STORE 3 +FLAGS.SILENT (\\Deleted)").await;
     assert!(r.untagged.is_empty(), "{r:?}");
