@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
@@ -133,11 +133,46 @@ fn check_argon2(password: &str, hash: &str) -> Result<bool, String> {
     ) {
         return Err(format!("not an argon2 hash: ${}$", parsed.algorithm));
     }
-    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(e) => Err(format!("unusable argon2 hash: {e}")),
+    let unusable = |e: &dyn std::fmt::Display| format!("unusable argon2 hash: {e}");
+    let algorithm = argon2::Algorithm::try_from(parsed.algorithm).map_err(|e| unusable(&e))?;
+    let version = parsed
+        .version
+        .map(argon2::Version::try_from)
+        .transpose()
+        .map_err(|e| unusable(&e))?
+        .unwrap_or_default();
+    let params = argon2::Params::try_from(&parsed).map_err(|e| unusable(&e))?;
+    let salt = parsed.salt.ok_or_else(|| unusable(&"no salt"))?;
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|e| unusable(&e))?;
+    let expected = parsed.hash.ok_or_else(|| unusable(&"no hash"))?;
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    with_argon2_memory(blocks, |memory| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, memory)
+    })
+    .map_err(|e| unusable(&e))?;
+    Ok(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
+}
+
+/// Argon2's working memory (19 MiB at our defaults), kept for reuse. Allocating it for
+/// every login leaves glibc holding a copy in each blocking thread's arena — about
+/// 90 KiB per open session in the idle-memory benchmark. At most as many buffers as
+/// verifications may run at once are kept.
+fn with_argon2_memory<T>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+    static POOL: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+    let take = || POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut memory = take().unwrap_or_default();
+    if memory.len() < blocks {
+        memory = vec![argon2::Block::default(); blocks];
     }
+    let result = f(&mut memory[..blocks]);
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.len() < verify_slot_count() {
+        pool.push(memory);
+    }
+    result
 }
 
 fn check_crypt(password: &str, hash: &str) -> Result<bool, String> {
@@ -202,12 +237,15 @@ pub fn verify_dummy_blocking(password: &str) {
 }
 
 /// How many verifications may run at once: twice the cores, at least 2.
+/// How many password verifications may run at once.
+fn verify_slot_count() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 2).max(2)
+}
+
 fn verify_slots() -> &'static Semaphore {
     static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Semaphore::new((cores * 2).max(2))
-    })
+    SLOTS.get_or_init(|| Semaphore::new(verify_slot_count()))
 }
 
 async fn on_blocking_pool<T: Send + 'static>(

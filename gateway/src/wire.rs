@@ -138,7 +138,8 @@ impl Connection {
             literal_too_big: false,
             in_literal: false,
             out: Vec::with_capacity(4096),
-            read_buf: vec![0; 16 * 1024],
+            // Small: an idle session should cost little; big literals arrive in many reads.
+            read_buf: vec![0; 4 * 1024],
         }
     }
 

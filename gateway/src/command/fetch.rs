@@ -40,6 +40,38 @@ fn needs_body(item: &MessageDataItemName<'_>) -> bool {
     )
 }
 
+/// Items answered from the message's header alone: for these the body is not parsed
+/// (ENVELOPE of a large message costs a header scan, not a MIME walk).
+fn header_only(item: &MessageDataItemName<'_>) -> bool {
+    match item {
+        MessageDataItemName::Envelope | MessageDataItemName::Rfc822Header => true,
+        MessageDataItemName::BodyExt { section, .. } => matches!(
+            section,
+            Some(
+                Section::Header(None)
+                    | Section::HeaderFields(None, _)
+                    | Section::HeaderFieldsNot(None, _)
+            )
+        ),
+        other => !needs_body(other),
+    }
+}
+
+/// The header section of a message, with the blank line that ends it.
+fn header_of(raw: &[u8]) -> &[u8] {
+    // The first empty line (CRLF or a bare LF) ends the header; one pass, stopping there.
+    let mut at = 0;
+    while let Some(nl) = raw[at..].iter().position(|&b| b == b'\n') {
+        let next = at + nl + 1;
+        match raw.get(next..) {
+            Some([b'\n', ..]) => return &raw[..next + 1],
+            Some([b'\r', b'\n', ..]) => return &raw[..next + 2],
+            _ => at = next,
+        }
+    }
+    raw
+}
+
 fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     matches!(
         item,
@@ -91,6 +123,7 @@ impl Session {
         let name = selected.name.clone();
         let read_only = selected.read_only;
         let want_body = names.iter().any(needs_body);
+        let only_header = names.iter().all(header_only);
         let want_seen = !read_only && names.iter().any(sets_seen);
 
         for chunk in indexes.chunks(BATCH) {
@@ -148,7 +181,8 @@ impl Session {
                         None
                     };
                     let raw: &[u8] = body.as_deref().unwrap_or_default();
-                    let parsed = want_body.then(|| pluto_mime::Message::parse(raw));
+                    let parse_from = if only_header { header_of(raw) } else { raw };
+                    let parsed = want_body.then(|| pluto_mime::Message::parse(parse_from));
                     let section = |s: Option<&Section<'_>>| -> Vec<u8> {
                         parsed
                             .as_ref()
@@ -233,5 +267,25 @@ impl Session {
             }
         }
         Ok(Done::ok("Fetch completed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_of;
+
+    #[test]
+    fn the_header_ends_at_the_first_empty_line() {
+        assert_eq!(
+            header_of(b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\n"),
+            b"A: 1\r\nB: 2\r\n\r\n"
+        );
+        assert_eq!(header_of(b"A: 1\nB: 2\n\nbody\n"), b"A: 1\nB: 2\n\n");
+        assert_eq!(header_of(b"A: 1\r\nno body"), b"A: 1\r\nno body");
+        assert_eq!(
+            header_of(b"\r\nbody"),
+            b"\r\nbody",
+            "a first line that is empty is no header end here"
+        );
     }
 }
