@@ -43,6 +43,7 @@ pub fn checks<S: MailStore>() -> Vec<Check<S>> {
     vec![
         check!(open_user_creates_defaults),
         check!(append_fetch_byte_exact),
+        check!(fetch_headers_is_the_header_section),
         check!(append_large_and_binary),
         check!(append_batch_and_dates),
         check!(uids_ascend_and_are_never_reused),
@@ -220,6 +221,41 @@ async fn open_user_creates_defaults<S: MailStore>(s: Arc<S>, u: UserId) {
     assert_eq!(list.mailboxes, sorted, "list is sorted by name");
     let snap = select(&*s, &u, &MailboxName::inbox()).await;
     assert!(snap.messages.is_empty(), "a new INBOX is empty");
+}
+
+async fn fetch_headers_is_the_header_section<S: MailStore>(s: Arc<S>, u: UserId) {
+    setup(&*s, &u).await;
+    let inbox = MailboxName::inbox();
+    let long_header = format!(
+        "Subject: long\r\nX-Pad: {}\r\n\r\nbody\r\n",
+        "p".repeat(20_000)
+    );
+    let bodies: Vec<Vec<u8>> = vec![
+        b"Subject: a\r\nTo: b\r\n\r\nbody\r\n\r\nmore\r\n".to_vec(),
+        b"Subject: b\n\nbare LF body\n".to_vec(),
+        b"Subject: c\r\nno empty line".to_vec(),
+        long_header.into_bytes(),
+    ];
+    let out = ok(
+        "append",
+        s.append(&u, &inbox, bodies.iter().map(|b| msg(b)).collect())
+            .await,
+    );
+    let headers = ok(
+        "fetch_headers",
+        s.fetch_headers(&u, &inbox, &out.uids).await,
+    );
+    let want: Vec<&[u8]> = vec![
+        b"Subject: a\r\nTo: b\r\n\r\n",
+        b"Subject: b\n\n",
+        b"Subject: c\r\nno empty line",
+        &bodies[3][..bodies[3].len() - 6],
+    ];
+    assert_eq!(headers.len(), want.len());
+    for ((got, want), uid) in headers.iter().zip(want).zip(&out.uids) {
+        assert_eq!(got.uid, *uid);
+        assert_eq!(&got.bytes[..], want, "header of uid {uid}");
+    }
 }
 
 async fn append_fetch_byte_exact<S: MailStore>(s: Arc<S>, u: UserId) {

@@ -86,6 +86,23 @@ pub trait MailStore: Send + Sync + 'static {
         uids: &[Uid],
     ) -> StoreResult<Vec<MessageBody>>;
 
+    /// The header sections of these messages (up to and with the empty line that ends
+    /// each header), as [`MailStore::fetch`] would give them: for ENVELOPE and header
+    /// FETCHes, which need nothing else. Stores that can read less than the whole
+    /// message override it.
+    async fn fetch_headers(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+    ) -> StoreResult<Vec<MessageBody>> {
+        let mut bodies = self.fetch(user, name, uids).await?;
+        for body in &mut bodies {
+            body.bytes = body.bytes.slice(..header_len(&body.bytes));
+        }
+        Ok(bodies)
+    }
+
     /// Appends messages; answered only once they are durable.
     async fn append(
         &self,

@@ -578,6 +578,21 @@ pub struct StoreOutcome {
     pub modified: Vec<Uid>,
 }
 
+/// The length of a message's header section, with the empty line that ends it (CRLF or
+/// a bare LF); the whole length when there is no empty line.
+pub fn header_len(raw: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(nl) = raw[at..].iter().position(|&b| b == b'\n') {
+        let next = at + nl + 1;
+        match raw.get(next..) {
+            Some([b'\n', ..]) => return next + 1,
+            Some([b'\r', b'\n', ..]) => return next + 2,
+            _ => at = next,
+        }
+    }
+    raw.len()
+}
+
 /// A message's bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageBody {

@@ -59,17 +59,7 @@ fn header_only(item: &MessageDataItemName<'_>) -> bool {
 
 /// The header section of a message, with the blank line that ends it.
 fn header_of(raw: &[u8]) -> &[u8] {
-    // The first empty line (CRLF or a bare LF) ends the header; one pass, stopping there.
-    let mut at = 0;
-    while let Some(nl) = raw[at..].iter().position(|&b| b == b'\n') {
-        let next = at + nl + 1;
-        match raw.get(next..) {
-            Some([b'\n', ..]) => return &raw[..next + 1],
-            Some([b'\r', b'\n', ..]) => return &raw[..next + 2],
-            _ => at = next,
-        }
-    }
-    raw
+    &raw[..pluto_backends::header_len(raw)]
 }
 
 fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
@@ -159,7 +149,11 @@ impl Session {
             let bodies = if want_body {
                 let selected = self.selected()?;
                 let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
-                self.store()?.fetch(&user, &name, &uids).await?
+                if only_header {
+                    self.store()?.fetch_headers(&user, &name, &uids).await?
+                } else {
+                    self.store()?.fetch(&user, &name, &uids).await?
+                }
             } else {
                 Vec::new()
             };
