@@ -399,6 +399,23 @@ impl MailStore for RemoteStore {
         )
     }
 
+    async fn fetch_headers(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+    ) -> StoreResult<Vec<MessageBody>> {
+        expect!(
+            self.call(Request::FetchHeaders {
+                user: user.clone(),
+                name: name.clone(),
+                uids: uids.to_vec(),
+            })
+            .await?,
+            Bodies
+        )
+    }
+
     async fn append(
         &self,
         user: &UserId,

@@ -90,6 +90,13 @@ pub enum Request {
     },
     /// The node's health: whether it is caught up and how far its peers lag.
     NodeStatus,
+    /// [`MailStore::fetch_headers`](crate::MailStore::fetch_headers). (New variants go at
+    /// the end: postcard numbers them in order.)
+    FetchHeaders {
+        user: UserId,
+        name: MailboxName,
+        uids: Vec<Uid>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

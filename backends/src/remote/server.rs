@@ -208,6 +208,10 @@ async fn dispatch(store: &dyn MailStore, request: Request) -> Response {
             .expunge(&user, &name, uids.as_deref())
             .await
             .map(Response::Expunged),
+        R::FetchHeaders { user, name, uids } => store
+            .fetch_headers(&user, &name, &uids)
+            .await
+            .map(Response::Bodies),
         R::Watch { .. } | R::Unwatch { .. } | R::NodeStatus => Ok(Response::Done),
     };
     result.unwrap_or_else(|e| Response::Error(WireError::from(e)))
