@@ -593,26 +593,40 @@ impl ReplicatedStore {
             if ops.is_empty() {
                 continue;
             }
-            let (lsn, rx) = match self.log.submit(&Entry::Step {
-                user: user.clone(),
-                ops,
-                blobs: Vec::new(),
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.poison(&e);
-                    return Err(e);
-                }
-            };
+            let (lsn, rx) = self.submit_step(&user, ops)?;
             entry.applied_lsn = lsn;
             drop(entry);
-            if let Err(e) = OpLog::wait(rx).await {
-                self.poison(&e);
-                return Err(e);
-            }
+            self.await_durable(rx).await?;
             slot.notify();
         }
         Ok(())
+    }
+
+    /// Logs a step of `user`'s own follow-up ops (no bodies); a log failure stops the
+    /// store from serving.
+    fn submit_step(
+        &self,
+        user: &UserId,
+        ops: Vec<Op>,
+    ) -> StoreResult<(u64, tokio::sync::oneshot::Receiver<Result<u64, String>>)> {
+        self.log
+            .submit(&Entry::Step {
+                user: user.clone(),
+                ops,
+                blobs: Vec::new(),
+            })
+            .inspect_err(|e| self.poison(e))
+    }
+
+    /// Waits until a submitted step is durable; a log failure stops the store.
+    async fn await_durable(
+        &self,
+        rx: tokio::sync::oneshot::Receiver<Result<u64, String>>,
+    ) -> StoreResult<()> {
+        OpLog::wait(rx)
+            .await
+            .map(|_| ())
+            .inspect_err(|e| self.poison(e))
     }
 
     fn check(&self) -> StoreResult<()> {
@@ -794,23 +808,10 @@ impl ReplicatedStore {
             if ops.is_empty() {
                 continue;
             }
-            let (lsn, rx) = match self.log.submit(&Entry::Step {
-                user: user.clone(),
-                ops,
-                blobs: Vec::new(),
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.poison(&e);
-                    return Err(e);
-                }
-            };
+            let (lsn, rx) = self.submit_step(&user, ops)?;
             entry.applied_lsn = lsn;
             drop(entry);
-            if let Err(e) = OpLog::wait(rx).await {
-                self.poison(&e);
-                return Err(e);
-            }
+            self.await_durable(rx).await?;
             slot.notify();
         }
         Ok(())
