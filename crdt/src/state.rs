@@ -1023,6 +1023,12 @@ impl UserState {
     // ---------------------------------------------------------------- snapshots
 
     /// The whole state in the versioned snapshot format (postcard).
+    /// The remote ops waiting here for their causal dependencies (copies). A replica
+    /// that installs a peer's snapshot applies these again on top of it.
+    pub fn pending_ops(&self) -> Vec<Op> {
+        self.pending.values().cloned().collect()
+    }
+
     pub fn encode_snapshot(&self) -> Result<Vec<u8>, CrdtError> {
         postcard::to_allocvec(&(SNAPSHOT_VERSION, self))
             .map_err(|e| CrdtError::Snapshot(e.to_string()))

@@ -925,13 +925,24 @@ impl ReplicatedStore {
         let slot = self.slot(user)?;
         let mut entry = slot.state.lock().await;
         let local = &entry.crdt;
-        let dominated = local.version().le(state.version()) && local.stats().pending_ops == 0;
-        if !dominated {
+        if !local.version().le(state.version()) {
             return Ok((false, Vec::new()));
         }
-        if local.version() == state.version() && state.stats().pending_ops == 0 {
+        // Ops that wait here for their history (a moved user's new writes can arrive
+        // before its snapshot): the snapshot brings that history, so they are applied
+        // again on top of it instead of making the snapshot look incomplete.
+        let waiting = local.pending_ops();
+        if local.version() == state.version()
+            && waiting.is_empty()
+            && state.stats().pending_ops == 0
+        {
             return Ok((true, Vec::new()));
         }
+        let mut follow_ups = if waiting.is_empty() {
+            Vec::new()
+        } else {
+            state.apply_remote(waiting).map_err(error_from_crdt)?
+        };
         self.log.wait_durable(entry.applied_lsn).await?;
         let lsn = entry.applied_lsn;
         let path = self.snapshot_path(user);
@@ -942,7 +953,10 @@ impl ReplicatedStore {
         let reachable = lock(&self.reachable).clone();
         if let Some(reachable) = reachable {
             let members: BTreeSet<ReplicaId> = state.config().members.iter().copied().collect();
-            let ops = state.set_reachable(reachable.intersection(&members).copied());
+            follow_ups.extend(state.set_reachable(reachable.intersection(&members).copied()));
+        }
+        {
+            let ops = follow_ups;
             if !ops.is_empty() {
                 entry.crdt = state;
                 entry.snapshot_lsn = lsn;
