@@ -65,3 +65,27 @@ pub fn now_micros() -> u64 {
 pub fn is_not_found(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::NotFound
 }
+
+/// Reads a message file only as far as the empty line that ends its header (the whole
+/// file when it has none): the header section as [`header_len`](crate::header_len)
+/// counts it. For ENVELOPE and header FETCHes, which need nothing else.
+pub fn read_header(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut bytes = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        // Done once the empty line that ends the header is in (headers are small:
+        // scanning again per 8 KiB read costs nothing).
+        let end = crate::header_len(&bytes);
+        if end < bytes.len() || bytes.ends_with(b"\n\n") || bytes.ends_with(b"\n\r\n") {
+            bytes.truncate(end);
+            return Ok(bytes);
+        }
+    }
+}

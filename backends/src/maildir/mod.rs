@@ -856,34 +856,17 @@ impl MailStore for MaildirStore {
 /// Reads message files; returns the bodies read and the UIDs whose file was not found.
 /// Reads each file only as far as the end of its header.
 fn read_headers(paths: Vec<(Uid, PathBuf)>) -> StoreResult<(Vec<MessageBody>, Vec<Uid>)> {
-    use std::io::Read;
     let mut found = Vec::with_capacity(paths.len());
     let mut missing = Vec::new();
     for (uid, path) in paths {
-        let mut file = match fs::File::open(&path) {
-            Ok(f) => f,
+        let bytes = match crate::fsutil::read_header(&path) {
+            Ok(bytes) => bytes,
             Err(e) if crate::fsutil::is_not_found(&e) => {
                 missing.push(uid);
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
-        let mut bytes = Vec::with_capacity(8192);
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = file.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            bytes.extend_from_slice(&chunk[..n]);
-            // Done once the empty line that ends the header is in (headers are small:
-            // scanning again per 8 KiB read costs nothing).
-            let end = header_len(&bytes);
-            if end < bytes.len() || bytes.ends_with(b"\n\n") || bytes.ends_with(b"\n\r\n") {
-                bytes.truncate(end);
-                break;
-            }
-        }
         found.push(MessageBody {
             uid,
             bytes: bytes.into(),

@@ -167,6 +167,18 @@ impl BlobStore {
         }
     }
 
+    /// The header section of a body (see [`crate::fsutil::read_header`]). Blocking.
+    pub fn get_header(&self, body: &BodyRef) -> StoreResult<Bytes> {
+        match crate::fsutil::read_header(&self.path(body)) {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::Corrupt(format!(
+                "message body {} is missing",
+                hex(&body.0)
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The bytes of a body, or `None` when this node does not hold it. Blocking.
     pub fn try_get(&self, body: &BodyRef) -> StoreResult<Option<Bytes>> {
         match fs::read(self.path(body)) {

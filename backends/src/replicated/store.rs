@@ -725,6 +725,44 @@ impl ReplicatedStore {
         result
     }
 
+    /// The bodies (or, with [`BlobStore::get_header`], the headers) of these messages,
+    /// in the order asked; UIDs not in the mailbox are left out.
+    async fn read_bodies(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+        read: fn(&BlobStore, &BodyRef) -> StoreResult<Bytes>,
+    ) -> StoreResult<Vec<MessageBody>> {
+        let found = self
+            .read(user, |st| {
+                let views = st
+                    .messages(name.as_str(), &crdt_uids(uids))
+                    .map_err(error_from_crdt)?;
+                let by_uid: HashMap<u32, BodyRef> =
+                    views.iter().map(|v| (v.uid.0, v.body)).collect();
+                Ok(uids
+                    .iter()
+                    .filter_map(|u| by_uid.get(&u.get()).map(|b| (*u, *b)))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            found
+                .into_iter()
+                .map(|(uid, body)| {
+                    Ok(MessageBody {
+                        uid,
+                        bytes: read(&blobs, &body)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+        .map_err(blocking_err)?
+    }
+
     /// Runs a read; answers only once everything it may have seen is durable.
     async fn read<T>(
         &self,
@@ -1485,33 +1523,17 @@ impl MailStore for ReplicatedStore {
         name: &MailboxName,
         uids: &[Uid],
     ) -> StoreResult<Vec<MessageBody>> {
-        let found = self
-            .read(user, |st| {
-                let views = st
-                    .messages(name.as_str(), &crdt_uids(uids))
-                    .map_err(error_from_crdt)?;
-                let by_uid: HashMap<u32, BodyRef> =
-                    views.iter().map(|v| (v.uid.0, v.body)).collect();
-                Ok(uids
-                    .iter()
-                    .filter_map(|u| by_uid.get(&u.get()).map(|b| (*u, *b)))
-                    .collect::<Vec<_>>())
-            })
-            .await?;
-        let blobs = self.blobs.clone();
-        tokio::task::spawn_blocking(move || {
-            found
-                .into_iter()
-                .map(|(uid, body)| {
-                    Ok(MessageBody {
-                        uid,
-                        bytes: blobs.get(&body)?,
-                    })
-                })
-                .collect()
-        })
-        .await
-        .map_err(blocking_err)?
+        self.read_bodies(user, name, uids, BlobStore::get).await
+    }
+
+    async fn fetch_headers(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+    ) -> StoreResult<Vec<MessageBody>> {
+        self.read_bodies(user, name, uids, BlobStore::get_header)
+            .await
     }
 
     async fn append(
