@@ -354,14 +354,8 @@ pub async fn start_serve_with(
     let tls = client_tls(&config)?;
     let store = MaildirStore::open(config.mail_dir())?;
     let throttle = config.throttle.build()?;
-    let shared = Arc::new(Shared {
-        config,
-        router: std::sync::RwLock::new(Arc::new(crate::route::Router::Local(Arc::new(store)))),
-        router_generation: tokio::sync::watch::channel(0).0,
-        auth,
-        throttle,
-        tls,
-    });
+    let router = crate::route::Router::Local(Arc::new(store));
+    let shared = Arc::new(Shared::new(config, router, auth, throttle, tls));
     Server::start(shared).await
 }
 
@@ -461,14 +455,8 @@ pub async fn start_gateway_with(
     cluster.probe_all().await;
     cluster.spawn_prober();
     let throttle = config.throttle.build()?;
-    let shared = Arc::new(Shared {
-        config,
-        router: std::sync::RwLock::new(Arc::new(crate::route::Router::Cluster(cluster))),
-        router_generation: tokio::sync::watch::channel(0).0,
-        auth,
-        throttle,
-        tls,
-    });
+    let router = crate::route::Router::Cluster(cluster);
+    let shared = Arc::new(Shared::new(config, router, auth, throttle, tls));
     Server::start(shared).await
 }
 

@@ -23,6 +23,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub metrics: Metrics,
+    pub cache: Cache,
     pub cluster: Cluster,
 }
 
@@ -36,6 +37,7 @@ impl Default for Config {
             throttle: Throttle::default(),
             cluster: Cluster::default(),
             metrics: Metrics::default(),
+            cache: Cache::default(),
             limits: Limits::default(),
             log: Log::default(),
         }
@@ -386,6 +388,26 @@ impl Default for Limits {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct Cache {
+    /// MiB of message headers (and the ENVELOPEs parsed from them) the gateway keeps for
+    /// all its sessions; 0 turns the cache off.
+    pub headers_mib: u64,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self { headers_mib: 64 }
+    }
+}
+
+impl Cache {
+    pub fn header_bytes(&self) -> usize {
+        usize::try_from(self.headers_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// `text` or `json`.
     pub format: String,
@@ -456,6 +478,7 @@ impl Config {
         "LIMITS__",
         "LOG__",
         "METRICS__",
+        "CACHE__",
         "CLUSTER__",
     ];
 

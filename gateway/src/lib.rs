@@ -19,9 +19,13 @@
 //!    IMAP response codes; [`names`] converts mailbox names (modified UTF-7) and
 //!    matches LIST patterns; [`flags`] converts flags.
 //!
+//! [`cache`] keeps message headers and ENVELOPEs once read, for all sessions (a message
+//! never changes under its UIDVALIDITY and UID, so nothing there goes stale).
+//!
 //! [`config`] is the one typed configuration; [`cli`] the `pluto` subcommands;
 //! `pluto pki` calls `pluto_backends::net::pki`.
 
+pub mod cache;
 pub mod cli;
 mod command;
 pub mod config;

@@ -10,6 +10,7 @@
 //! | `pluto_replication_bytes_behind` | gauge | `peer` |
 //! | `pluto_replication_peer_connected` | gauge (0/1) | `peer` |
 //! | `pluto_node_caught_up` | gauge (0/1) | |
+//! | `pluto_header_cache_lookups_total` | counter | `result` (`hit`, `miss`) |
 
 use std::net::SocketAddr;
 
@@ -22,6 +23,7 @@ pub const OPS_BEHIND: &str = "pluto_replication_ops_behind";
 pub const BYTES_BEHIND: &str = "pluto_replication_bytes_behind";
 pub const PEER_CONNECTED: &str = "pluto_replication_peer_connected";
 pub const CAUGHT_UP: &str = "pluto_node_caught_up";
+pub const HEADER_CACHE: &str = "pluto_header_cache_lookups_total";
 
 /// Starts the `/metrics` endpoint when an address is configured. Call inside the runtime.
 pub fn install(listen: &str) -> Result<(), GatewayError> {

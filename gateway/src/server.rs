@@ -28,9 +28,30 @@ pub struct Shared {
     pub auth: Arc<dyn Authenticator>,
     pub throttle: pluto_auth::Throttle,
     pub tls: Option<TlsAcceptor>,
+    /// Message headers and ENVELOPEs already read, for every session of the process.
+    pub headers: crate::cache::HeaderCache,
 }
 
 impl Shared {
+    pub fn new(
+        config: Config,
+        router: crate::route::Router,
+        auth: Arc<dyn Authenticator>,
+        throttle: pluto_auth::Throttle,
+        tls: Option<TlsAcceptor>,
+    ) -> Self {
+        let headers = crate::cache::HeaderCache::new(config.cache.header_bytes());
+        Self {
+            config,
+            router: std::sync::RwLock::new(Arc::new(router)),
+            router_generation: watch::channel(0).0,
+            auth,
+            throttle,
+            tls,
+            headers,
+        }
+    }
+
     /// The router as of now.
     pub fn router(&self) -> Arc<crate::route::Router> {
         self.router

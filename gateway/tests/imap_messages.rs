@@ -951,3 +951,47 @@ async fn close_expunges_silently_and_unselect_does_not() {
     let mb = session.status("INBOX", "(MESSAGES)").await.unwrap();
     assert_eq!(mb.exists, 0);
 }
+
+/// The gateway caches headers by (user, mailbox, UIDVALIDITY, UID): a mailbox made again
+/// under an old name (after DELETE or RENAME) must show its own messages, never the
+/// cached headers of the one before.
+#[tokio::test]
+async fn header_fetches_of_a_mailbox_made_again_show_its_own_messages() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    let fetch = "FETCH 1 (ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])";
+    let subject_of = |r: &Reply| -> String {
+        let line = r.find("FETCH").unwrap_or_else(|| panic!("no FETCH in {r:?}"));
+        ["first", "second", "third"]
+            .into_iter()
+            .filter(|s| line.contains(&format!("\"{s}\"")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    ok(&mut raw, "CREATE Box").await;
+    assert!(raw.append("Box", "", &message("first", "1")).await.ok());
+    ok(&mut raw, "SELECT Box").await;
+    assert_eq!(subject_of(&ok(&mut raw, fetch).await), "first");
+    // Again: this time from the cache, the same answer.
+    let again = ok(&mut raw, fetch).await;
+    assert_eq!(subject_of(&again), "first");
+    assert!(again.has("Subject: first"), "{again:?}");
+
+    ok(&mut raw, "CLOSE").await;
+    ok(&mut raw, "DELETE Box").await;
+    ok(&mut raw, "CREATE Box").await;
+    assert!(raw.append("Box", "", &message("second", "2")).await.ok());
+    ok(&mut raw, "SELECT Box").await;
+    let r = ok(&mut raw, fetch).await;
+    assert_eq!(subject_of(&r), "second", "{r:?}");
+    assert!(r.has("Subject: second") && !r.has("Subject: first"), "{r:?}");
+
+    ok(&mut raw, "CLOSE").await;
+    ok(&mut raw, "RENAME Box Old").await;
+    ok(&mut raw, "CREATE Box").await;
+    assert!(raw.append("Box", "", &message("third", "3")).await.ok());
+    ok(&mut raw, "SELECT Box").await;
+    assert_eq!(subject_of(&ok(&mut raw, fetch).await), "third");
+    ok(&mut raw, "SELECT Old").await;
+    assert_eq!(subject_of(&ok(&mut raw, fetch).await), "second");
+}

@@ -1,9 +1,14 @@
 //! FETCH and UID FETCH: every RFC 3501 data item, the macros, BODY[section]<partial>
 //! and BODY.PEEK. Bodies are fetched from the store in batches, and only when an item
 //! needs them; a non-peek body fetch sets `\Seen` first, and the response carries the
-//! new flags.
+//! new flags. Header-only FETCHes (ENVELOPE, BODY[HEADER…], RFC822.HEADER) go through
+//! the process's [`HeaderCache`](crate::cache::HeaderCache) first.
 
+use std::cell::OnceCell;
 use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use imap_codec::imap_types::core::{IString, Literal, NString, Quoted, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
@@ -12,8 +17,9 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
-use pluto_backends::{Flag, FlagChange, FlagOp, Flags, Uid};
+use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid, UserId};
 
+use crate::cache::{CachedHeader, MailboxKey};
 use crate::flags;
 use crate::response::{CmdResult, Done};
 use crate::session::{Session, State};
@@ -60,6 +66,14 @@ fn header_only(item: &MessageDataItemName<'_>) -> bool {
 /// The header section of a message, with the blank line that ends it.
 fn header_of(raw: &[u8]) -> &[u8] {
     &raw[..pluto_backends::header_len(raw)]
+}
+
+/// A message's bytes as a FETCH got them: the whole message, or (header-only FETCHes)
+/// its header, from the cache or the store.
+struct Fetched {
+    uid: Uid,
+    bytes: Bytes,
+    cached: Option<Arc<CachedHeader>>,
 }
 
 fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
@@ -115,6 +129,13 @@ impl Session {
         let want_body = names.iter().any(needs_body);
         let only_header = names.iter().all(header_only);
         let want_seen = !read_only && names.iter().any(sets_seen);
+        let cache_key = (want_body && only_header).then(|| {
+            Arc::new(MailboxKey {
+                user: user.clone(),
+                mailbox: name.clone(),
+                uid_validity: selected.uid_validity,
+            })
+        });
 
         for chunk in indexes.chunks(BATCH) {
             // Mark \Seen first, so that the response shows the flags as they now are.
@@ -149,10 +170,19 @@ impl Session {
             let bodies = if want_body {
                 let selected = self.selected()?;
                 let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
-                if only_header {
-                    self.store()?.fetch_headers(&user, &name, &uids).await?
-                } else {
-                    self.store()?.fetch(&user, &name, &uids).await?
+                match &cache_key {
+                    Some(key) => self.headers(&user, &name, key, &uids).await?,
+                    None => self
+                        .store()?
+                        .fetch(&user, &name, &uids)
+                        .await?
+                        .into_iter()
+                        .map(|b| Fetched {
+                            uid: b.uid,
+                            bytes: b.bytes,
+                            cached: None,
+                        })
+                        .collect(),
                 }
             } else {
                 Vec::new()
@@ -168,18 +198,22 @@ impl Session {
                     let body = if want_body {
                         // Bodies come back in the order asked, expunged ones left out.
                         match body_iter.peek() {
-                            Some(b) if b.uid == msg.uid => body_iter.next().map(|b| b.bytes),
+                            Some(b) if b.uid == msg.uid => body_iter.next(),
                             _ => continue,
                         }
                     } else {
                         None
                     };
-                    let raw: &[u8] = body.as_deref().unwrap_or_default();
+                    let raw: &[u8] = body.as_ref().map(|b| &b.bytes[..]).unwrap_or_default();
                     let parse_from = if only_header { header_of(raw) } else { raw };
-                    let parsed = want_body.then(|| pluto_mime::Message::parse(parse_from));
+                    // Parsed at the first item that needs it (a cached ENVELOPE does not).
+                    let parsed = OnceCell::new();
+                    let parsed = || {
+                        want_body
+                            .then(|| parsed.get_or_init(|| pluto_mime::Message::parse(parse_from)))
+                    };
                     let section = |s: Option<&Section<'_>>| -> Vec<u8> {
-                        parsed
-                            .as_ref()
+                        parsed()
                             .and_then(|m| m.section(s))
                             .map(|c| c.into_owned())
                             .unwrap_or_default()
@@ -197,15 +231,20 @@ impl Session {
                             MessageDataItemName::Rfc822Size => {
                                 MessageDataItem::Rfc822Size(msg.size)
                             }
-                            MessageDataItemName::Envelope => match &parsed {
-                                Some(m) => MessageDataItem::Envelope(m.envelope()),
-                                None => continue,
-                            },
-                            MessageDataItemName::Body => match &parsed {
+                            MessageDataItemName::Envelope => {
+                                match body.as_ref().and_then(|b| b.cached.as_ref()) {
+                                    Some(c) => MessageDataItem::Envelope(c.envelope().clone()),
+                                    None => match parsed() {
+                                        Some(m) => MessageDataItem::Envelope(m.envelope()),
+                                        None => continue,
+                                    },
+                                }
+                            }
+                            MessageDataItemName::Body => match parsed() {
                                 Some(m) => MessageDataItem::Body(m.body_structure(false)),
                                 None => continue,
                             },
-                            MessageDataItemName::BodyStructure => match &parsed {
+                            MessageDataItemName::BodyStructure => match parsed() {
                                 Some(m) => MessageDataItem::BodyStructure(m.body_structure(true)),
                                 None => continue,
                             },
@@ -261,6 +300,44 @@ impl Session {
             }
         }
         Ok(Done::ok("Fetch completed"))
+    }
+
+    /// The headers of `uids` (in that order, expunged ones left out): from the cache, and
+    /// what it lacks from the store in one call, then cached.
+    async fn headers(
+        &mut self,
+        user: &UserId,
+        name: &MailboxName,
+        key: &Arc<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<Fetched>, crate::response::CmdError> {
+        let cache = &self.shared.headers;
+        let mut found = cache.get(key, uids);
+        let missing: Vec<Uid> = uids
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(u, _)| *u)
+            .collect();
+        if !missing.is_empty() {
+            let read = self.store()?.fetch_headers(user, name, &missing).await?;
+            // The store answers in the order asked, so a merge puts each where it belongs.
+            let mut read = cache.insert(key, read).into_iter().peekable();
+            for (uid, slot) in uids.iter().zip(found.iter_mut()) {
+                if slot.is_none() && read.peek().is_some_and(|e| e.uid == *uid) {
+                    *slot = read.next();
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .flatten()
+            .map(|c| Fetched {
+                uid: c.uid,
+                bytes: c.header.clone(),
+                cached: Some(c),
+            })
+            .collect())
     }
 }
 
