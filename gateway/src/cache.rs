@@ -24,7 +24,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use imap_codec::imap_types::envelope::Envelope;
+use imap_codec::imap_types::core::{IString, Literal, NString, Quoted};
+use imap_codec::imap_types::envelope::{Address, Envelope};
+use imap_codec::imap_types::fetch::MessageDataItem;
 use pluto_backends::{MailboxName, MessageBody, Uid, UidValidity, UserId};
 
 /// One mailbox incarnation of one user: the part of the key shared by its messages.
@@ -41,6 +43,8 @@ pub struct CachedHeader {
     pub uid: Uid,
     pub header: Bytes,
     envelope: OnceLock<Envelope<'static>>,
+    /// The ENVELOPE item as sent (`ENVELOPE (…)`), encoded once.
+    envelope_wire: OnceLock<Vec<u8>>,
 }
 
 impl CachedHeader {
@@ -49,20 +53,64 @@ impl CachedHeader {
             uid,
             header,
             envelope: OnceLock::new(),
+            envelope_wire: OnceLock::new(),
         }
     }
 
-    /// The ENVELOPE, parsed from the header at the first call.
-    pub fn envelope(&self) -> &Envelope<'static> {
-        self.envelope
-            .get_or_init(|| pluto_mime::envelope(&self.header))
+    /// The ENVELOPE, parsed from the header at the first call; borrowed from the entry,
+    /// so that answering with it copies no string.
+    pub fn envelope(&self) -> Envelope<'_> {
+        let e = self
+            .envelope
+            .get_or_init(|| pluto_mime::envelope(&self.header));
+        Envelope {
+            date: borrow_nstring(&e.date),
+            subject: borrow_nstring(&e.subject),
+            from: borrow_addresses(&e.from),
+            sender: borrow_addresses(&e.sender),
+            reply_to: borrow_addresses(&e.reply_to),
+            to: borrow_addresses(&e.to),
+            cc: borrow_addresses(&e.cc),
+            bcc: borrow_addresses(&e.bcc),
+            in_reply_to: borrow_nstring(&e.in_reply_to),
+            message_id: borrow_nstring(&e.message_id),
+        }
     }
 
-    /// What an entry holds, roughly: the header, an ENVELOPE of about the same size, and
-    /// the bookkeeping of the maps.
-    fn cost(&self) -> usize {
-        2 * self.header.len() + 256
+    /// The ENVELOPE data item as it goes on the wire, encoded at the first call.
+    pub fn envelope_wire(&self) -> &[u8] {
+        self.envelope_wire.get_or_init(|| {
+            crate::response::fetch_item_bytes(MessageDataItem::Envelope(self.envelope()))
+        })
     }
+
+    /// What an entry holds, roughly: the header, an ENVELOPE and its encoding of about
+    /// the same size each, and the bookkeeping of the maps.
+    fn cost(&self) -> usize {
+        3 * self.header.len() + 256
+    }
+}
+
+fn borrow_nstring<'a>(s: &'a NString<'_>) -> NString<'a> {
+    NString(s.0.as_ref().map(|s| match s {
+        IString::Quoted(q) => IString::Quoted(Quoted::unvalidated(q.inner())),
+        IString::Literal(l) => {
+            let mut borrowed = Literal::unvalidated(l.data());
+            borrowed.set_mode(l.mode());
+            IString::Literal(borrowed)
+        }
+    }))
+}
+
+fn borrow_addresses<'a>(list: &'a [Address<'_>]) -> Vec<Address<'a>> {
+    list.iter()
+        .map(|a| Address {
+            name: borrow_nstring(&a.name),
+            adl: borrow_nstring(&a.adl),
+            mailbox: borrow_nstring(&a.mailbox),
+            host: borrow_nstring(&a.host),
+        })
+        .collect()
 }
 
 type Key = (Arc<MailboxKey>, Uid);
@@ -208,17 +256,36 @@ mod tests {
     fn the_envelope_is_made_from_the_cached_header() {
         let cache = HeaderCache::new(1 << 20);
         let k = key("alice", 1);
-        let entry = cache.insert(&k, vec![header(5, "hello")]).remove(0);
-        let subject = entry.envelope().subject.clone();
-        assert_eq!(
-            subject,
-            pluto_mime::envelope(b"Subject: hello\r\n\r\n").subject
+        let parsed = pluto_mime::envelope(
+            b"From: A <a@example.com>\r\nSubject: =?UTF-8?Q?h=C3=A9llo?=\r\n\r\n",
         );
+        let entry = cache
+            .insert(
+                &k,
+                vec![MessageBody {
+                    uid: Uid::new(6).unwrap(),
+                    bytes: Bytes::from_static(
+                        b"From: A <a@example.com>\r\nSubject: =?UTF-8?Q?h=C3=A9llo?=\r\n\r\n",
+                    ),
+                }],
+            )
+            .remove(0);
+        assert_eq!(entry.envelope(), parsed);
+        // The second call answers from the entry, the same.
+        assert_eq!(entry.envelope(), parsed);
+        let wire = String::from_utf8(entry.envelope_wire().to_vec()).unwrap();
+        assert!(
+            wire.starts_with(
+                "ENVELOPE (NIL \"=?UTF-8?Q?h=C3=A9llo?=\" ((\"A\" NIL \"a\" \"example.com\"))"
+            ),
+            "{wire}"
+        );
+        assert!(wire.ends_with(" NIL NIL)"), "{wire}");
     }
 
     #[test]
     fn it_holds_at_most_its_budget_and_keeps_what_is_used() {
-        // Each entry costs 2 × 20 + 256 = 296 bytes; a generation holds 2,000 bytes.
+        // Each entry costs 3 × 20 + 256 = 316 bytes; a generation holds 2,000 bytes.
         let cache = HeaderCache::new(4000);
         let k = key("alice", 1);
         for uid in 1..=200 {

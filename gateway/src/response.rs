@@ -1,12 +1,64 @@
 //! Building responses, and the one place where errors become IMAP response codes.
 
 use std::borrow::Cow;
+use std::num::NonZeroU32;
 
-use imap_codec::imap_types::core::{Tag, Text};
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
+use imap_codec::imap_types::core::{Tag, Text, Vec1};
+use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::{
-    Code, CodeOther, Response, Status, StatusBody, StatusKind, Tagged,
+    Code, CodeOther, Data, Response, Status, StatusBody, StatusKind, Tagged,
 };
 use pluto_backends::StoreError;
+
+/// One FETCH data item as it is on the wire (`ENVELOPE (…)`): imap-codec encodes it
+/// inside a FETCH response, and the item is cut out of that. For items worth encoding
+/// once and sending many times (a cached ENVELOPE); see [`fetch_line`].
+pub fn fetch_item_bytes(item: MessageDataItem<'_>) -> Vec<u8> {
+    const HEAD: &[u8] = b"* 1 FETCH (";
+    const TAIL: &[u8] = b")\r\n";
+    let response = Response::Data(Data::Fetch {
+        seq: NonZeroU32::MIN,
+        items: Vec1::from(item),
+    });
+    let mut bytes = ResponseCodec::default().encode(&response).dump();
+    debug_assert!(bytes.starts_with(HEAD) && bytes.ends_with(TAIL));
+    bytes.truncate(bytes.len().saturating_sub(TAIL.len()));
+    bytes.drain(..HEAD.len().min(bytes.len()));
+    bytes
+}
+
+/// `* SEQ FETCH (…)\r\n` of `items` with an item already encoded by
+/// [`fetch_item_bytes`] put at position `at` among them.
+pub fn fetch_line(
+    seq: NonZeroU32,
+    items: Vec<MessageDataItem<'_>>,
+    at: usize,
+    encoded: &[u8],
+) -> Vec<u8> {
+    let mut line = Vec::with_capacity(encoded.len() + 64);
+    line.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    let count = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        if i == at {
+            line.extend_from_slice(encoded);
+            line.push(b' ');
+        }
+        line.extend_from_slice(&fetch_item_bytes(item));
+        if i + 1 < count {
+            line.push(b' ');
+        }
+    }
+    if at >= count {
+        if count > 0 {
+            line.push(b' ');
+        }
+        line.extend_from_slice(encoded);
+    }
+    line.extend_from_slice(b")\r\n");
+    line
+}
 
 /// How a command ended, short of the connection failing.
 #[derive(Debug)]
@@ -194,4 +246,54 @@ pub fn bye(t: impl Into<String>) -> Response<'static> {
         code: None,
         text: text(t),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use imap_codec::imap_types::flag::{Flag, FlagFetch};
+
+    /// A line with a spliced item is byte for byte what imap-codec makes of the whole
+    /// response, wherever the item sits.
+    #[test]
+    fn a_spliced_fetch_line_equals_the_encoded_response() {
+        let envelope = pluto_mime::envelope(
+            b"From: \"Q, A\" <a@example.com>\r\nSubject: two\r\n lines\r\nTo: b@x\r\n\r\n",
+        );
+        let others = || {
+            vec![
+                MessageDataItem::Uid(NonZeroU32::new(7).unwrap()),
+                MessageDataItem::Flags(vec![FlagFetch::Flag(Flag::Seen)]),
+            ]
+        };
+        let encoded = fetch_item_bytes(MessageDataItem::Envelope(envelope.clone()));
+        let seq = NonZeroU32::new(42).unwrap();
+        for at in 0..=2 {
+            let mut all = others();
+            all.insert(at, MessageDataItem::Envelope(envelope.clone()));
+            let whole = ResponseCodec::default()
+                .encode(&Response::Data(Data::Fetch {
+                    seq,
+                    items: Vec1::try_from(all).unwrap(),
+                }))
+                .dump();
+            let spliced = fetch_line(seq, others(), at, &encoded);
+            assert_eq!(
+                String::from_utf8_lossy(&spliced),
+                String::from_utf8_lossy(&whole),
+                "at {at}"
+            );
+        }
+        let alone = fetch_line(seq, Vec::new(), 0, &encoded);
+        assert_eq!(
+            alone,
+            ResponseCodec::default()
+                .encode(&Response::Data(Data::Fetch {
+                    seq,
+                    items: Vec1::from(MessageDataItem::Envelope(envelope)),
+                }))
+                .dump()
+        );
+    }
 }

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use imap_codec::decode::{
     AuthenticateDataDecodeError, CommandDecodeError, Decoder, IdleDoneDecodeError,
 };
-use imap_codec::encode::Encoder;
+use imap_codec::encode::{Encoder, Fragment};
 use imap_codec::fragmentizer::{
     DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
 };
@@ -156,8 +156,24 @@ impl Connection {
     /// Queues a response; it is written at the next [`Connection::flush`] (or sooner
     /// when the buffer grows large).
     pub async fn send(&mut self, response: &Response<'_>) -> io::Result<()> {
-        let encoded = ResponseCodec::default().encode(response);
-        self.out.extend_from_slice(&encoded.dump());
+        // Fragment by fragment: `dump()` would copy everything once more.
+        for fragment in ResponseCodec::default().encode(response) {
+            match fragment {
+                Fragment::Line { data } | Fragment::Literal { data, .. } => {
+                    self.out.extend_from_slice(&data)
+                }
+            }
+        }
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues a response that is already encoded (a FETCH line with a cached item), as
+    /// [`Connection::send`] does.
+    pub async fn send_encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.extend_from_slice(bytes);
         if self.out.len() >= FLUSH_AT {
             self.flush().await?;
         }

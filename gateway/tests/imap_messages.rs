@@ -961,7 +961,9 @@ async fn header_fetches_of_a_mailbox_made_again_show_its_own_messages() {
     let mut raw = server.login().await;
     let fetch = "FETCH 1 (ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])";
     let subject_of = |r: &Reply| -> String {
-        let line = r.find("FETCH").unwrap_or_else(|| panic!("no FETCH in {r:?}"));
+        let line = r
+            .find("FETCH")
+            .unwrap_or_else(|| panic!("no FETCH in {r:?}"));
         ["first", "second", "third"]
             .into_iter()
             .filter(|s| line.contains(&format!("\"{s}\"")))
@@ -984,7 +986,10 @@ async fn header_fetches_of_a_mailbox_made_again_show_its_own_messages() {
     ok(&mut raw, "SELECT Box").await;
     let r = ok(&mut raw, fetch).await;
     assert_eq!(subject_of(&r), "second", "{r:?}");
-    assert!(r.has("Subject: second") && !r.has("Subject: first"), "{r:?}");
+    assert!(
+        r.has("Subject: second") && !r.has("Subject: first"),
+        "{r:?}"
+    );
 
     ok(&mut raw, "CLOSE").await;
     ok(&mut raw, "RENAME Box Old").await;

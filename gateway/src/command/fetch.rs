@@ -76,6 +76,12 @@ struct Fetched {
     cached: Option<Arc<CachedHeader>>,
 }
 
+/// A FETCH response line, as imap-codec's response or already encoded.
+enum Outgoing<'a> {
+    Response(Response<'a>),
+    Encoded(Vec<u8>),
+}
+
 fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     matches!(
         item,
@@ -192,7 +198,7 @@ impl Session {
                 let State::Selected(selected) = &self.state else {
                     break;
                 };
-                let mut body_iter = bodies.into_iter().peekable();
+                let mut body_iter = bodies.iter().peekable();
                 for &i in chunk {
                     let msg = &selected.messages[i];
                     let body = if want_body {
@@ -204,7 +210,7 @@ impl Session {
                     } else {
                         None
                     };
-                    let raw: &[u8] = body.as_ref().map(|b| &b.bytes[..]).unwrap_or_default();
+                    let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
                     let parse_from = if only_header { header_of(raw) } else { raw };
                     // Parsed at the first item that needs it (a cached ENVELOPE does not).
                     let parsed = OnceCell::new();
@@ -219,6 +225,8 @@ impl Session {
                             .unwrap_or_default()
                     };
                     let mut items = Vec::with_capacity(names.len() + 1);
+                    // A cached ENVELOPE goes out as the bytes encoded when it was cached.
+                    let mut envelope_at: Option<(usize, &[u8])> = None;
                     for item in &names {
                         items.push(match item {
                             MessageDataItemName::Flags => {
@@ -232,8 +240,11 @@ impl Session {
                                 MessageDataItem::Rfc822Size(msg.size)
                             }
                             MessageDataItemName::Envelope => {
-                                match body.as_ref().and_then(|b| b.cached.as_ref()) {
-                                    Some(c) => MessageDataItem::Envelope(c.envelope().clone()),
+                                match body.and_then(|b| b.cached.as_ref()) {
+                                    Some(c) => {
+                                        envelope_at = Some((items.len(), c.envelope_wire()));
+                                        continue;
+                                    }
                                     None => match parsed() {
                                         Some(m) => MessageDataItem::Envelope(m.envelope()),
                                         None => continue,
@@ -288,15 +299,26 @@ impl Session {
                     {
                         items.push(MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags)));
                     }
+                    let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
+                    if let Some((at, encoded)) = envelope_at {
+                        let line = crate::response::fetch_line(seq, items, at, encoded);
+                        responses.push(Outgoing::Encoded(line));
+                        continue;
+                    }
                     let Ok(items) = Vec1::try_from(items) else {
                         continue;
                     };
-                    let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
-                    responses.push(Response::Data(Data::Fetch { seq, items }));
+                    responses.push(Outgoing::Response(Response::Data(Data::Fetch {
+                        seq,
+                        items,
+                    })));
                 }
             }
             for r in responses {
-                self.conn.send(&r).await?;
+                match r {
+                    Outgoing::Response(r) => self.conn.send(&r).await?,
+                    Outgoing::Encoded(line) => self.conn.send_encoded(&line).await?,
+                }
             }
         }
         Ok(Done::ok("Fetch completed"))
