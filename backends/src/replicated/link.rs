@@ -230,6 +230,11 @@ async fn send_loop(
     let mut durable_rx = store.log.durable_watch();
     // What this connection last told the peer of the moves owed to it.
     let mut reported: Option<MovesReport> = None;
+    // Read so far, and where in the log bytes that ends: ahead of `cursor` while records
+    // this peer does not hold wait to be acknowledged with the next batch.
+    let mut read_upto = cursor;
+    let mut read_end: Option<u64> = None;
+    let mut last_sent = tokio::time::Instant::now();
     loop {
         // Moves first: a batch read after a reconfiguration sends the moved users'
         // new records, and their older ones come with the snapshot.
@@ -246,9 +251,17 @@ async fn send_loop(
         };
         reader = r;
         let records = records?;
-        if records.is_empty() && cursor >= durable.lsn {
-            // Idle: wait for more (records or moves), or send a heartbeat.
-            let more = tokio::time::timeout(HEARTBEAT, async {
+        let read_any = !records.is_empty();
+        if !read_any && read_upto >= durable.lsn {
+            // Idle: wait for more (records or moves), or send a heartbeat — which also
+            // acknowledges records held back below, at the latest one heartbeat after the
+            // last batch.
+            let deadline = if read_upto == cursor {
+                tokio::time::Instant::now() + HEARTBEAT
+            } else {
+                last_sent + HEARTBEAT
+            };
+            let more = tokio::time::timeout_at(deadline, async {
                 tokio::select! {
                     r = durable_rx.changed() => r.is_ok(),
                     _ = link.wake.notified() => true,
@@ -262,8 +275,6 @@ async fn send_loop(
                 continue;
             }
         }
-        let mut upto = cursor;
-        let mut end_bytes = None;
         let mut wire = Vec::new();
         let mut users = BTreeSet::new();
         // One configuration for the whole batch. A record filtered out here under a
@@ -271,8 +282,8 @@ async fn send_loop(
         // moved user's snapshot, which this sender takes later.
         let membership = store.membership();
         for rec in records {
-            upto = rec.lsn;
-            end_bytes = Some(rec.end);
+            read_upto = rec.lsn;
+            read_end = Some(rec.end);
             let Entry::Step { user, ops, blobs } = rec.entry else {
                 continue;
             };
@@ -313,6 +324,15 @@ async fn send_loop(
             }
         }
         let empty = wire.is_empty();
+        // Records only of users this peer does not hold (a worker's writes, seen by the
+        // other workers) need no round trip of their own: they are acknowledged with the
+        // next batch that carries something, or by the heartbeat.
+        if empty && read_any && last_sent.elapsed() < HEARTBEAT {
+            continue;
+        }
+        let upto = read_upto;
+        let end_bytes = read_end.take();
+        last_sent = tokio::time::Instant::now();
         let batch = Batch {
             records: wire,
             upto,
