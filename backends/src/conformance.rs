@@ -472,6 +472,16 @@ async fn flags_add_remove_replace<S: MailStore>(s: Arc<S>, u: UserId) {
     let snap = select(&*s, &u, &inbox).await;
     assert!(snap.messages[2].flags.is_empty());
     assert_eq!(snap.messages[0].flags, flags(&all));
+    // One change, one modseq: the mailbox's next (sessions rely on it).
+    let before = select(&*s, &u, &inbox).await.highest_modseq;
+    let flagged = set(&*s, &u, &inbox, &uids, FlagOp::Add, &[kw("$Checked")]).await;
+    assert_eq!(flagged.updated.len(), 3);
+    assert!(
+        flagged.updated.iter().all(|m| m.modseq.0 == before.0 + 1),
+        "a STORE's messages all get HIGHESTMODSEQ + 1 (was {before:?}): {:?}",
+        flagged.updated
+    );
+    assert_eq!(select(&*s, &u, &inbox).await.highest_modseq.0, before.0 + 1);
 }
 
 async fn store_unchanged_since<S: MailStore>(s: Arc<S>, u: UserId) {

@@ -572,7 +572,13 @@ pub struct CopyOutcome {
 /// The answer to a STORE.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreOutcome {
-    /// Messages whose flags changed, with their new flags and modseq.
+    /// Messages whose flags changed, with their new flags and modseq. A store gives them
+    /// all one modseq, the mailbox's next HIGHESTMODSEQ (every change to a mailbox takes
+    /// one): a caller that knew HIGHESTMODSEQ H and sees H + 1 here knows that nothing
+    /// else changed in between, and needs no [`MailStore::changes_since`] for its own
+    /// change (the conformance suite checks it).
+    ///
+    /// [`MailStore::changes_since`]: crate::MailStore::changes_since
     pub updated: Vec<MessageMeta>,
     /// Messages left alone because their modseq was above `unchanged_since` (CONDSTORE).
     pub modified: Vec<Uid>,

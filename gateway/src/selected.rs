@@ -127,6 +127,21 @@ impl Selected {
     }
 
     /// Takes every notification waiting on the feed without blocking.
+    /// After this session's own STORE: when the store gave the change the mailbox's next
+    /// modseq (see [`pluto_backends::StoreOutcome::updated`]), nothing else changed since
+    /// the view was last brought up to date, so the view (once the outcome is applied) is
+    /// current and the feed's notice of this change needs no round trip to the store.
+    pub fn note_own_store(&mut self, updated: &[MessageMeta]) {
+        let Some(first) = updated.first() else {
+            return;
+        };
+        if first.modseq.0 == self.highest_modseq.0 + 1
+            && updated.iter().all(|m| m.modseq == first.modseq)
+        {
+            self.highest_modseq = first.modseq;
+        }
+    }
+
     pub fn drain_feed(&mut self) {
         while let Some(next) = self.feed.next().now_or_never() {
             match next {

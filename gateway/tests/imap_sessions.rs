@@ -472,3 +472,33 @@ async fn a_new_keyword_is_announced_before_it_is_shown() {
     let again = ok(&mut a, "STORE 1 +FLAGS (Work)").await;
     assert!(!again.has("* FLAGS"), "{again:?}");
 }
+
+/// A session that STOREs skips asking the store for changes only when its own change
+/// was the mailbox's next one; a change another session slipped in before it must still
+/// reach the client, at the STORE or at the next NOOP, exactly once.
+#[tokio::test]
+async fn another_sessions_store_between_ours_is_not_lost() {
+    let (_server, mut a, mut b) = two_sessions(3).await;
+    // Ours, alone: answered with our FETCH, nothing more to learn.
+    let r = ok(&mut a, "STORE 1 +FLAGS (\\Seen)").await;
+    assert_eq!(r.untagged, ["* 1 FETCH (FLAGS (\\Seen))"], "{r:?}");
+    // Theirs, then ours: ours is no longer the mailbox's next change.
+    ok(&mut b, "STORE 2 +FLAGS.SILENT (\\Flagged)").await;
+    let r = ok(&mut a, "STORE 3 +FLAGS (\\Answered)").await;
+    let r2 = ok(&mut a, "NOOP").await;
+    let lines: Vec<&String> = r.untagged.iter().chain(&r2.untagged).collect();
+    assert!(
+        lines.contains(&&"* 3 FETCH (FLAGS (\\Answered))".to_owned()),
+        "{lines:?}"
+    );
+    let theirs: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("* 2 FETCH (FLAGS (\\Flagged)"))
+        .collect();
+    assert_eq!(theirs.len(), 1, "their change told once: {lines:?}");
+    // And ours after theirs is current again: nothing left to tell.
+    let r = ok(&mut a, "STORE 1 -FLAGS.SILENT (\\Seen)").await;
+    assert!(r.untagged.is_empty(), "{r:?}");
+    let r = ok(&mut a, "NOOP").await;
+    assert!(r.untagged.is_empty(), "{r:?}");
+}

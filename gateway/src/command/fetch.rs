@@ -164,6 +164,7 @@ impl Session {
                         .store_flags(&user, &name, &unseen, &change, None)
                         .await?;
                     let selected = self.selected()?;
+                    selected.note_own_store(&outcome.updated);
                     for meta in outcome.updated {
                         if let Some(i) = selected.index_of(meta.uid) {
                             selected.messages[i].flags = meta.flags;

@@ -61,6 +61,7 @@ impl Session {
             let State::Selected(selected) = &mut self.state else {
                 return Ok(Done::ok("Store completed"));
             };
+            selected.note_own_store(&outcome.updated);
             for meta in outcome.updated {
                 if let Some(i) = selected.index_of(meta.uid) {
                     let msg = &mut selected.messages[i];
