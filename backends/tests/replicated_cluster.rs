@@ -5,27 +5,21 @@
 //! behind a truncated log (snapshots), catch up and then say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap};
+mod replicated_support;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pluto_backends::net::{NodeTls, pki};
+use pluto_backends::net::pki;
 use pluto_backends::replicated::{AckMode, Node, NodeConfig, PeerConfig, ReplicatedStore};
 use pluto_backends::*;
+use replicated_support::{converge, dump, msg, tls};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-fn tls(dir: &Path, name: &str) -> NodeTls {
-    NodeTls::load(
-        &dir.join("ca.pem"),
-        &dir.join(format!("{name}.pem")),
-        &dir.join(format!("{name}-key.pem")),
-    )
-    .unwrap()
-}
 
 /// A TCP proxy the test can cut (every connection dropped, new ones refused) and heal.
 struct Proxy {
@@ -95,68 +89,6 @@ fn config(
     c.ack_timeout = ack_timeout;
     c.link_timeout = Duration::from_millis(800);
     c
-}
-
-fn msg(text: &str) -> NewMessage {
-    NewMessage {
-        body: Bytes::from(format!("Subject: {text}\r\n\r\n{text}\r\n")),
-        flags: Flags::new(),
-        internal_date: None,
-    }
-}
-
-/// Everything a client could see of a user, for comparing replicas.
-#[derive(Debug, PartialEq, Eq)]
-struct Dump {
-    list: MailboxList,
-    mailboxes: BTreeMap<String, (MailboxSnapshot, Vec<Bytes>)>,
-}
-
-async fn dump(s: &ReplicatedStore, user: &UserId) -> Dump {
-    let list = s.list(user).await.unwrap();
-    let mut mailboxes = BTreeMap::new();
-    for m in &list.mailboxes {
-        let snap = s.select(user, &m.name).await.unwrap();
-        let uids: Vec<Uid> = snap.messages.iter().map(|m| m.uid).collect();
-        let bodies = s.fetch(user, &m.name, &uids).await.unwrap();
-        assert_eq!(bodies.len(), uids.len(), "every shown message has its body");
-        mailboxes.insert(
-            m.name.to_string(),
-            (snap, bodies.into_iter().map(|b| b.bytes).collect()),
-        );
-    }
-    Dump { list, mailboxes }
-}
-
-/// Waits until every store shows the same thing, with nothing hidden or buffered.
-async fn converge(stores: &[Arc<ReplicatedStore>], user: &UserId, within: Duration) -> Dump {
-    let deadline = Instant::now() + within;
-    loop {
-        let first = dump(&stores[0], user).await;
-        let mut same = true;
-        for s in &stores[1..] {
-            if dump(s, user).await != first {
-                same = false;
-            }
-        }
-        for s in stores {
-            let stats = s.stats(user).await.unwrap();
-            if stats.hidden_messages > 0 || stats.pending_ops > 0 {
-                same = false;
-            }
-        }
-        if same {
-            return first;
-        }
-        if Instant::now() > deadline {
-            let mut all = Vec::new();
-            for s in stores {
-                all.push(format!("{:#?}", dump(s, user).await));
-            }
-            panic!("replicas did not converge:\n{}", all.join("\n----\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Records every (mailbox UIDVALIDITY, UID) → body a client ever saw, anywhere.

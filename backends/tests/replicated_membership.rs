@@ -6,7 +6,9 @@
 //! peer's replica id cannot change.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+mod replicated_support;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,21 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pluto_backends::net::{NodeTls, pki};
+use pluto_backends::net::pki;
 use pluto_backends::replicated::{
     AckMode, Node, NodeConfig, PeerConfig, ReplicasOf, ReplicatedStore,
 };
 use pluto_backends::*;
+use replicated_support::{converge, dump, msg, tls};
 use tokio::net::TcpListener;
-
-fn tls(dir: &Path, name: &str) -> NodeTls {
-    NodeTls::load(
-        &dir.join("ca.pem"),
-        &dir.join(format!("{name}.pem")),
-        &dir.join(format!("{name}-key.pem")),
-    )
-    .unwrap()
-}
 
 /// A node of the test cluster: name, replica id, replication address.
 #[derive(Clone)]
@@ -86,84 +80,6 @@ fn user(i: usize) -> UserId {
 
 fn number(user: &UserId) -> usize {
     user.as_str()[1..].parse().unwrap()
-}
-
-fn msg(text: &str) -> NewMessage {
-    NewMessage {
-        body: Bytes::from(format!("Subject: {text}\r\n\r\n{text}\r\n")),
-        flags: Flags::new(),
-        internal_date: None,
-    }
-}
-
-/// Everything a client could see of a user, for comparing replicas.
-#[derive(Debug, PartialEq, Eq)]
-struct Dump {
-    list: MailboxList,
-    mailboxes: BTreeMap<String, (MailboxSnapshot, Vec<Bytes>)>,
-}
-
-impl Dump {
-    fn bodies(&self) -> BTreeSet<Bytes> {
-        self.mailboxes
-            .values()
-            .flat_map(|(_, b)| b.iter().cloned())
-            .collect()
-    }
-
-    fn messages(&self) -> usize {
-        self.mailboxes.values().map(|(s, _)| s.messages.len()).sum()
-    }
-}
-
-async fn dump(s: &ReplicatedStore, user: &UserId) -> Dump {
-    let list = s.list(user).await.unwrap();
-    let mut mailboxes = BTreeMap::new();
-    for m in &list.mailboxes {
-        let snap = s.select(user, &m.name).await.unwrap();
-        let uids: Vec<Uid> = snap.messages.iter().map(|m| m.uid).collect();
-        let bodies = s.fetch(user, &m.name, &uids).await.unwrap();
-        assert_eq!(bodies.len(), uids.len(), "every shown message has its body");
-        mailboxes.insert(
-            m.name.to_string(),
-            (snap, bodies.into_iter().map(|b| b.bytes).collect()),
-        );
-    }
-    Dump { list, mailboxes }
-}
-
-/// Waits until every store shows the same thing, with nothing hidden or buffered.
-async fn converge(stores: &[Arc<ReplicatedStore>], user: &UserId, within: Duration) -> Dump {
-    let deadline = Instant::now() + within;
-    loop {
-        let first = dump(&stores[0], user).await;
-        let mut same = true;
-        for s in &stores[1..] {
-            if dump(s, user).await != first {
-                same = false;
-            }
-        }
-        for s in stores {
-            let stats = s.stats(user).await.unwrap();
-            if stats.hidden_messages > 0 || stats.pending_ops > 0 {
-                same = false;
-            }
-        }
-        if same {
-            return first;
-        }
-        if Instant::now() > deadline {
-            let mut all = Vec::new();
-            for s in stores {
-                all.push(format!("{:#?}", dump(s, user).await));
-            }
-            panic!(
-                "{user}: replicas did not converge:\n{}",
-                all.join("\n----\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Waits until every node's log is acknowledged by every peer (cursors at the head).
