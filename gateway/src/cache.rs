@@ -1,5 +1,6 @@
-//! The gateway's cache of message headers and the ENVELOPEs made from them, shared by
-//! every session of the process.
+//! The gateway's cache of message headers, the ENVELOPEs made from them and, once a
+//! FETCH read a whole message for it, its BODYSTRUCTURE; shared by every session of the
+//! process.
 //!
 //! In IMAP a message is named for good by its user, its mailbox, the mailbox's
 //! UIDVALIDITY and its UID: a UID is never given to another message while the
@@ -37,7 +38,8 @@ pub struct MailboxKey {
     pub uid_validity: UidValidity,
 }
 
-/// A message's header section, and its ENVELOPE once some FETCH wanted it.
+/// A message's header section, and its ENVELOPE once some FETCH wanted it; its
+/// BODYSTRUCTURE when the entry was made from the whole message.
 #[derive(Debug)]
 pub struct CachedHeader {
     pub uid: Uid,
@@ -45,6 +47,15 @@ pub struct CachedHeader {
     envelope: OnceLock<Envelope<'static>>,
     /// The ENVELOPE item as sent (`ENVELOPE (…)`), encoded once.
     envelope_wire: OnceLock<Vec<u8>>,
+    /// Set when the entry is made (it counts toward the entry's cost), never later.
+    structure: Option<Structure>,
+}
+
+/// The BODYSTRUCTURE and BODY items of a message as sent.
+#[derive(Debug)]
+pub struct Structure {
+    pub body_structure: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 impl CachedHeader {
@@ -54,7 +65,32 @@ impl CachedHeader {
             header,
             envelope: OnceLock::new(),
             envelope_wire: OnceLock::new(),
+            structure: None,
         }
+    }
+
+    /// An entry from the whole message: its header (copied: the body is not kept) and
+    /// its BODYSTRUCTURE and BODY, encoded.
+    fn from_message(uid: Uid, raw: &[u8]) -> Self {
+        let parsed = pluto_mime::Message::parse(raw);
+        let structure = Structure {
+            body_structure: crate::response::fetch_item_bytes(MessageDataItem::BodyStructure(
+                parsed.body_structure(true),
+            )),
+            body: crate::response::fetch_item_bytes(MessageDataItem::Body(
+                parsed.body_structure(false),
+            )),
+        };
+        let header = Bytes::copy_from_slice(&raw[..pluto_backends::header_len(raw)]);
+        Self {
+            structure: Some(structure),
+            ..Self::new(uid, header)
+        }
+    }
+
+    /// BODYSTRUCTURE and BODY, when the entry was made from the whole message.
+    pub fn structure(&self) -> Option<&Structure> {
+        self.structure.as_ref()
     }
 
     /// The ENVELOPE, parsed from the header at the first call; borrowed from the entry,
@@ -87,7 +123,11 @@ impl CachedHeader {
     /// What an entry holds, roughly: the header, an ENVELOPE and its encoding of about
     /// the same size each, and the bookkeeping of the maps.
     fn cost(&self) -> usize {
-        3 * self.header.len() + 256
+        let structure = self
+            .structure
+            .as_ref()
+            .map_or(0, |s| s.body_structure.len() + s.body.len());
+        3 * self.header.len() + structure + 256
     }
 }
 
@@ -126,7 +166,7 @@ impl Generations {
     fn put(&mut self, key: Key, entry: Arc<CachedHeader>, budget: usize) {
         self.young_bytes += entry.cost();
         if let Some(previous) = self.young.insert(key, entry) {
-            self.young_bytes -= previous.cost();
+            self.young_bytes = self.young_bytes.saturating_sub(previous.cost());
         }
         if self.young_bytes >= budget / 2 {
             self.old = std::mem::take(&mut self.young);
@@ -186,10 +226,32 @@ impl HeaderCache {
         mailbox: &Arc<MailboxKey>,
         headers: Vec<MessageBody>,
     ) -> Vec<Arc<CachedHeader>> {
-        let entries: Vec<Arc<CachedHeader>> = headers
+        let entries = headers
             .into_iter()
             .map(|h| Arc::new(CachedHeader::new(h.uid, h.bytes)))
             .collect();
+        self.keep(mailbox, entries)
+    }
+
+    /// Remembers whole messages a store returned, as their headers and BODYSTRUCTUREs
+    /// (the bodies are not kept); gives them back as entries, in their order.
+    pub fn insert_messages(
+        &self,
+        mailbox: &Arc<MailboxKey>,
+        messages: Vec<MessageBody>,
+    ) -> Vec<Arc<CachedHeader>> {
+        let entries = messages
+            .into_iter()
+            .map(|m| Arc::new(CachedHeader::from_message(m.uid, &m.bytes)))
+            .collect();
+        self.keep(mailbox, entries)
+    }
+
+    fn keep(
+        &self,
+        mailbox: &Arc<MailboxKey>,
+        entries: Vec<Arc<CachedHeader>>,
+    ) -> Vec<Arc<CachedHeader>> {
         if self.budget > 0 {
             let mut maps = self.maps();
             for entry in &entries {

@@ -389,8 +389,8 @@ impl Default for Limits {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cache {
-    /// MiB of message headers (and the ENVELOPEs parsed from them) the gateway keeps for
-    /// all its sessions; 0 turns the cache off.
+    /// MiB of message headers (with their ENVELOPEs and BODYSTRUCTUREs) the gateway keeps
+    /// for all its sessions; 0 turns the cache off.
     pub headers_mib: u64,
 }
 

@@ -29,32 +29,31 @@ pub fn fetch_item_bytes(item: MessageDataItem<'_>) -> Vec<u8> {
     bytes
 }
 
-/// `* SEQ FETCH (…)\r\n` of `items` with an item already encoded by
-/// [`fetch_item_bytes`] put at position `at` among them.
+/// `* SEQ FETCH (…)\r\n` of `items` and of items already encoded by
+/// [`fetch_item_bytes`]; each of those is `(position in the line, bytes)`, ascending.
 pub fn fetch_line(
     seq: NonZeroU32,
     items: Vec<MessageDataItem<'_>>,
-    at: usize,
-    encoded: &[u8],
+    encoded: &[(usize, &[u8])],
 ) -> Vec<u8> {
-    let mut line = Vec::with_capacity(encoded.len() + 64);
+    let size: usize = encoded.iter().map(|(_, e)| e.len() + 1).sum();
+    let mut line = Vec::with_capacity(size + 64);
     line.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-    let count = items.len();
-    for (i, item) in items.into_iter().enumerate() {
-        if i == at {
-            line.extend_from_slice(encoded);
+    let total = items.len() + encoded.len();
+    let mut items = items.into_iter();
+    let mut encoded = encoded.iter().peekable();
+    for position in 0..total {
+        if position > 0 {
             line.push(b' ');
         }
-        line.extend_from_slice(&fetch_item_bytes(item));
-        if i + 1 < count {
-            line.push(b' ');
+        match encoded.next_if(|(at, _)| *at == position) {
+            Some((_, bytes)) => line.extend_from_slice(bytes),
+            None => {
+                if let Some(item) = items.next() {
+                    line.extend_from_slice(&fetch_item_bytes(item));
+                }
+            }
         }
-    }
-    if at >= count {
-        if count > 0 {
-            line.push(b' ');
-        }
-        line.extend_from_slice(encoded);
     }
     line.extend_from_slice(b")\r\n");
     line
@@ -278,14 +277,41 @@ mod tests {
                     items: Vec1::try_from(all).unwrap(),
                 }))
                 .dump();
-            let spliced = fetch_line(seq, others(), at, &encoded);
+            let spliced = fetch_line(seq, others(), &[(at, &encoded)]);
             assert_eq!(
                 String::from_utf8_lossy(&spliced),
                 String::from_utf8_lossy(&whole),
                 "at {at}"
             );
         }
-        let alone = fetch_line(seq, Vec::new(), 0, &encoded);
+        // Two encoded items, around one from imap-codec.
+        let structure = fetch_item_bytes(MessageDataItem::BodyStructure(
+            pluto_mime::body_structure(b"Subject: x\r\n\r\nbody\r\n", true),
+        ));
+        let whole = ResponseCodec::default()
+            .encode(&Response::Data(Data::Fetch {
+                seq,
+                items: Vec1::try_from(vec![
+                    MessageDataItem::Envelope(envelope.clone()),
+                    MessageDataItem::Uid(NonZeroU32::new(7).unwrap()),
+                    MessageDataItem::BodyStructure(pluto_mime::body_structure(
+                        b"Subject: x\r\n\r\nbody\r\n",
+                        true,
+                    )),
+                ])
+                .unwrap(),
+            }))
+            .dump();
+        let spliced = fetch_line(
+            seq,
+            vec![MessageDataItem::Uid(NonZeroU32::new(7).unwrap())],
+            &[(0, &encoded), (2, &structure)],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&spliced),
+            String::from_utf8_lossy(&whole)
+        );
+        let alone = fetch_line(seq, Vec::new(), &[(0, &encoded)]);
         assert_eq!(
             alone,
             ResponseCodec::default()

@@ -1000,3 +1000,48 @@ async fn header_fetches_of_a_mailbox_made_again_show_its_own_messages() {
     ok(&mut raw, "SELECT Old").await;
     assert_eq!(subject_of(&ok(&mut raw, fetch).await), "second");
 }
+
+/// BODYSTRUCTURE and BODY come from the gateway's cache once a whole message was read for
+/// them; the cached answer is byte for byte the one made from the message itself.
+#[tokio::test]
+async fn cached_bodystructure_is_the_same_as_a_fresh_one() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    for body in [
+        multipart(),
+        message("plain", "Hello."),
+        b"Subject: headers only\r\n".to_vec(),
+    ] {
+        assert!(raw.append("INBOX", "", &body).await.ok());
+    }
+    ok(&mut raw, "SELECT INBOX").await;
+    // With BODY[] the answer is made from the message (no cache on that path).
+    let fresh = ok(&mut raw, "FETCH 1:3 (BODYSTRUCTURE BODY BODY.PEEK[])").await;
+    let structure_of = |line: &str| -> String {
+        let at = line.find("BODYSTRUCTURE").unwrap();
+        let end = line.find(" BODY[]").unwrap();
+        line[at..end].to_owned()
+    };
+    let expected: Vec<String> = fresh.untagged.iter().map(|l| structure_of(l)).collect();
+    assert_eq!(expected.len(), 3, "{fresh:?}");
+    assert!(expected[0].contains("\"mixed\""), "{expected:?}");
+    // Header entries first (no BODYSTRUCTURE in them), then: read whole and cached; then
+    // from the cache.
+    ok(&mut raw, "FETCH 1:3 ENVELOPE").await;
+    for round in 0..2 {
+        let r = ok(&mut raw, "FETCH 1:3 (UID BODYSTRUCTURE BODY ENVELOPE)").await;
+        assert_eq!(r.untagged.len(), 3, "{r:?}");
+        for (i, line) in r.untagged.iter().enumerate() {
+            let prefix = format!("* {} FETCH (UID {} ", i + 1, i + 1);
+            assert!(line.starts_with(&prefix), "round {round}: {line}");
+            let at = line.find("BODYSTRUCTURE").unwrap();
+            let end = line.find(" ENVELOPE (").unwrap();
+            assert_eq!(
+                line[at..end],
+                expected[i],
+                "round {round}, message {}",
+                i + 1
+            );
+        }
+    }
+}

@@ -63,6 +63,14 @@ fn header_only(item: &MessageDataItemName<'_>) -> bool {
     }
 }
 
+/// BODY and BODYSTRUCTURE: kept in the header cache once made from a whole message.
+fn structure_item(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::Body | MessageDataItemName::BodyStructure
+    )
+}
+
 /// The header section of a message, with the blank line that ends it.
 fn header_of(raw: &[u8]) -> &[u8] {
     &raw[..pluto_backends::header_len(raw)]
@@ -134,8 +142,12 @@ impl Session {
         let read_only = selected.read_only;
         let want_body = names.iter().any(needs_body);
         let only_header = names.iter().all(header_only);
+        // BODYSTRUCTURE with header items only: answered from the cache too (entries made
+        // from whole messages keep it).
+        let structural = names.iter().any(structure_item)
+            && names.iter().all(|n| header_only(n) || structure_item(n));
         let want_seen = !read_only && names.iter().any(sets_seen);
-        let cache_key = (want_body && only_header).then(|| {
+        let cache_key = (want_body && (only_header || structural)).then(|| {
             Arc::new(MailboxKey {
                 user: user.clone(),
                 mailbox: name.clone(),
@@ -178,7 +190,7 @@ impl Session {
                 let selected = self.selected()?;
                 let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
                 match &cache_key {
-                    Some(key) => self.headers(&user, &name, key, &uids).await?,
+                    Some(key) => self.cached(&user, &name, key, &uids, structural).await?,
                     None => self
                         .store()?
                         .fetch(&user, &name, &uids)
@@ -212,7 +224,13 @@ impl Session {
                         None
                     };
                     let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
-                    let parse_from = if only_header { header_of(raw) } else { raw };
+                    let parse_from = if only_header || structural {
+                        header_of(raw)
+                    } else {
+                        raw
+                    };
+                    let cached = body.and_then(|b| b.cached.as_ref());
+                    let structure = cached.and_then(|c| c.structure());
                     // Parsed at the first item that needs it (a cached ENVELOPE does not).
                     let parsed = OnceCell::new();
                     let parsed = || {
@@ -226,8 +244,8 @@ impl Session {
                             .unwrap_or_default()
                     };
                     let mut items = Vec::with_capacity(names.len() + 1);
-                    // A cached ENVELOPE goes out as the bytes encoded when it was cached.
-                    let mut envelope_at: Option<(usize, &[u8])> = None;
+                    // Cached items go out as the bytes encoded when they were cached.
+                    let mut encoded: Vec<(usize, &[u8])> = Vec::new();
                     for item in &names {
                         items.push(match item {
                             MessageDataItemName::Flags => {
@@ -240,17 +258,27 @@ impl Session {
                             MessageDataItemName::Rfc822Size => {
                                 MessageDataItem::Rfc822Size(msg.size)
                             }
-                            MessageDataItemName::Envelope => {
-                                match body.and_then(|b| b.cached.as_ref()) {
-                                    Some(c) => {
-                                        envelope_at = Some((items.len(), c.envelope_wire()));
-                                        continue;
-                                    }
-                                    None => match parsed() {
-                                        Some(m) => MessageDataItem::Envelope(m.envelope()),
-                                        None => continue,
-                                    },
+                            MessageDataItemName::Envelope => match cached {
+                                Some(c) => {
+                                    encoded.push((items.len() + encoded.len(), c.envelope_wire()));
+                                    continue;
                                 }
+                                None => match parsed() {
+                                    Some(m) => MessageDataItem::Envelope(m.envelope()),
+                                    None => continue,
+                                },
+                            },
+                            MessageDataItemName::Body if structure.is_some() => {
+                                if let Some(s) = structure {
+                                    encoded.push((items.len() + encoded.len(), &s.body));
+                                }
+                                continue;
+                            }
+                            MessageDataItemName::BodyStructure if structure.is_some() => {
+                                if let Some(s) = structure {
+                                    encoded.push((items.len() + encoded.len(), &s.body_structure));
+                                }
+                                continue;
                             }
                             MessageDataItemName::Body => match parsed() {
                                 Some(m) => MessageDataItem::Body(m.body_structure(false)),
@@ -301,8 +329,8 @@ impl Session {
                         items.push(MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags)));
                     }
                     let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
-                    if let Some((at, encoded)) = envelope_at {
-                        let line = crate::response::fetch_line(seq, items, at, encoded);
+                    if !encoded.is_empty() {
+                        let line = crate::response::fetch_line(seq, items, &encoded);
                         responses.push(Outgoing::Encoded(line));
                         continue;
                     }
@@ -325,17 +353,26 @@ impl Session {
         Ok(Done::ok("Fetch completed"))
     }
 
-    /// The headers of `uids` (in that order, expunged ones left out): from the cache, and
-    /// what it lacks from the store in one call, then cached.
-    async fn headers(
+    /// The cache entries of `uids` (in that order, expunged ones left out): from the cache,
+    /// and what it lacks from the store in one call, then cached. With `structure`, an
+    /// entry counts only if it has the BODYSTRUCTURE, and what is lacking is read whole.
+    async fn cached(
         &mut self,
         user: &UserId,
         name: &MailboxName,
         key: &Arc<MailboxKey>,
         uids: &[Uid],
+        structure: bool,
     ) -> Result<Vec<Fetched>, crate::response::CmdError> {
         let cache = &self.shared.headers;
         let mut found = cache.get(key, uids);
+        if structure {
+            for slot in &mut found {
+                if slot.as_ref().is_some_and(|e| e.structure().is_none()) {
+                    *slot = None;
+                }
+            }
+        }
         let missing: Vec<Uid> = uids
             .iter()
             .zip(&found)
@@ -343,9 +380,15 @@ impl Session {
             .map(|(u, _)| *u)
             .collect();
         if !missing.is_empty() {
-            let read = self.store()?.fetch_headers(user, name, &missing).await?;
+            let store = self.store()?;
+            let read = if structure {
+                let whole = store.fetch(user, name, &missing).await?;
+                cache.insert_messages(key, whole)
+            } else {
+                cache.insert(key, store.fetch_headers(user, name, &missing).await?)
+            };
             // The store answers in the order asked, so a merge puts each where it belongs.
-            let mut read = cache.insert(key, read).into_iter().peekable();
+            let mut read = read.into_iter().peekable();
             for (uid, slot) in uids.iter().zip(found.iter_mut()) {
                 if slot.is_none() && read.peek().is_some_and(|e| e.uid == *uid) {
                     *slot = read.next();
