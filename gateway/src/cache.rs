@@ -194,8 +194,14 @@ impl HeaderCache {
         self.maps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached headers of `uids` in `mailbox`, in the order asked (`None`: not cached).
-    pub fn get(&self, mailbox: &Arc<MailboxKey>, uids: &[Uid]) -> Vec<Option<Arc<CachedHeader>>> {
+    /// The cached entries of `uids` in `mailbox` that are `usable` (the caller needs, say,
+    /// a BODYSTRUCTURE), in the order asked (`None`: not cached, or not usable).
+    pub fn get(
+        &self,
+        mailbox: &Arc<MailboxKey>,
+        uids: &[Uid],
+        usable: impl Fn(&CachedHeader) -> bool,
+    ) -> Vec<Option<Arc<CachedHeader>>> {
         if self.budget == 0 {
             return vec![None; uids.len()];
         }
@@ -205,11 +211,11 @@ impl HeaderCache {
             .map(|&uid| {
                 let key = (mailbox.clone(), uid);
                 if let Some(entry) = maps.young.get(&key) {
-                    return Some(entry.clone());
+                    return Some(entry.clone()).filter(|e| usable(e));
                 }
                 let entry = maps.old.remove(&key)?;
                 maps.put(key, entry.clone(), self.budget);
-                Some(entry)
+                Some(entry).filter(|e| usable(e))
             })
             .collect();
         drop(maps);
@@ -300,7 +306,7 @@ mod tests {
         let cache = HeaderCache::new(1 << 20);
         let alice = key("alice", 7);
         cache.insert(&alice, vec![header(1, "one"), header(2, "two")]);
-        let got = cache.get(&alice, &uids(&[2, 3, 1]));
+        let got = cache.get(&alice, &uids(&[2, 3, 1]), |_| true);
         assert_eq!(
             &got[0].as_ref().unwrap().header[..],
             b"Subject: two\r\n\r\n"
@@ -310,8 +316,27 @@ mod tests {
             &got[2].as_ref().unwrap().header[..],
             b"Subject: one\r\n\r\n"
         );
-        assert!(cache.get(&key("bob", 7), &uids(&[1]))[0].is_none());
-        assert!(cache.get(&key("alice", 8), &uids(&[1]))[0].is_none());
+        assert!(cache.get(&key("bob", 7), &uids(&[1]), |_| true)[0].is_none());
+        // A header entry has no BODYSTRUCTURE: not usable by those who need one.
+        assert!(cache.get(&alice, &uids(&[1]), |e| e.structure().is_some())[0].is_none());
+        let whole = cache.insert_messages(
+            &alice,
+            vec![MessageBody {
+                uid: Uid::new(1).unwrap(),
+                bytes: Bytes::from_static(b"Subject: one\r\n\r\nbody\r\n"),
+            }],
+        );
+        assert!(whole[0].structure().is_some());
+        assert_eq!(
+            &whole[0].header[..],
+            b"Subject: one\r\n\r\n",
+            "the body is not kept"
+        );
+        let got = cache.get(&alice, &uids(&[1]), |e| e.structure().is_some());
+        let structure = got[0].as_ref().unwrap().structure().unwrap();
+        assert!(structure.body_structure.starts_with(b"BODYSTRUCTURE ("));
+        assert!(structure.body.starts_with(b"BODY ("));
+        assert!(cache.get(&key("alice", 8), &uids(&[1]), |_| true)[0].is_none());
     }
 
     #[test]
@@ -353,10 +378,13 @@ mod tests {
         for uid in 1..=200 {
             cache.insert(&k, vec![header(uid, "0123")]);
             // UID 1 is read after every insertion: it must survive every turnover.
-            assert!(cache.get(&k, &uids(&[1]))[0].is_some(), "after {uid}");
+            assert!(
+                cache.get(&k, &uids(&[1]), |_| true)[0].is_some(),
+                "after {uid}"
+            );
             assert!(cache.held() <= 4000, "{} bytes held", cache.held());
         }
-        let kept = cache.get(&k, &uids(&(1..=200).collect::<Vec<_>>()));
+        let kept = cache.get(&k, &uids(&(1..=200).collect::<Vec<_>>()), |_| true);
         let count = kept.iter().filter(|e| e.is_some()).count();
         assert!((5..=14).contains(&count), "{count} entries kept");
         // The most recent insertions are there.
@@ -369,7 +397,7 @@ mod tests {
         let k = key("alice", 1);
         let served = cache.insert(&k, vec![header(1, "x")]);
         assert_eq!(served.len(), 1);
-        assert!(cache.get(&k, &uids(&[1]))[0].is_none());
+        assert!(cache.get(&k, &uids(&[1]), |_| true)[0].is_none());
         assert_eq!(cache.held(), 0);
     }
 }

@@ -365,14 +365,7 @@ impl Session {
         structure: bool,
     ) -> Result<Vec<Fetched>, crate::response::CmdError> {
         let cache = &self.shared.headers;
-        let mut found = cache.get(key, uids);
-        if structure {
-            for slot in &mut found {
-                if slot.as_ref().is_some_and(|e| e.structure().is_none()) {
-                    *slot = None;
-                }
-            }
-        }
+        let mut found = cache.get(key, uids, |e| !structure || e.structure().is_some());
         let missing: Vec<Uid> = uids
             .iter()
             .zip(&found)
