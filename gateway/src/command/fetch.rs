@@ -1,8 +1,10 @@
 //! FETCH and UID FETCH: every RFC 3501 data item, the macros, BODY[section]<partial>
 //! and BODY.PEEK. Bodies are fetched from the store in batches, and only when an item
 //! needs them; a non-peek body fetch sets `\Seen` first, and the response carries the
-//! new flags. Header-only FETCHes (ENVELOPE, BODY[HEADER…], RFC822.HEADER) go through
-//! the process's [`HeaderCache`](crate::cache::HeaderCache) first.
+//! new flags. Header-only FETCHes (ENVELOPE, BODY[HEADER…], RFC822.HEADER), with or
+//! without BODY/BODYSTRUCTURE, go through the process's
+//! [`HeaderCache`](crate::cache::HeaderCache) first; what it has goes out as the bytes
+//! encoded when it was cached.
 
 use std::cell::OnceCell;
 use std::num::NonZeroU32;
@@ -268,25 +270,27 @@ impl Session {
                                     None => continue,
                                 },
                             },
-                            MessageDataItemName::Body if structure.is_some() => {
-                                if let Some(s) = structure {
+                            MessageDataItemName::Body => match structure {
+                                Some(s) => {
                                     encoded.push((items.len() + encoded.len(), &s.body));
+                                    continue;
                                 }
-                                continue;
-                            }
-                            MessageDataItemName::BodyStructure if structure.is_some() => {
-                                if let Some(s) = structure {
-                                    encoded.push((items.len() + encoded.len(), &s.body_structure));
-                                }
-                                continue;
-                            }
-                            MessageDataItemName::Body => match parsed() {
-                                Some(m) => MessageDataItem::Body(m.body_structure(false)),
-                                None => continue,
+                                None => match parsed() {
+                                    Some(m) => MessageDataItem::Body(m.body_structure(false)),
+                                    None => continue,
+                                },
                             },
-                            MessageDataItemName::BodyStructure => match parsed() {
-                                Some(m) => MessageDataItem::BodyStructure(m.body_structure(true)),
-                                None => continue,
+                            MessageDataItemName::BodyStructure => match structure {
+                                Some(s) => {
+                                    encoded.push((items.len() + encoded.len(), &s.body_structure));
+                                    continue;
+                                }
+                                None => match parsed() {
+                                    Some(m) => {
+                                        MessageDataItem::BodyStructure(m.body_structure(true))
+                                    }
+                                    None => continue,
+                                },
                             },
                             MessageDataItemName::Rfc822 => {
                                 MessageDataItem::Rfc822(literal(raw.to_vec()))
