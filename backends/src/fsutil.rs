@@ -85,6 +85,8 @@ pub fn read_header(path: &Path) -> io::Result<Vec<u8>> {
         let end = crate::header_len(&bytes);
         if end < bytes.len() || bytes.ends_with(b"\n\n") || bytes.ends_with(b"\n\r\n") {
             bytes.truncate(end);
+            // Callers keep headers (the gateway caches them): not the 8 KiB read buffer.
+            bytes.shrink_to_fit();
             return Ok(bytes);
         }
     }

@@ -232,9 +232,11 @@ impl HeaderCache {
         mailbox: &Arc<MailboxKey>,
         headers: Vec<MessageBody>,
     ) -> Vec<Arc<CachedHeader>> {
+        // Copied: a store's buffer may be larger than the header it holds, and the
+        // budget counts header bytes.
         let entries = headers
             .into_iter()
-            .map(|h| Arc::new(CachedHeader::new(h.uid, h.bytes)))
+            .map(|h| Arc::new(CachedHeader::new(h.uid, Bytes::copy_from_slice(&h.bytes))))
             .collect();
         self.keep(mailbox, entries)
     }
