@@ -605,3 +605,27 @@ pub struct MessageBody {
     pub uid: Uid,
     pub bytes: Bytes,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::header_len;
+
+    fn header_of(raw: &[u8]) -> &[u8] {
+        &raw[..header_len(raw)]
+    }
+
+    #[test]
+    fn the_header_ends_at_the_first_empty_line() {
+        assert_eq!(
+            header_of(b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\n"),
+            b"A: 1\r\nB: 2\r\n\r\n"
+        );
+        assert_eq!(header_of(b"A: 1\nB: 2\n\nbody\n"), b"A: 1\nB: 2\n\n");
+        assert_eq!(header_of(b"A: 1\r\nno body"), b"A: 1\r\nno body");
+        assert_eq!(
+            header_of(b"\r\nbody"),
+            b"\r\nbody",
+            "a first line that is empty is no header end here"
+        );
+    }
+}

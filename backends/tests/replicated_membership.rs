@@ -68,6 +68,24 @@ fn config(me: &Spec, dir: &Path, cluster: &[&Spec], placement: Placement) -> Nod
     c
 }
 
+/// Starts `me` as a member of `cluster` with `placement`, its certificate from `pki`.
+async fn start(
+    me: &Spec,
+    dir: &Path,
+    cluster: &[&Spec],
+    placement: Placement,
+    pki: &Path,
+    listener: TcpListener,
+) -> Node {
+    Node::start(
+        config(me, dir, cluster, placement),
+        tls(pki, me.name),
+        listener,
+    )
+    .await
+    .unwrap()
+}
+
 async fn reconfigure(node: &Node, me: &Spec, cluster: &[&Spec], placement: Placement) {
     node.reconfigure(peers(me, cluster), replicas_of(placement, me.name))
         .await
@@ -188,20 +206,24 @@ async fn an_added_node_gets_its_users_whole_before_it_says_it_is_caught_up() {
     let (specs, mut listeners) = cluster3(pki_dir.path(), ["ja", "jb", "jc"]).await;
     let [a, b, c] = &specs;
     let dirs: Vec<_> = specs.iter().map(|_| tempfile::tempdir().unwrap()).collect();
-    let na = Node::start(
-        config(a, dirs[0].path(), &[a, b], a_old),
-        tls(pki_dir.path(), "ja"),
+    let na = start(
+        a,
+        dirs[0].path(),
+        &[a, b],
+        a_old,
+        pki_dir.path(),
         listeners[0].take().unwrap(),
     )
-    .await
-    .unwrap();
-    let nb = Node::start(
-        config(b, dirs[1].path(), &[a, b], a_old),
-        tls(pki_dir.path(), "jb"),
+    .await;
+    let nb = start(
+        b,
+        dirs[1].path(),
+        &[a, b],
+        a_old,
+        pki_dir.path(),
         listeners[1].take().unwrap(),
     )
-    .await
-    .unwrap();
+    .await;
     for i in 0..USERS {
         history(&na.store(), &user(i)).await;
         // Some of it from the other replica, so both origins are in the state.
@@ -323,13 +345,15 @@ async fn a_removed_nodes_users_reach_a_peer_whose_cursor_was_past_them() {
     let mut nodes = Vec::new();
     for (i, s) in specs.iter().enumerate() {
         nodes.push(
-            Node::start(
-                config(s, dirs[i].path(), &all, b_old),
-                tls(pki_dir.path(), s.name),
+            start(
+                s,
+                dirs[i].path(),
+                &all,
+                b_old,
+                pki_dir.path(),
                 listeners[i].take().unwrap(),
             )
-            .await
-            .unwrap(),
+            .await,
         );
     }
     let [na, nb, nc]: [Node; 3] = nodes.try_into().map_err(|_| ()).unwrap();
@@ -415,13 +439,15 @@ async fn moves_owed_to_a_down_peer_survive_a_restart() {
     let mut nodes = Vec::new();
     for (i, s) in specs.iter().enumerate() {
         nodes.push(
-            Node::start(
-                config(s, dirs[i].path(), &all, b_old),
-                tls(pki_dir.path(), s.name),
+            start(
+                s,
+                dirs[i].path(),
+                &all,
+                b_old,
+                pki_dir.path(),
                 listeners[i].take().unwrap(),
             )
-            .await
-            .unwrap(),
+            .await,
         );
     }
     let [na, nb, nc]: [Node; 3] = nodes.try_into().map_err(|_| ()).unwrap();
@@ -437,20 +463,24 @@ async fn moves_owed_to_a_down_peer_survive_a_restart() {
     // A crash: no checkpoint, so only what the reconfiguration wrote is on disk.
     na.kill().await;
 
-    let na = Node::start(
-        config(a, dirs[0].path(), &[a, b], b_new),
-        tls(pki_dir.path(), "ka"),
+    let na = start(
+        a,
+        dirs[0].path(),
+        &[a, b],
+        b_new,
+        pki_dir.path(),
         TcpListener::bind(a.addr).await.unwrap(),
     )
-    .await
-    .unwrap();
-    let nb = Node::start(
-        config(b, dirs[1].path(), &[a, b], b_new),
-        tls(pki_dir.path(), "kb"),
+    .await;
+    let nb = start(
+        b,
+        dirs[1].path(),
+        &[a, b],
+        b_new,
+        pki_dir.path(),
         TcpListener::bind(b.addr).await.unwrap(),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(
         nb.wait_caught_up(Duration::from_secs(30)).await,
         "{:?}",
@@ -493,20 +523,24 @@ async fn writes_during_a_reconfiguration_all_reach_every_replica() {
     let (specs, mut listeners) = cluster3(pki_dir.path(), ["ma", "mb", "mc"]).await;
     let [a, b, c] = &specs;
     let dirs: Vec<_> = specs.iter().map(|_| tempfile::tempdir().unwrap()).collect();
-    let na = Node::start(
-        config(a, dirs[0].path(), &[a, b], c_old),
-        tls(pki_dir.path(), "ma"),
+    let na = start(
+        a,
+        dirs[0].path(),
+        &[a, b],
+        c_old,
+        pki_dir.path(),
         listeners[0].take().unwrap(),
     )
-    .await
-    .unwrap();
-    let nb = Node::start(
-        config(b, dirs[1].path(), &[a, b], c_old),
-        tls(pki_dir.path(), "mb"),
+    .await;
+    let nb = start(
+        b,
+        dirs[1].path(),
+        &[a, b],
+        c_old,
+        pki_dir.path(),
         listeners[1].take().unwrap(),
     )
-    .await
-    .unwrap();
+    .await;
     for i in 0..USERS {
         history(&na.store(), &user(i)).await;
     }
@@ -603,13 +637,15 @@ async fn a_known_peers_replica_id_cannot_change() {
     let (specs, mut listeners) = cluster3(pki_dir.path(), ["la", "lb", "lc"]).await;
     let [a, b, c] = &specs;
     let dir = tempfile::tempdir().unwrap();
-    let na = Node::start(
-        config(a, dir.path(), &[a, b], a_old),
-        tls(pki_dir.path(), "la"),
+    let na = start(
+        a,
+        dir.path(),
+        &[a, b],
+        a_old,
+        pki_dir.path(),
         listeners[0].take().unwrap(),
     )
-    .await
-    .unwrap();
+    .await;
     // lb again, with another id.
     let mut renumbered = peers(a, &[a, b]);
     renumbered[0].replica_id = 5;

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,24 +12,10 @@ use pluto_bench::conn::{Target, TlsTarget};
 use pluto_bench::stats::{ALL, CONNECT, IDLE_NOTIFY, Report};
 use pluto_bench::workload::{self, RunConfig, User, Workload};
 use pluto_bench::{corpus, idle_mem};
+use pluto_cluster_tests::cluster::pluto_bin;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const PASSWORD: &str = "bench-test-password";
-
-/// The workspace's `pluto` binary (built when missing), next to this test's folder.
-fn pluto_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let bin = dir.join("pluto");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "pluto-gateway", "--bin", "pluto"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building pluto failed");
-    }
-    bin
-}
 
 fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -328,6 +328,35 @@ impl MaildirStore {
             .clone()
     }
 
+    /// These messages' files as `read` reads them (whole, or only the header), in the
+    /// order asked; UIDs not in the mailbox are left out.
+    async fn read_messages(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        uids: &[Uid],
+        read: fn(&Path) -> std::io::Result<Vec<u8>>,
+    ) -> StoreResult<Vec<MessageBody>> {
+        let wanted = uids.to_vec();
+        let paths = self
+            .on_mailbox(user, name, move |s| Ok(s.paths(&wanted)))
+            .await?;
+        let (mut found, missing) = blocking(move || read_files(paths, read)).await?;
+        if !missing.is_empty() {
+            // Renamed meanwhile (a flag change) or changed by another program: look again.
+            let again = self
+                .on_mailbox(user, name, move |s| {
+                    s.full_scan()?;
+                    Ok(s.paths(&missing))
+                })
+                .await?;
+            let (more, _) = blocking(move || read_files(again, read)).await?;
+            found.extend(more);
+        }
+        let mut by_uid: HashMap<Uid, MessageBody> = found.into_iter().map(|b| (b.uid, b)).collect();
+        Ok(uids.iter().filter_map(|u| by_uid.remove(u)).collect())
+    }
+
     /// Runs `f` on one mailbox's state under its lock, in a blocking thread.
     async fn on_mailbox<T, F>(&self, user: &UserId, name: &MailboxName, f: F) -> StoreResult<T>
     where
@@ -699,24 +728,7 @@ impl MailStore for MaildirStore {
         name: &MailboxName,
         uids: &[Uid],
     ) -> StoreResult<Vec<MessageBody>> {
-        let wanted = uids.to_vec();
-        let paths = self
-            .on_mailbox(user, name, move |s| Ok(s.paths(&wanted)))
-            .await?;
-        let (mut found, missing) = blocking(move || read_bodies(paths)).await?;
-        if !missing.is_empty() {
-            // Renamed meanwhile (a flag change) or changed by another program: look again.
-            let again = self
-                .on_mailbox(user, name, move |s| {
-                    s.full_scan()?;
-                    Ok(s.paths(&missing))
-                })
-                .await?;
-            let (more, _) = blocking(move || read_bodies(again)).await?;
-            found.extend(more);
-        }
-        let mut by_uid: HashMap<Uid, MessageBody> = found.into_iter().map(|b| (b.uid, b)).collect();
-        Ok(uids.iter().filter_map(|u| by_uid.remove(u)).collect())
+        self.read_messages(user, name, uids, |p| fs::read(p)).await
     }
 
     async fn fetch_headers(
@@ -725,26 +737,8 @@ impl MailStore for MaildirStore {
         name: &MailboxName,
         uids: &[Uid],
     ) -> StoreResult<Vec<MessageBody>> {
-        let wanted = uids.to_vec();
-        let paths = self
-            .on_mailbox(user, name, move |s| Ok(s.paths(&wanted)))
-            .await?;
-        let (found, missing) = blocking(move || read_headers(paths)).await?;
-        if !missing.is_empty() {
-            // Renamed meanwhile: the general path looks again.
-            return MailStore::fetch(self, user, name, uids)
-                .await
-                .map(|bodies| {
-                    bodies
-                        .into_iter()
-                        .map(|b| MessageBody {
-                            uid: b.uid,
-                            bytes: b.bytes.slice(..header_len(&b.bytes)),
-                        })
-                        .collect()
-                });
-        }
-        Ok(found)
+        self.read_messages(user, name, uids, crate::fsutil::read_header)
+            .await
     }
 
     async fn append(
@@ -853,33 +847,16 @@ impl MailStore for MaildirStore {
     }
 }
 
-/// Reads message files; returns the bodies read and the UIDs whose file was not found.
-/// Reads each file only as far as the end of its header.
-fn read_headers(paths: Vec<(Uid, PathBuf)>) -> StoreResult<(Vec<MessageBody>, Vec<Uid>)> {
+/// Reads message files with `read` (whole: `fs::read`; header only:
+/// `fsutil::read_header`); returns what was read and the UIDs whose file was not found.
+fn read_files(
+    paths: Vec<(Uid, PathBuf)>,
+    read: fn(&Path) -> std::io::Result<Vec<u8>>,
+) -> StoreResult<(Vec<MessageBody>, Vec<Uid>)> {
     let mut found = Vec::with_capacity(paths.len());
     let mut missing = Vec::new();
     for (uid, path) in paths {
-        let bytes = match crate::fsutil::read_header(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if crate::fsutil::is_not_found(&e) => {
-                missing.push(uid);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        found.push(MessageBody {
-            uid,
-            bytes: bytes.into(),
-        });
-    }
-    Ok((found, missing))
-}
-
-fn read_bodies(paths: Vec<(Uid, PathBuf)>) -> StoreResult<(Vec<MessageBody>, Vec<Uid>)> {
-    let mut found = Vec::with_capacity(paths.len());
-    let mut missing = Vec::new();
-    for (uid, path) in paths {
-        match fs::read(&path) {
+        match read(&path) {
             Ok(bytes) => found.push(MessageBody {
                 uid,
                 bytes: bytes.into(),

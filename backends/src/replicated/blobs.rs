@@ -6,7 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use pluto_crdt::BodyRef;
 use sha2::{Digest, Sha256};
 
 use crate::error::{StoreError, StoreResult};
+use crate::fsutil::sync_dir;
 
 /// The content hash of a body.
 pub fn body_ref(bytes: &[u8]) -> BodyRef {
@@ -187,11 +188,6 @@ impl BlobStore {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// Makes a directory's entries (a rename, a new file) durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

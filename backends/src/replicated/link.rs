@@ -37,6 +37,7 @@ use tracing::Instrument;
 use super::oplog::{Entry, LogReader};
 use super::protocol::{Batch, FromPeer, MovesReport, ToPeer, WireRecord};
 use super::store::{PeerInfo, ReplicatedStore};
+use crate::UserId;
 use crate::error::{StoreError, StoreResult};
 use crate::net::{FrameError, Framed, NodeTls, Service};
 
@@ -403,6 +404,26 @@ async fn read_blobs(
     Ok(found)
 }
 
+/// Sends `user`'s durable state (if this node holds any) and waits until the peer has
+/// installed it.
+async fn send_snapshot<S: AsyncRead + AsyncWrite + Unpin>(
+    store: &ReplicatedStore,
+    framed: &mut Framed<S>,
+    user: &UserId,
+    link_timeout: Duration,
+) -> Result<(), LinkError> {
+    if let Some(state) = store.snapshot_bytes(user).await? {
+        framed
+            .send(&ToPeer::Snapshot {
+                user: user.clone(),
+                state,
+            })
+            .await?;
+        await_ack(store, framed, link_timeout * 10).await?;
+    }
+    Ok(())
+}
+
 async fn send_snapshots<S: AsyncRead + AsyncWrite + Unpin>(
     store: &ReplicatedStore,
     peer: &PeerInfo,
@@ -417,15 +438,7 @@ async fn send_snapshots<S: AsyncRead + AsyncWrite + Unpin>(
         "sending snapshots to a peer behind the log"
     );
     for user in users {
-        if let Some(state) = store.snapshot_bytes(&user).await? {
-            framed
-                .send(&ToPeer::Snapshot {
-                    user: user.clone(),
-                    state,
-                })
-                .await?;
-            await_ack(store, framed, link_timeout * 10).await?;
-        }
+        send_snapshot(store, framed, &user, link_timeout).await?;
         if queued.contains(&user) {
             store.move_done(&peer.name, &user);
         }
@@ -472,15 +485,7 @@ async fn deliver_moves<S: AsyncRead + AsyncWrite + Unpin>(
         };
         // Taken now, after the reconfiguration that queued it: it holds every record
         // of the user this sender filtered out under the old configuration.
-        if let Some(state) = store.snapshot_bytes(&user).await? {
-            framed
-                .send(&ToPeer::Snapshot {
-                    user: user.clone(),
-                    state,
-                })
-                .await?;
-            await_ack(store, framed, link_timeout * 10).await?;
-        }
+        send_snapshot(store, framed, &user, link_timeout).await?;
         store.move_done(&peer.name, &user);
     }
 }

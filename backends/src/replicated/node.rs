@@ -15,7 +15,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use pluto_crdt::ReplicaId;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -245,14 +244,7 @@ impl Node {
                 )));
             }
         }
-        let next: Vec<PeerInfo> = peers
-            .iter()
-            .map(|p| PeerInfo {
-                name: p.name.clone(),
-                replica: ReplicaId(p.replica_id),
-                addr: p.replication_addr.clone(),
-            })
-            .collect();
+        let next: Vec<PeerInfo> = peers.iter().map(PeerInfo::from).collect();
         let added: Vec<PeerInfo> = next
             .iter()
             .filter(|p| old.peer(&p.name).is_none())

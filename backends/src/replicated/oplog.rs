@@ -31,8 +31,8 @@ use pluto_crdt::{BodyRef, Op};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::blobs::sync_dir;
 use crate::error::{StoreError, StoreResult};
+use crate::fsutil::sync_dir;
 use crate::types::UserId;
 
 const MAGIC: &[u8; 8] = b"PLUTOLG1";

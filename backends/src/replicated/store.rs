@@ -16,8 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::Duration;
@@ -28,11 +27,12 @@ use pluto_crdt::{self as crdt, BodyRef, Op, OpKind, ReplicaId, UserState, Versio
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
 
-use super::blobs::{BlobStore, sync_dir};
-use super::config::{AckMode, NodeConfig, ReplicasOf};
+use super::blobs::BlobStore;
+use super::config::{AckMode, NodeConfig, PeerConfig, ReplicasOf};
 use super::convert::*;
 use super::oplog::{Entry, OpLog};
 use crate::error::{StoreError, StoreResult};
+use crate::fsutil::write_atomic;
 use crate::store::{ChangeFeed, MailStore};
 use crate::types::*;
 
@@ -76,6 +76,16 @@ pub(crate) struct PeerInfo {
     pub(crate) name: String,
     pub(crate) replica: ReplicaId,
     pub(crate) addr: String,
+}
+
+impl From<&PeerConfig> for PeerInfo {
+    fn from(p: &PeerConfig) -> Self {
+        Self {
+            name: p.name.clone(),
+            replica: ReplicaId(p.replica_id),
+            addr: p.replication_addr.clone(),
+        }
+    }
 }
 
 /// The configuration every replication decision reads: the peers, and which of them
@@ -168,22 +178,6 @@ fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn blocking_err(e: tokio::task::JoinError) -> StoreError {
     StoreError::Io(std::io::Error::other(format!("blocking task failed: {e}")))
-}
-
-/// Writes a file atomically: temporary file, fsync, rename, fsync of the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
 }
 
 fn encode_snapshot_file(lsn: u64, state: &[u8]) -> Vec<u8> {
@@ -304,15 +298,7 @@ impl ReplicatedStore {
             Err(e) => return Err(e.into()),
         };
         let replica = ReplicaId(config.replica_id);
-        let peers: Vec<PeerInfo> = config
-            .peers
-            .iter()
-            .map(|p| PeerInfo {
-                name: p.name.clone(),
-                replica: ReplicaId(p.replica_id),
-                addr: p.replication_addr.clone(),
-            })
-            .collect();
+        let peers: Vec<PeerInfo> = config.peers.iter().map(PeerInfo::from).collect();
 
         // Snapshots, then the log after each.
         let mut entries: HashMap<UserId, UserEntry> = HashMap::new();
@@ -590,43 +576,37 @@ impl ReplicatedStore {
                 None => Vec::new(),
             };
             entry.crdt = state;
-            if ops.is_empty() {
-                continue;
-            }
-            let (lsn, rx) = self.submit_step(&user, ops)?;
-            entry.applied_lsn = lsn;
-            drop(entry);
-            self.await_durable(rx).await?;
-            slot.notify();
+            self.log_own_step(&user, &slot, entry, ops).await?;
         }
         Ok(())
     }
 
-    /// Logs a step of `user`'s own follow-up ops (no bodies); a log failure stops the
-    /// store from serving.
-    fn submit_step(
+    /// Logs `user`'s own follow-up ops (no bodies) that changed `entry`, which stays
+    /// locked until they have an LSN; then waits until they are durable and wakes the
+    /// user's watchers. A log failure stops the store from serving.
+    async fn log_own_step(
         &self,
         user: &UserId,
+        slot: &UserSlot,
+        mut entry: tokio::sync::MutexGuard<'_, UserEntry>,
         ops: Vec<Op>,
-    ) -> StoreResult<(u64, tokio::sync::oneshot::Receiver<Result<u64, String>>)> {
-        self.log
+    ) -> StoreResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let (lsn, rx) = self
+            .log
             .submit(&Entry::Step {
                 user: user.clone(),
                 ops,
                 blobs: Vec::new(),
             })
-            .inspect_err(|e| self.poison(e))
-    }
-
-    /// Waits until a submitted step is durable; a log failure stops the store.
-    async fn await_durable(
-        &self,
-        rx: tokio::sync::oneshot::Receiver<Result<u64, String>>,
-    ) -> StoreResult<()> {
-        OpLog::wait(rx)
-            .await
-            .map(|_| ())
-            .inspect_err(|e| self.poison(e))
+            .inspect_err(|e| self.poison(e))?;
+        entry.applied_lsn = lsn;
+        drop(entry);
+        OpLog::wait(rx).await.inspect_err(|e| self.poison(e))?;
+        slot.notify();
+        Ok(())
     }
 
     fn check(&self) -> StoreResult<()> {
@@ -843,14 +823,7 @@ impl ReplicatedStore {
             let ops = entry
                 .crdt
                 .set_reachable(peers.intersection(&members).copied());
-            if ops.is_empty() {
-                continue;
-            }
-            let (lsn, rx) = self.submit_step(&user, ops)?;
-            entry.applied_lsn = lsn;
-            drop(entry);
-            self.await_durable(rx).await?;
-            slot.notify();
+            self.log_own_step(&user, &slot, entry, ops).await?;
         }
         Ok(())
     }

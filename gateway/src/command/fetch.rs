@@ -73,11 +73,6 @@ fn structure_item(item: &MessageDataItemName<'_>) -> bool {
     )
 }
 
-/// The header section of a message, with the blank line that ends it.
-fn header_of(raw: &[u8]) -> &[u8] {
-    &raw[..pluto_backends::header_len(raw)]
-}
-
 /// A message's bytes as a FETCH got them: the whole message, or (header-only FETCHes)
 /// its header, from the cache or the store.
 struct Fetched {
@@ -226,18 +221,14 @@ impl Session {
                         None
                     };
                     let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
-                    let parse_from = if only_header || structural {
-                        header_of(raw)
-                    } else {
-                        raw
-                    };
                     let cached = body.and_then(|b| b.cached.as_ref());
                     let structure = cached.and_then(|c| c.structure());
                     // Parsed at the first item that needs it (a cached ENVELOPE does not).
+                    // Header-only and BODYSTRUCTURE FETCHes get cache entries, whose bytes
+                    // are the header alone.
                     let parsed = OnceCell::new();
                     let parsed = || {
-                        want_body
-                            .then(|| parsed.get_or_init(|| pluto_mime::Message::parse(parse_from)))
+                        want_body.then(|| parsed.get_or_init(|| pluto_mime::Message::parse(raw)))
                     };
                     let section = |s: Option<&Section<'_>>| -> Vec<u8> {
                         parsed()
@@ -401,25 +392,5 @@ impl Session {
                 cached: Some(c),
             })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::header_of;
-
-    #[test]
-    fn the_header_ends_at_the_first_empty_line() {
-        assert_eq!(
-            header_of(b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\n"),
-            b"A: 1\r\nB: 2\r\n\r\n"
-        );
-        assert_eq!(header_of(b"A: 1\nB: 2\n\nbody\n"), b"A: 1\nB: 2\n\n");
-        assert_eq!(header_of(b"A: 1\r\nno body"), b"A: 1\r\nno body");
-        assert_eq!(
-            header_of(b"\r\nbody"),
-            b"\r\nbody",
-            "a first line that is empty is no header end here"
-        );
     }
 }
