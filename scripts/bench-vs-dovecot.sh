@@ -34,7 +34,7 @@ WORKLOADS=${WORKLOADS:-a b c d}
 SERVERS=${SERVERS:-dovecot pluto cluster}
 OUT=${OUT:-$ROOT/target/bench-vs-dovecot/$(date +%Y%m%d-%H%M%S)}
 
-GENERATOR=$ROOT/../shared/corpus/gen_mbox.py
+GENERATOR=$ROOT/testdata/corpus/gen_mbox.py
 [[ -f $GENERATOR ]] || die "the corpus generator $GENERATOR is missing"
 
 # 5,000 sessions on each side of loopback, plus the servers' own files.

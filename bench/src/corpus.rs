@@ -1,4 +1,4 @@
-//! The messages the bench APPENDs: the shared corpus (`../shared/corpus/gen_mbox.py`),
+//! The messages the bench APPENDs: the test corpus (`testdata/corpus/gen_mbox.py`),
 //! generated once into an mbox and split into CRLF messages, as a client sends them.
 
 use std::path::{Path, PathBuf};
@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{BenchError, Result};
 
-/// The generator's usual place: `shared/` beside the repository.
+/// The generator's place in the repository: `testdata/corpus/`.
 pub fn default_generator() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/gen_mbox.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/corpus/gen_mbox.py")
 }
 
 /// Loads `count` corpus messages: from `mbox` when given, else by running the

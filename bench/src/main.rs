@@ -104,7 +104,7 @@ struct RunArgs {
     /// An mbox to take messages from, instead of running the generator.
     #[arg(long)]
     corpus_mbox: Option<PathBuf>,
-    /// The corpus generator (default: ../shared/corpus/gen_mbox.py beside the repository).
+    /// The corpus generator (default: testdata/corpus/gen_mbox.py in the repository).
     #[arg(long)]
     corpus_generator: Option<PathBuf>,
     /// How many corpus messages to use.

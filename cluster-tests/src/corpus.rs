@@ -1,4 +1,4 @@
-//! The shared test corpus (`../shared/corpus/gen_mbox.py`), split into messages with
+//! The test corpus (`testdata/corpus/gen_mbox.py`), split into messages with
 //! CRLF line endings, as a client would APPEND them.
 
 use std::path::PathBuf;
@@ -6,10 +6,10 @@ use std::process::Command;
 
 /// Path of the generator, from this crate's folder.
 pub fn generator() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/gen_mbox.py");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/corpus/gen_mbox.py");
     assert!(
         path.exists(),
-        "the corpus generator {} is missing (it comes with the shared/ folder next to the repository)",
+        "the corpus generator {} is missing",
         path.display()
     );
     path

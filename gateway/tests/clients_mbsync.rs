@@ -1,5 +1,5 @@
 //! mbsync (isync) against the real `pluto` binary over implicit TLS: a local Maildir
-//! of 200 corpus messages (`../shared/corpus/gen_mbox.py`) is synced up to pluto, then
+//! of 200 corpus messages (`testdata/corpus/gen_mbox.py`) is synced up to pluto, then
 //! down into a second, empty local Maildir; then flag changes travel both ways.
 //!
 //! What "byte for byte" means here, precisely:
@@ -48,17 +48,15 @@ fn mbsync_version() -> (u32, u32) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
-/// The shared corpus generator, found from the crate: gateway/../../shared/corpus.
+/// The test corpus generator, `testdata/corpus/gen_mbox.py`.
 fn gen_mbox_script() -> PathBuf {
     let path = repo_root()
-        .join("..")
-        .join("shared")
+        .join("testdata")
         .join("corpus")
         .join("gen_mbox.py");
     assert!(
         path.exists(),
-        "the corpus generator is missing: expected {} (the repository's sibling \
-         ../shared/corpus/gen_mbox.py)",
+        "the corpus generator is missing: expected {}",
         path.display()
     );
     path

@@ -15,7 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 count="${1:-120}"
 out="${2:-$here}"
 mkdir -p "$out"
-corpus_gen="${PLUTO_CORPUS_GEN:-$here/../../../shared/corpus/gen_mbox.py}"
+corpus_gen="${PLUTO_CORPUS_GEN:-$here/../corpus/gen_mbox.py}"
 
 if ! command -v dovecot >/dev/null 2>&1; then
     apt-get update
