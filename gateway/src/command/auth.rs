@@ -186,6 +186,7 @@ impl Session {
         tracing::info!("logged in");
         self.user = Some(user_id);
         self.state = State::Authenticated;
+        self.conn.logged_in();
         let caps: Vec<_> = self
             .capabilities()
             .into_iter()
