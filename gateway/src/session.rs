@@ -112,9 +112,10 @@ impl Session {
             } else {
                 self.preauth_deadline
             };
+            let max_nesting = self.shared.config.limits.max_nesting;
             let mut shutdown = self.shutdown.clone();
             let incoming = tokio::select! {
-                read = tokio::time::timeout_at(deadline, self.conn.read_command()) => read,
+                read = tokio::time::timeout_at(deadline, self.conn.read_command(max_nesting)) => read,
                 _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
                     self.conn.send(&response::bye("Server shutting down")).await?;
                     self.conn.flush().await?;

@@ -337,11 +337,37 @@ impl Connection {
     }
 
     /// Reads the next command. Cancel-safe: bytes read are kept for the next call.
-    pub async fn read_command(&mut self) -> Result<Incoming<Command<'static>>, ReadError> {
+    /// A SEARCH nested deeper than imap-codec follows is read by
+    /// [`search_syntax`](crate::command::search_syntax), up to `max_nesting` levels.
+    pub async fn read_command(
+        &mut self,
+        max_nesting: usize,
+    ) -> Result<Incoming<Command<'static>>, ReadError> {
         if let Some(refused) = self.read_message(Expect::Command).await? {
             return Ok(refused);
         }
-        Ok(self.decode(&CommandCodec::default()))
+        let decoded = self.decode(&CommandCodec::default());
+        if let Incoming::Invalid { tag, .. } = &decoded {
+            if !self.line_too_long
+                && !self.literal_too_big
+                && !self.fragmentizer.is_message_poisoned()
+            {
+                use crate::command::search_syntax::{SearchSyntaxError, parse};
+                match parse(self.fragmentizer.message_bytes(), max_nesting) {
+                    Ok(command) => return Ok(Incoming::Message(command)),
+                    Err(SearchSyntaxError::TooDeep(limit)) => {
+                        return Ok(Incoming::Invalid {
+                            tag: tag.clone(),
+                            reason: format!(
+                                "Search keys nested deeper than the limit of {limit} levels"
+                            ),
+                        });
+                    }
+                    Err(SearchSyntaxError::Invalid) => {}
+                }
+            }
+        }
+        Ok(decoded)
     }
 
     /// Reads the client's answer to an AUTHENTICATE challenge.

@@ -349,3 +349,72 @@ async fn messages_holding_nul_bytes_are_sent_as_valid_literals() {
     let mut raw = common::Raw::new(tcp);
     assert!(raw.cmd("NOOP").await.ok());
 }
+
+/// `OR SUBJECT w0 OR SUBJECT w1 … SUBJECT w{n}`: n ORs, nested n deep.
+fn or_chain(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!("OR SUBJECT w{i}x "));
+    }
+    s.push_str(&format!("SUBJECT w{n}x"));
+    s
+}
+
+#[tokio::test]
+async fn long_or_chains_and_deep_parentheses_follow_max_nesting() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    for subject in ["w3x", "other", "w29x", "w40x"] {
+        let r = raw
+            .append("INBOX", "", &common::message(subject, "body"))
+            .await;
+        assert!(r.ok(), "{r:?}");
+    }
+    assert!(raw.cmd("SELECT INBOX").await.ok());
+
+    // Thunderbird-style: 30 ORs (31 levels), within the default limit of 64.
+    let r = raw.cmd(&format!("SEARCH {}", or_chain(30))).await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.search(), vec![1, 3]);
+    let r = raw
+        .cmd(&format!("UID SEARCH CHARSET UTF-8 {}", or_chain(45)))
+        .await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.search(), vec![1, 3, 4]);
+    // 20 levels of parentheses, with NOT and a literal inside.
+    let r = raw
+        .cmd_bytes(
+            format!(
+                "SEARCH {}NOT SUBJECT {{5}}\r\nother{} UNDELETED\r\n",
+                "(".repeat(20),
+                ")".repeat(20)
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.search(), vec![1, 3, 4]);
+
+    // Past the limit: a BAD naming it, and the session goes on.
+    let r = raw.cmd(&format!("SEARCH {}", or_chain(70))).await;
+    assert!(r.bad(), "{r:?}");
+    assert!(r.tagged.contains("64"), "the limit is not named: {r:?}");
+    let r = raw
+        .cmd(&format!("SEARCH {}ALL{}", "(".repeat(80), ")".repeat(80)))
+        .await;
+    assert!(r.bad() && r.tagged.contains("64"), "{r:?}");
+    // Broken programs still get imap-codec's BAD.
+    let r = raw.cmd(&format!("SEARCH {} (ALL", or_chain(12))).await;
+    assert!(r.bad(), "{r:?}");
+    assert!(raw.cmd("NOOP").await.ok());
+}
+
+#[tokio::test]
+async fn a_smaller_max_nesting_is_enforced() {
+    let server = TestServer::start_with(|c| c.limits.max_nesting = 10).await;
+    let mut raw = server.select("INBOX").await;
+    let r = raw.cmd(&format!("SEARCH {}", or_chain(9))).await;
+    assert!(r.ok(), "{r:?}");
+    let r = raw.cmd(&format!("SEARCH {}", or_chain(10))).await;
+    assert!(r.bad() && r.tagged.contains("10"), "{r:?}");
+}
