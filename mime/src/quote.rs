@@ -15,7 +15,11 @@ const QUOTED_MAX_ESCAPE_CHARS: usize = 4;
 /// and Dovecot sends 0x80 in its place (the length does not change). The one path by
 /// which message bytes become literal bytes.
 pub fn extend_literal_safe(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend(bytes.iter().map(|&b| if b == 0 { 0x80 } else { b }));
+    if bytes.contains(&0) {
+        out.extend(bytes.iter().map(|&b| if b == 0 { 0x80 } else { b }));
+    } else {
+        out.extend_from_slice(bytes);
+    }
 }
 
 fn literal(bytes: Vec<u8>) -> IString<'static> {
