@@ -1,7 +1,8 @@
 //! What one client can make a real `pluto serve` process hold, read from the process's
 //! `/proc/PID/status` (VmHWM: the peak resident set since it started). A FETCH that asks
 //! for a large body hundreds of times is streamed, not assembled; clients that have not
-//! logged in cannot make the server buffer big literals. In both cases the server stays
+//! logged in cannot make the server buffer big literals; a SEARCH of bodies reads them
+//! in batches bounded by bytes. In every case the server stays
 //! up and another client keeps being served. The bounds are generous (tens of MiB over
 //! what the server held before); the exact figures are in docs/BENCHMARKS.md.
 
@@ -248,6 +249,36 @@ fn big_literals_before_login_are_refused() {
     assert!(client.command("NOOP").unwrap().ok());
     assert!(
         peak < before + 32 * MIB,
+        "peak RSS grew from {} to {} MiB",
+        before / MIB,
+        peak / MIB
+    );
+}
+
+#[test]
+fn a_search_of_bodies_reads_them_in_bounded_batches() {
+    let mut pluto = Pluto::start();
+    let pid = pluto.pid().unwrap();
+    let message = big_message(4 * 1024 * 1024);
+    let mut client = Client::login(pluto.imap, USER, PASSWORD);
+    for _ in 0..24 {
+        let reply = client.append("INBOX", "", &message).unwrap();
+        assert!(reply.ok(), "{reply:?}");
+    }
+    let before = status_bytes(pid, "VmHWM");
+    let mut stream = logged_in_stream(&pluto);
+    let (_, tagged) = run_counting(&mut stream, "s1", "SEARCH BODY nowhere-to-be-found");
+    assert!(tagged.starts_with("s1 OK"), "{tagged}");
+    let peak = status_bytes(pid, "VmHWM");
+    assert!(pluto.is_running(), "the server died:\n{}", pluto.logs());
+    eprintln!(
+        "SEARCH BODY over 24 messages of {} bytes: VmHWM {} KiB before, {} KiB after",
+        message.len(),
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak < before + 48 * MIB,
         "peak RSS grew from {} to {} MiB",
         before / MIB,
         peak / MIB

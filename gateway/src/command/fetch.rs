@@ -43,8 +43,13 @@ const BATCH: usize = 64;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// `indexes` cut into store calls: at most [`BATCH`] messages, and with `by_bytes` at
-/// most [`BATCH_BYTES`] of message sizes (a message larger than that goes alone).
-fn batches(indexes: &[usize], size: impl Fn(usize) -> u32, by_bytes: bool) -> Vec<Vec<usize>> {
+/// most [`BATCH_BYTES`] of message sizes (a message larger than that goes alone). SEARCH
+/// reads bodies in the same batches.
+pub(crate) fn batches(
+    indexes: &[usize],
+    size: impl Fn(usize) -> u32,
+    by_bytes: bool,
+) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut bytes = 0u64;
