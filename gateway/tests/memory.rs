@@ -2,9 +2,9 @@
 //! `/proc/PID/status` (VmHWM: the peak resident set since it started). A FETCH that asks
 //! for a large body hundreds of times is streamed, not assembled; clients that have not
 //! logged in cannot make the server buffer big literals; a SEARCH of bodies reads them
-//! in batches bounded by bytes. In every case the server stays
-//! up and another client keeps being served. The bounds are generous (tens of MiB over
-//! what the server held before); the exact figures are in docs/BENCHMARKS.md.
+//! in batches bounded by bytes. The server stays up, and (FETCH, literals) another
+//! client keeps being served meanwhile. The bounds are generous (tens of MiB over what
+//! the server held before); the exact figures are in docs/BENCHMARKS.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -501,3 +501,61 @@ impl Session {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use imap_codec::imap_types::core::{AString, IString, Literal, Vec1};
+    use imap_codec::imap_types::fetch::Part;
+
+    /// A literal item written as prefix + `{n}\r\n` + bytes is what imap-codec encodes.
+    #[test]
+    fn literal_prefixes_match_imap_codec() {
+        let data = b"Subject: x\r\n\r\n".to_vec();
+        let fields = Vec1::from(AString::try_from("Subject").unwrap());
+        let part = Part(Vec1::from(NonZeroU32::new(2).unwrap()));
+        let cases: Vec<(MessageDataItemName<'static>, Option<u32>)> = vec![
+            (MessageDataItemName::Rfc822, None),
+            (MessageDataItemName::Rfc822Text, None),
+            (
+                MessageDataItemName::BodyExt {
+                    section: Some(Section::HeaderFields(Some(part), fields)),
+                    partial: Some((5, NonZeroU32::new(9).unwrap())),
+                    peek: true,
+                },
+                Some(5),
+            ),
+            (
+                MessageDataItemName::BodyExt {
+                    section: None,
+                    partial: None,
+                    peek: false,
+                },
+                None,
+            ),
+        ];
+        for (name, origin) in cases {
+            let literal = NString(Some(IString::Literal(
+                Literal::try_from(data.clone()).unwrap(),
+            )));
+            let item = match &name {
+                MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal),
+                MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(literal),
+                MessageDataItemName::BodyExt { section, .. } => MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: literal,
+                },
+                _ => unreachable!(),
+            };
+            let mut ours = literal_prefix(&name);
+            ours.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+            ours.extend_from_slice(&data);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&fetch_item_bytes(item))
+            );
+        }
+    }
+}
