@@ -365,7 +365,8 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Open connections in all.
     pub max_connections: usize,
-    /// Seconds without a command before an authenticated session is logged out (RFC 3501: ≥ 30 min).
+    /// Seconds without a command before an authenticated session is logged out (RFC 3501: ≥ 30 min);
+    /// also how long one write may wait for a client that does not read.
     pub idle_timeout_secs: u64,
     /// Seconds a client has to authenticate, from the moment it connects (TLS handshakes
     /// and SASL exchanges included; commands do not extend it).

@@ -54,11 +54,12 @@ const MAX_BAD_IN_A_ROW: u32 = 20;
 impl Session {
     pub fn new(
         shared: Arc<Shared>,
-        conn: Connection,
+        mut conn: Connection,
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
         preauth_deadline: tokio::time::Instant,
     ) -> Self {
+        conn.set_write_deadline(preauth_deadline);
         Self {
             shared,
             conn,

@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use imap_codec::decode::{
     AuthenticateDataDecodeError, CommandDecodeError, Decoder, IdleDoneDecodeError,
@@ -132,6 +133,17 @@ pub struct Connection {
     /// and how much of it this one holds.
     preauth: Option<Arc<PreauthBudget>>,
     preauth_reserved: usize,
+    /// How long a flush may wait for the client to take its output.
+    write_deadline: WriteDeadline,
+}
+
+/// When a flush that the client does not read gives up.
+#[derive(Clone, Copy, Debug)]
+enum WriteDeadline {
+    /// At this instant (the login deadline).
+    At(tokio::time::Instant),
+    /// This long after the flush starts.
+    Each(Duration),
 }
 
 /// Flush the output buffer once it holds this much, even mid-response.
@@ -197,13 +209,23 @@ impl Connection {
             read_buf: vec![0; 4 * 1024],
             preauth: Some(budget),
             preauth_reserved: 0,
+            // Until a session sets its own: the longest any state allows by default.
+            write_deadline: WriteDeadline::Each(Duration::from_secs(30 * 60)),
         }
     }
 
-    /// The client logged in: literals up to APPENDLIMIT from now on.
-    pub fn logged_in(&mut self) {
+    /// Output not taken by the client by `deadline` ends the connection (before login:
+    /// the login deadline).
+    pub fn set_write_deadline(&mut self, deadline: tokio::time::Instant) {
+        self.write_deadline = WriteDeadline::At(deadline);
+    }
+
+    /// The client logged in: literals up to APPENDLIMIT from now on, and a client that
+    /// takes no output for `write_timeout` (while a flush waits) is gone.
+    pub fn logged_in(&mut self, write_timeout: Duration) {
         self.release_preauth();
         self.preauth = None;
+        self.write_deadline = WriteDeadline::Each(write_timeout);
     }
 
     fn release_preauth(&mut self) {
@@ -295,9 +317,25 @@ impl Connection {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
+        let deadline = match self.write_deadline {
+            WriteDeadline::At(at) => at,
+            WriteDeadline::Each(limit) => tokio::time::Instant::now() + limit,
+        };
         let stream = self.stream()?;
-        stream.write_all(&out).await?;
-        stream.flush().await?;
+        let written = tokio::time::timeout_at(deadline, async {
+            stream.write_all(&out).await?;
+            stream.flush().await
+        })
+        .await;
+        match written {
+            Ok(result) => result?,
+            Err(_elapsed) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                ));
+            }
+        }
         self.out = out;
         self.out.clear();
         if self.out.capacity() > FLUSH_AT * 4 {

@@ -2,9 +2,10 @@
 //! line over the limit is answered BAD and the session goes on; before login, literals
 //! are only as large as LOGIN/AUTHENTICATE need, with a server-wide budget; the time to
 //! log in counts from the connection (NOOPs do not extend it) and covers a STARTTLS
-//! handshake, an implicit-TLS handshake and an AUTHENTICATE continuation; at the
-//! per-address limit an IMAPS client gets no plaintext; messages holding NUL bytes are
-//! sent as valid literals.
+//! handshake, an implicit-TLS handshake, an AUTHENTICATE continuation and writes to a
+//! client that does not read; at the per-address limit an IMAPS client gets no
+//! plaintext; messages holding NUL bytes are sent as valid literals; SEARCH nesting
+//! follows `limits.max_nesting`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -417,4 +418,40 @@ async fn a_smaller_max_nesting_is_enforced() {
     assert!(r.ok(), "{r:?}");
     let r = raw.cmd(&format!("SEARCH {}", or_chain(10))).await;
     assert!(r.bad() && r.tagged.contains("10"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_at_the_deadline() {
+    let server = TestServer::start_with(|c| {
+        c.limits.preauth_timeout_secs = 2;
+        c.limits.max_connections = 1;
+    })
+    .await;
+    // Pipelines NOOPs (megabytes of answers) and never reads one.
+    let tcp = TcpStream::connect(server.imap).await.unwrap();
+    let (_reader, mut writer) = tcp.into_split();
+    let flood = tokio::spawn(async move {
+        let noops = b"a NOOP\r\n".repeat(400_000);
+        let _ = writer.write_all(&noops).await;
+        // Kept open (and unread) until the test ends.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    // Its slot is given back once the deadline has passed, though it still reads nothing.
+    let mut admitted = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut tcp = TcpStream::connect(server.imap).await.unwrap();
+        let mut greeting = [0u8; 5];
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut greeting)).await;
+        if matches!(read, Ok(Ok(_))) && &greeting == b"* OK " {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(
+        admitted,
+        "a client that never reads held the only slot for 10 s"
+    );
+    flood.abort();
 }
