@@ -328,10 +328,10 @@ impl Session {
                 .map(|&i| (i, selected.messages[i].clone()))
                 .collect();
             // One message at a time, item by item, straight into the connection's output
-            // (flushed as it fills): nothing holds more than one message's body.
+            // (flushed as it fills): nothing but this batch's bodies is held, and no
+            // section is copied.
             let mut body_iter = bodies.iter().peekable();
-            for (i, msg) in &metas {
-                let (i, msg) = (*i, msg);
+            for &(i, ref msg) in &metas {
                 let body = if want_body {
                     // Bodies come back in the order asked, expunged ones left out.
                     match body_iter.peek() {
