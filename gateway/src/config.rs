@@ -356,7 +356,8 @@ impl Default for Auth {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Longest command line, literals excluded, in bytes.
+    /// Longest command line, literals excluded, in bytes (a longer one: BAD, and the
+    /// session goes on).
     pub max_line: u32,
     /// Largest literal (and so message) a client may send, advertised as APPENDLIMIT.
     pub append_limit: u32,
@@ -364,11 +365,14 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Open connections in all.
     pub max_connections: usize,
-    /// Seconds without a command before an authenticated session is logged out (RFC 3501: ≥ 30 min).
+    /// Seconds without a command before an authenticated session is logged out (RFC 3501: ≥ 30 min);
+    /// also how long one write may wait for a client that does not read.
     pub idle_timeout_secs: u64,
-    /// Seconds a client has to authenticate.
+    /// Seconds a client has to authenticate, from the moment it connects (TLS handshakes
+    /// and SASL exchanges included; commands do not extend it).
     pub preauth_timeout_secs: u64,
-    /// Deepest nesting of search keys (NOT, OR, parentheses) accepted in one SEARCH.
+    /// Deepest nesting of search keys (NOT, OR, parentheses) accepted in one SEARCH (at
+    /// most 1000 counts).
     pub max_nesting: usize,
 }
 

@@ -6,11 +6,14 @@
 //!    bounds connections in all and per address, and starts one task per client.
 //! 2. [`wire`] turns the client's bytes into IMAP messages with imap-codec's
 //!    fragmentizer, enforcing the line and literal limits (a too-large synchronizing
-//!    literal gets `NO [TOOBIG]` before the client sends it), and encodes responses.
+//!    literal gets `NO [TOOBIG]` before the client sends it; an over-long line gets
+//!    `BAD` and is skipped; before login only small literals, within a server-wide
+//!    budget), and encodes responses, streaming message bytes out as literals.
 //! 3. [`session`] is the state machine (not authenticated → authenticated → selected →
-//!    logout) and the command loop with its timeouts; it hands each command to its
-//!    module in `command/` (one file per command or tight family: `fetch.rs`,
-//!    `search.rs`, `store.rs`, `copy.rs` for COPY/MOVE, `idle.rs`, …).
+//!    logout) and the command loop with its timeouts (before login one deadline from
+//!    the connection, handshakes included; after it, the idle timeout); it hands each
+//!    command to its module in `command/` (one file per command or tight family:
+//!    `fetch.rs`, `search.rs`, `store.rs`, `copy.rs` for COPY/MOVE, `idle.rs`, …).
 //! 4. Commands speak to storage only through [`pluto_backends::MailStore`], in UIDs:
 //!    [`selected`] keeps the session's view of the selected mailbox (sequence numbers)
 //!    and turns changes made elsewhere into `EXISTS`/`EXPUNGE`/`FETCH` at the moments

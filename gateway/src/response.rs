@@ -13,8 +13,8 @@ use imap_codec::imap_types::response::{
 use pluto_backends::StoreError;
 
 /// One FETCH data item as it is on the wire (`ENVELOPE (…)`): imap-codec encodes it
-/// inside a FETCH response, and the item is cut out of that. For items worth encoding
-/// once and sending many times (a cached ENVELOPE); see [`fetch_line`].
+/// inside a FETCH response, and the item is cut out of that. FETCH writes its answers
+/// item by item from these (and from cached ones, encoded once and sent many times).
 pub fn fetch_item_bytes(item: MessageDataItem<'_>) -> Vec<u8> {
     const HEAD: &[u8] = b"* 1 FETCH (";
     const TAIL: &[u8] = b")\r\n";
@@ -27,36 +27,6 @@ pub fn fetch_item_bytes(item: MessageDataItem<'_>) -> Vec<u8> {
     bytes.truncate(bytes.len().saturating_sub(TAIL.len()));
     bytes.drain(..HEAD.len().min(bytes.len()));
     bytes
-}
-
-/// `* SEQ FETCH (…)\r\n` of `items` and of items already encoded by
-/// [`fetch_item_bytes`]; each of those is `(position in the line, bytes)`, ascending.
-pub fn fetch_line(
-    seq: NonZeroU32,
-    items: Vec<MessageDataItem<'_>>,
-    encoded: &[(usize, &[u8])],
-) -> Vec<u8> {
-    let size: usize = encoded.iter().map(|(_, e)| e.len() + 1).sum();
-    let mut line = Vec::with_capacity(size + 64);
-    line.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-    let total = items.len() + encoded.len();
-    let mut items = items.into_iter();
-    let mut encoded = encoded.iter().peekable();
-    for position in 0..total {
-        if position > 0 {
-            line.push(b' ');
-        }
-        match encoded.next_if(|(at, _)| *at == position) {
-            Some((_, bytes)) => line.extend_from_slice(bytes),
-            None => {
-                if let Some(item) = items.next() {
-                    line.extend_from_slice(&fetch_item_bytes(item));
-                }
-            }
-        }
-    }
-    line.extend_from_slice(b")\r\n");
-    line
 }
 
 /// How a command ended, short of the connection failing.
@@ -253,73 +223,36 @@ mod tests {
     use super::*;
     use imap_codec::imap_types::flag::{Flag, FlagFetch};
 
-    /// A line with a spliced item is byte for byte what imap-codec makes of the whole
-    /// response, wherever the item sits.
+    /// `* n FETCH (` + items encoded one by one, joined by spaces + `)\r\n` (how FETCH
+    /// writes its answers) is byte for byte what imap-codec makes of the whole response.
     #[test]
-    fn a_spliced_fetch_line_equals_the_encoded_response() {
+    fn items_encoded_one_by_one_make_the_whole_response() {
         let envelope = pluto_mime::envelope(
             b"From: \"Q, A\" <a@example.com>\r\nSubject: two\r\n lines\r\nTo: b@x\r\n\r\n",
         );
-        let others = || {
+        let structure = pluto_mime::body_structure(b"Subject: x\r\n\r\nbody\r\n", true);
+        let items = || {
             vec![
                 MessageDataItem::Uid(NonZeroU32::new(7).unwrap()),
+                MessageDataItem::Envelope(envelope.clone()),
                 MessageDataItem::Flags(vec![FlagFetch::Flag(Flag::Seen)]),
+                MessageDataItem::BodyStructure(structure.clone()),
             ]
         };
-        let encoded = fetch_item_bytes(MessageDataItem::Envelope(envelope.clone()));
         let seq = NonZeroU32::new(42).unwrap();
-        for at in 0..=2 {
-            let mut all = others();
-            all.insert(at, MessageDataItem::Envelope(envelope.clone()));
-            let whole = ResponseCodec::default()
-                .encode(&Response::Data(Data::Fetch {
-                    seq,
-                    items: Vec1::try_from(all).unwrap(),
-                }))
-                .dump();
-            let spliced = fetch_line(seq, others(), &[(at, &encoded)]);
-            assert_eq!(
-                String::from_utf8_lossy(&spliced),
-                String::from_utf8_lossy(&whole),
-                "at {at}"
-            );
-        }
-        // Two encoded items, around one from imap-codec.
-        let structure = fetch_item_bytes(MessageDataItem::BodyStructure(
-            pluto_mime::body_structure(b"Subject: x\r\n\r\nbody\r\n", true),
-        ));
         let whole = ResponseCodec::default()
             .encode(&Response::Data(Data::Fetch {
                 seq,
-                items: Vec1::try_from(vec![
-                    MessageDataItem::Envelope(envelope.clone()),
-                    MessageDataItem::Uid(NonZeroU32::new(7).unwrap()),
-                    MessageDataItem::BodyStructure(pluto_mime::body_structure(
-                        b"Subject: x\r\n\r\nbody\r\n",
-                        true,
-                    )),
-                ])
-                .unwrap(),
+                items: Vec1::try_from(items()).unwrap(),
             }))
             .dump();
-        let spliced = fetch_line(
-            seq,
-            vec![MessageDataItem::Uid(NonZeroU32::new(7).unwrap())],
-            &[(0, &encoded), (2, &structure)],
-        );
+        let parts: Vec<Vec<u8>> = items().into_iter().map(fetch_item_bytes).collect();
+        let mut joined = format!("* {seq} FETCH (").into_bytes();
+        joined.extend_from_slice(&parts.join(&b' '));
+        joined.extend_from_slice(b")\r\n");
         assert_eq!(
-            String::from_utf8_lossy(&spliced),
+            String::from_utf8_lossy(&joined),
             String::from_utf8_lossy(&whole)
-        );
-        let alone = fetch_line(seq, Vec::new(), &[(0, &encoded)]);
-        assert_eq!(
-            alone,
-            ResponseCodec::default()
-                .encode(&Response::Data(Data::Fetch {
-                    seq,
-                    items: Vec1::from(MessageDataItem::Envelope(envelope)),
-                }))
-                .dump()
         );
     }
 }

@@ -30,6 +30,8 @@ pub struct Shared {
     pub tls: Option<TlsAcceptor>,
     /// Message headers and ENVELOPEs already read, for every session of the process.
     pub headers: crate::cache::HeaderCache,
+    /// Literal bytes held by connections that have not logged in, all together.
+    pub preauth_literals: Arc<crate::wire::PreauthBudget>,
 }
 
 impl Shared {
@@ -49,6 +51,7 @@ impl Shared {
             throttle,
             tls,
             headers,
+            preauth_literals: Arc::default(),
         }
     }
 
@@ -223,13 +226,16 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let Ok(permit) = limits.total.clone().try_acquire_owned() else {
-            refuse(tcp, "Too many connections to this server").await;
+            refuse(tcp, kind, "Too many connections to this server").await;
             continue;
         };
         let Some(ip_guard) = limits.admit(peer.ip()) else {
-            refuse(tcp, "Too many connections from your address").await;
+            refuse(tcp, kind, "Too many connections from your address").await;
             continue;
         };
+        // The time to log in counts from here, TLS handshake included.
+        let preauth_deadline = tokio::time::Instant::now()
+            + Duration::from_secs(shared.config.limits.preauth_timeout_secs);
         let shared = shared.clone();
         let stop = stop.clone();
         sessions.spawn(async move {
@@ -242,29 +248,44 @@ async fn accept_loop(
                     let Some(acceptor) = shared.tls.clone() else {
                         return;
                     };
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp));
+                    let handshake = tokio::time::timeout_at(preauth_deadline, acceptor.accept(tcp));
                     match handshake.await {
                         Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
                         Ok(Err(error)) => {
                             tracing::debug!(%peer, %error, "TLS handshake failed");
                             return;
                         }
-                        Err(_) => return,
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not done before the deadline");
+                            return;
+                        }
                     }
                 }
             };
             let limits = &shared.config.limits;
-            let conn = Connection::new(stream, limits.max_line, limits.append_limit);
-            Session::new(shared.clone(), conn, peer, stop).run(id).await;
+            let conn = Connection::new(
+                stream,
+                limits.max_line,
+                limits.append_limit,
+                shared.preauth_literals.clone(),
+            );
+            Session::new(shared.clone(), conn, peer, stop, preauth_deadline)
+                .run(id)
+                .await;
         });
     }
     // Stopping: the sessions see the same signal and say BYE; wait for them.
     while sessions.join_next().await.is_some() {}
 }
 
-async fn refuse(mut tcp: TcpStream, why: &str) {
+/// Turns a connection away. On the IMAPS port a plaintext BYE would only be a TLS error
+/// to the client (and a handshake costs more than the refusal is worth): just close.
+async fn refuse(mut tcp: TcpStream, kind: ListenerKind, why: &str) {
     use tokio::io::AsyncWriteExt;
+    if kind == ListenerKind::Imaps {
+        tracing::debug!(why, "refused an IMAPS connection");
+        return;
+    }
     let line = format!("* BYE {why}\r\n");
     let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(line.as_bytes())).await;
 }

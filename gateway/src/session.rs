@@ -43,6 +43,10 @@ pub struct Session {
     pub failed_logins: u32,
     /// Commands in a row that were BAD; too many end the session.
     pub bad_in_a_row: u32,
+    /// When a client that has not logged in is dropped: `limits.preauth_timeout_secs`
+    /// after it connected, whatever it does meanwhile (TLS handshakes and SASL
+    /// exchanges included).
+    pub preauth_deadline: tokio::time::Instant,
 }
 
 const MAX_BAD_IN_A_ROW: u32 = 20;
@@ -50,10 +54,12 @@ const MAX_BAD_IN_A_ROW: u32 = 20;
 impl Session {
     pub fn new(
         shared: Arc<Shared>,
-        conn: Connection,
+        mut conn: Connection,
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
+        preauth_deadline: tokio::time::Instant,
     ) -> Self {
+        conn.set_write_deadline(preauth_deadline);
         Self {
             shared,
             conn,
@@ -67,6 +73,7 @@ impl Session {
             shutdown,
             failed_logins: 0,
             bad_in_a_row: 0,
+            preauth_deadline,
         }
     }
 
@@ -98,14 +105,18 @@ impl Session {
             if matches!(self.state, State::Logout) {
                 return Ok(());
             }
-            let timeout = Duration::from_secs(if self.user.is_some() {
-                self.shared.config.limits.idle_timeout_secs
+            // Logged in: the idle timeout starts again with each command. Not yet: the
+            // deadline counts from the connection, so NOOPs cannot keep a client there.
+            let deadline = if self.user.is_some() {
+                tokio::time::Instant::now()
+                    + Duration::from_secs(self.shared.config.limits.idle_timeout_secs)
             } else {
-                self.shared.config.limits.preauth_timeout_secs
-            });
+                self.preauth_deadline
+            };
+            let max_nesting = self.shared.config.limits.max_nesting;
             let mut shutdown = self.shutdown.clone();
             let incoming = tokio::select! {
-                read = tokio::time::timeout(timeout, self.conn.read_command()) => read,
+                read = tokio::time::timeout_at(deadline, self.conn.read_command(max_nesting)) => read,
                 _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
                     self.conn.send(&response::bye("Server shutting down")).await?;
                     self.conn.flush().await?;
@@ -114,14 +125,11 @@ impl Session {
             };
             let incoming = match incoming {
                 Err(_elapsed) => {
-                    self.conn
-                        .send(&response::bye("Autologout; idle for too long"))
-                        .await?;
-                    self.conn.flush().await?;
-                    return Ok(());
-                }
-                Ok(Err(ReadError::LineTooLong(limit))) => {
-                    let text = format!("Command line longer than {limit} bytes");
+                    let text = if self.user.is_some() {
+                        "Autologout; idle for too long"
+                    } else {
+                        "Autologout; took too long to log in"
+                    };
                     self.conn.send(&response::bye(text)).await?;
                     self.conn.flush().await?;
                     return Ok(());
@@ -131,6 +139,24 @@ impl Session {
                 Ok(Ok(incoming)) => incoming,
             };
             match incoming {
+                Incoming::Message(command) if self.user.is_none() => {
+                    // Before login the whole exchange (a STARTTLS handshake, an
+                    // AUTHENTICATE continuation, a throttled LOGIN) is held to the deadline.
+                    let handled =
+                        tokio::time::timeout_at(self.preauth_deadline, self.handle(command)).await;
+                    match handled {
+                        Ok(handled) => handled?,
+                        Err(_elapsed) => {
+                            tracing::debug!("pre-login deadline passed mid-command");
+                            // Mid-handshake there is no stream to say BYE on: the socket
+                            // just closes.
+                            let bye = response::bye("Autologout; took too long to log in");
+                            let _ = self.conn.send(&bye).await;
+                            let _ = self.conn.flush().await;
+                            return Ok(());
+                        }
+                    }
+                }
                 Incoming::Message(command) => self.handle(command).await?,
                 Incoming::Invalid { tag, reason } => {
                     self.bad_in_a_row += 1;

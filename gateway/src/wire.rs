@@ -6,11 +6,15 @@
 //! bounds itself: a synchronizing literal above APPENDLIMIT is refused with
 //! `NO [TOOBIG]` before the client sends it (imap-next's server flow can only answer
 //! `BAD`, which is why the server does not use it); a command line longer than the
-//! limit ends the connection, since its bytes could not be kept.
+//! limit is answered `BAD` at once, its bytes are thrown away up to the end of the line
+//! (never kept), and the session goes on with the next line.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use imap_codec::decode::{
     AuthenticateDataDecodeError, CommandDecodeError, Decoder, IdleDoneDecodeError,
@@ -97,14 +101,11 @@ enum Expect {
     IdleDone,
 }
 
-/// A read that cannot go on: the peer closed, a transport error, or input the
-/// connection cannot survive (a line over the limit).
+/// A read that cannot go on: the peer closed, or a transport error.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("connection closed")]
     Closed,
-    #[error("command line longer than {0} bytes")]
-    LineTooLong(u32),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -120,15 +121,79 @@ pub struct Connection {
     literal_too_big: bool,
     /// The fragment being received is a literal (its bytes do not count as line length).
     in_literal: bool,
+    /// The line being received went over `max_line` and was answered `BAD`: its bytes are
+    /// dropped as they arrive, up to its end.
+    discarding: bool,
+    /// The current message holds a line over `max_line` (kept only because a
+    /// non-synchronizing literal follows it, which must be read and dropped too).
+    line_too_long: bool,
     out: Vec<u8>,
     read_buf: Vec<u8>,
+    /// Until login: the server-wide budget of literal bytes held by such connections,
+    /// and how much of it this one holds.
+    preauth: Option<Arc<PreauthBudget>>,
+    preauth_reserved: usize,
+    /// How long a flush may wait for the client to take its output.
+    write_deadline: WriteDeadline,
+}
+
+/// When a flush that the client does not read gives up.
+#[derive(Clone, Copy, Debug)]
+enum WriteDeadline {
+    /// At this instant (the login deadline).
+    At(tokio::time::Instant),
+    /// This long after the flush starts.
+    Each(Duration),
 }
 
 /// Flush the output buffer once it holds this much, even mid-response.
 const FLUSH_AT: usize = 256 * 1024;
 
+/// A literal is copied into the output buffer this much at a time.
+const LITERAL_PIECE: usize = 64 * 1024;
+
+/// Literal bytes one command may carry before login: LOGIN's user name and password, or
+/// an AUTHENTICATE PLAIN initial response, fit many times over.
+pub const PREAUTH_LITERAL_LIMIT: u32 = 8 * 1024;
+
+/// Literal bytes all connections that have not logged in may hold at once (a few hundred
+/// clients sending LOGIN literals together).
+pub const PREAUTH_LITERAL_BUDGET: usize = 4 * 1024 * 1024;
+
+/// The server-wide count of literal bytes held by connections that have not logged in.
+#[derive(Debug, Default)]
+pub struct PreauthBudget {
+    used: AtomicUsize,
+}
+
+impl PreauthBudget {
+    fn try_reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes)
+                    .filter(|&total| total <= PREAUTH_LITERAL_BUDGET)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            });
+    }
+}
+
 impl Connection {
-    pub fn new(stream: Stream, max_line: u32, literal_limit: u32) -> Self {
+    /// A connection that has not logged in yet: its literals are bounded by
+    /// [`PREAUTH_LITERAL_LIMIT`] and `budget` until [`Connection::logged_in`].
+    pub fn new(
+        stream: Stream,
+        max_line: u32,
+        literal_limit: u32,
+        budget: Arc<PreauthBudget>,
+    ) -> Self {
         Self {
             stream: Some(stream),
             fragmentizer: Fragmentizer::new(literal_limit.saturating_add(max_line)),
@@ -137,10 +202,53 @@ impl Connection {
             literal_limit,
             literal_too_big: false,
             in_literal: false,
+            discarding: false,
+            line_too_long: false,
             out: Vec::with_capacity(4096),
             // Small: an idle session should cost little; big literals arrive in many reads.
             read_buf: vec![0; 4 * 1024],
+            preauth: Some(budget),
+            preauth_reserved: 0,
+            // Until a session sets its own: the longest any state allows by default.
+            write_deadline: WriteDeadline::Each(Duration::from_secs(30 * 60)),
         }
+    }
+
+    /// Output not taken by the client by `deadline` ends the connection (before login:
+    /// the login deadline).
+    pub fn set_write_deadline(&mut self, deadline: tokio::time::Instant) {
+        self.write_deadline = WriteDeadline::At(deadline);
+    }
+
+    /// The client logged in: literals up to APPENDLIMIT from now on, and a client that
+    /// takes no output for `write_timeout` (while a flush waits) is gone.
+    pub fn logged_in(&mut self, write_timeout: Duration) {
+        self.release_preauth();
+        self.preauth = None;
+        self.write_deadline = WriteDeadline::Each(write_timeout);
+    }
+
+    fn release_preauth(&mut self) {
+        if let Some(budget) = &self.preauth {
+            budget.release(std::mem::take(&mut self.preauth_reserved));
+        }
+    }
+
+    /// Before login: why a literal of `length` bytes is refused, if it is (more than
+    /// LOGIN/AUTHENTICATE need, or the server-wide budget is spent); else it is reserved.
+    fn preauth_refusal(&mut self, length: u32) -> Option<String> {
+        let budget = self.preauth.as_ref()?;
+        let wanted = self.preauth_reserved.saturating_add(length as usize);
+        if wanted > PREAUTH_LITERAL_LIMIT as usize {
+            return Some(format!(
+                "[TOOBIG] Literals before login are limited to {PREAUTH_LITERAL_LIMIT} bytes"
+            ));
+        }
+        if !budget.try_reserve(length as usize) {
+            return Some("[LIMIT] Too many clients are logging in; try again".to_owned());
+        }
+        self.preauth_reserved = wanted;
+        None
     }
 
     pub fn is_tls(&self) -> bool {
@@ -180,6 +288,25 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues message bytes as a literal (`{n}\r\n` and the bytes, NUL sent as 0x80 as
+    /// Dovecot does), or `""` when there are none. Copied in pieces, flushing as it goes,
+    /// so a large body never sits whole in the output buffer.
+    pub async fn send_literal(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            self.out.extend_from_slice(b"\"\"");
+            return Ok(());
+        }
+        self.out
+            .extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+        for piece in data.chunks(LITERAL_PIECE) {
+            pluto_mime::extend_literal_safe(&mut self.out, piece);
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Queues raw bytes that are already valid IMAP (for the few fixed lines).
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
@@ -190,9 +317,25 @@ impl Connection {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
+        let deadline = match self.write_deadline {
+            WriteDeadline::At(at) => at,
+            WriteDeadline::Each(limit) => tokio::time::Instant::now() + limit,
+        };
         let stream = self.stream()?;
-        stream.write_all(&out).await?;
-        stream.flush().await?;
+        let written = tokio::time::timeout_at(deadline, async {
+            stream.write_all(&out).await?;
+            stream.flush().await
+        })
+        .await;
+        match written {
+            Ok(result) => result?,
+            Err(_elapsed) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                ));
+            }
+        }
         self.out = out;
         self.out.clear();
         if self.out.capacity() > FLUSH_AT * 4 {
@@ -217,6 +360,8 @@ impl Connection {
         self.line_start = 0;
         self.literal_too_big = false;
         self.in_literal = false;
+        self.discarding = false;
+        self.line_too_long = false;
         let tls = acceptor.accept(plain).await?;
         self.stream = Some(Stream::Tls(Box::new(tls)));
         Ok(())
@@ -230,11 +375,37 @@ impl Connection {
     }
 
     /// Reads the next command. Cancel-safe: bytes read are kept for the next call.
-    pub async fn read_command(&mut self) -> Result<Incoming<Command<'static>>, ReadError> {
+    /// A SEARCH nested deeper than imap-codec follows is read by
+    /// [`search_syntax`](crate::command::search_syntax), up to `max_nesting` levels.
+    pub async fn read_command(
+        &mut self,
+        max_nesting: usize,
+    ) -> Result<Incoming<Command<'static>>, ReadError> {
         if let Some(refused) = self.read_message(Expect::Command).await? {
             return Ok(refused);
         }
-        Ok(self.decode(&CommandCodec::default()))
+        let decoded = self.decode(&CommandCodec::default());
+        if let Incoming::Invalid { tag, .. } = &decoded {
+            if !self.line_too_long
+                && !self.literal_too_big
+                && !self.fragmentizer.is_message_poisoned()
+            {
+                use crate::command::search_syntax::{SearchSyntaxError, parse};
+                match parse(self.fragmentizer.message_bytes(), max_nesting) {
+                    Ok(command) => return Ok(Incoming::Message(command)),
+                    Err(SearchSyntaxError::TooDeep(limit)) => {
+                        return Ok(Incoming::Invalid {
+                            tag: tag.clone(),
+                            reason: format!(
+                                "Search keys nested deeper than the limit of {limit} levels"
+                            ),
+                        });
+                    }
+                    Err(SearchSyntaxError::Invalid) => {}
+                }
+            }
+        }
+        Ok(decoded)
     }
 
     /// Reads the client's answer to an AUTHENTICATE challenge.
@@ -266,6 +437,12 @@ impl Connection {
         for<'a> C::Error<'a>: DescribeError,
     {
         let tag = || self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+        if self.line_too_long {
+            return Incoming::Invalid {
+                tag: tag(),
+                reason: self.line_too_long_text(),
+            };
+        }
         if self.literal_too_big {
             return Incoming::Invalid {
                 tag: tag(),
@@ -299,6 +476,7 @@ impl Connection {
     /// Drives the fragmentizer until one whole message has arrived. Returns
     /// `Some(Refused)` when a too-large synchronizing literal was refused instead.
     async fn read_message<T>(&mut self, expect: Expect) -> Result<Option<Incoming<T>>, ReadError> {
+        self.discard_long_line().await?;
         loop {
             match self.fragmentizer.progress() {
                 Some(FragmentInfo::Line {
@@ -309,17 +487,54 @@ impl Connection {
                 }) => {
                     if start == 0 {
                         self.literal_too_big = false;
+                        self.line_too_long = false;
+                        self.release_preauth();
                     }
                     self.line_start = end;
                     self.in_literal = announcement.is_some();
                     if end - start > self.max_line as usize {
-                        return Err(ReadError::LineTooLong(self.max_line));
+                        if matches!(
+                            announcement,
+                            Some(LiteralAnnouncement {
+                                mode: LiteralMode::NonSync,
+                                ..
+                            })
+                        ) {
+                            // Its literal comes anyway: read it (bounded by the literal
+                            // limit) and answer for the whole command.
+                            self.fragmentizer.poison_message();
+                            self.line_too_long = true;
+                        } else {
+                            return Ok(Some(self.refuse_long_line(false)));
+                        }
                     }
                     if let Some(LiteralAnnouncement { mode, length }) = announcement {
-                        if expect != Expect::Command {
+                        if self.line_too_long {
+                            // Already refused; nothing more to check.
+                        } else if expect != Expect::Command {
                             // Literals only belong in commands; take the line as it is and
                             // let decoding reject it.
                             self.fragmentizer.poison_message();
+                        } else if let Some(why) = self.preauth_refusal(length) {
+                            let tag = self
+                                .fragmentizer
+                                .decode_tag()
+                                .map(|t| t.inner().to_owned())
+                                .unwrap_or_else(|| "*".to_owned());
+                            self.fragmentizer.skip_message();
+                            self.line_start = 0;
+                            self.in_literal = false;
+                            let line = match mode {
+                                LiteralMode::Sync => format!("{tag} NO {why}\r\n"),
+                                // Its bytes are on their way and will not be kept: close.
+                                LiteralMode::NonSync => format!("* BYE {why}\r\n"),
+                            };
+                            self.send_raw(line.as_bytes());
+                            self.flush().await?;
+                            if mode == LiteralMode::NonSync {
+                                return Err(ReadError::Closed);
+                            }
+                            return Ok(Some(Incoming::Refused));
                         } else if length > self.literal_limit {
                             match mode {
                                 LiteralMode::Sync => {
@@ -370,8 +585,20 @@ impl Connection {
                         .message_bytes()
                         .len()
                         .saturating_sub(self.line_start);
+                    if self.preauth.is_some()
+                        && self.fragmentizer.message_bytes().len()
+                            > self.max_line as usize + PREAUTH_LITERAL_LIMIT as usize
+                    {
+                        // Many lines with literals in one message before login: more than
+                        // LOGIN or AUTHENTICATE could need.
+                        self.send_raw(b"* BYE Command too long before login\r\n");
+                        self.flush().await?;
+                        return Err(ReadError::Closed);
+                    }
                     if !self.in_literal && pending_line > self.max_line as usize {
-                        return Err(ReadError::LineTooLong(self.max_line));
+                        // Everything read so far is in the message buffer: drop it, answer
+                        // now, and drop the rest of the line as it comes.
+                        return Ok(Some(self.refuse_long_line(true)));
                     }
                     let Some(stream) = self.stream.as_mut() else {
                         return Err(ReadError::Closed);
@@ -384,6 +611,56 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+impl Connection {
+    fn line_too_long_text(&self) -> String {
+        format!(
+            "Command line longer than the limit of {} bytes",
+            self.max_line
+        )
+    }
+
+    /// Answers a line over the limit: the message so far is dropped; with `unfinished`,
+    /// so is the rest of its line, as it arrives.
+    fn refuse_long_line<T>(&mut self, unfinished: bool) -> Incoming<T> {
+        let tag = self.fragmentizer.decode_tag().map(IntoStatic::into_static);
+        self.fragmentizer.skip_message();
+        self.line_start = 0;
+        self.in_literal = false;
+        self.literal_too_big = false;
+        self.line_too_long = false;
+        self.discarding = unfinished;
+        Incoming::Invalid {
+            tag,
+            reason: self.line_too_long_text(),
+        }
+    }
+
+    /// Drops input up to the end of a line that was refused as too long; what follows
+    /// the line goes to the fragmentizer. Cancel-safe: it goes on at the next call.
+    async fn discard_long_line(&mut self) -> Result<(), ReadError> {
+        while self.discarding {
+            let Some(stream) = self.stream.as_mut() else {
+                return Err(ReadError::Closed);
+            };
+            let n = stream.read(&mut self.read_buf).await?;
+            if n == 0 {
+                return Err(ReadError::Closed);
+            }
+            if let Some(lf) = self.read_buf[..n].iter().position(|&b| b == b'\n') {
+                self.discarding = false;
+                self.fragmentizer.enqueue_bytes(&self.read_buf[lf + 1..n]);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.release_preauth();
     }
 }
 

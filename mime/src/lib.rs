@@ -31,6 +31,7 @@ use imap_types::body::BodyStructure;
 use imap_types::envelope::Envelope;
 use imap_types::fetch::Section;
 
+pub use quote::extend_literal_safe;
 pub use structure::MAX_DEPTH;
 
 /// A message parsed once; every method reads from the same tree.

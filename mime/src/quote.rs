@@ -11,13 +11,21 @@ use imap_types::core::{IString, Literal, NString, Quoted};
 /// Dovecot switches from quoted to literal after this many quoted-specials.
 const QUOTED_MAX_ESCAPE_CHARS: usize = 4;
 
+/// Appends `bytes` to `out` as a literal may carry them: IMAP literals cannot hold NUL,
+/// and Dovecot sends 0x80 in its place (the length does not change). The one path by
+/// which message bytes become literal bytes.
+pub fn extend_literal_safe(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.contains(&0) {
+        out.extend(bytes.iter().map(|&b| if b == 0 { 0x80 } else { b }));
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
 fn literal(bytes: Vec<u8>) -> IString<'static> {
-    // IMAP literals cannot carry NUL; Dovecot sends 0x80 instead.
-    let bytes: Vec<u8> = bytes
-        .into_iter()
-        .map(|b| if b == 0 { 0x80 } else { b })
-        .collect();
-    IString::Literal(Literal::unvalidated(bytes))
+    let mut safe = Vec::with_capacity(bytes.len());
+    extend_literal_safe(&mut safe, &bytes);
+    IString::Literal(Literal::unvalidated(safe))
 }
 
 fn quoted(bytes: &[u8]) -> IString<'static> {

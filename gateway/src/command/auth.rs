@@ -186,6 +186,8 @@ impl Session {
         tracing::info!("logged in");
         self.user = Some(user_id);
         self.state = State::Authenticated;
+        let idle = std::time::Duration::from_secs(self.shared.config.limits.idle_timeout_secs);
+        self.conn.logged_in(idle);
         let caps: Vec<_> = self
             .capabilities()
             .into_iter()

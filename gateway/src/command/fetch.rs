@@ -5,37 +5,155 @@
 //! without BODY/BODYSTRUCTURE, go through the process's
 //! [`HeaderCache`](crate::cache::HeaderCache) first; what it has goes out as the bytes
 //! encoded when it was cached.
+//!
+//! Answers are streamed: bodies are asked of the store in batches bounded by count and
+//! by bytes, each message's response is written item by item into the connection's
+//! output (flushed to the socket as it fills, so a slow reader holds the server back
+//! rather than filling its memory), and a body section goes out as a literal copied in
+//! pieces from the message's bytes. So a FETCH needs no bound on what it asks for
+//! (`BODY.PEEK[]` seven hundred times over is just a long answer): a session holds one
+//! batch of bodies and a quarter MiB of output at most. Message bytes reach the wire
+//! only through [`Connection::send_literal`], which sends NUL as 0x80 (as Dovecot does).
 
-use std::cell::OnceCell;
+use std::borrow::Cow;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use imap_codec::imap_types::core::{IString, Literal, NString, Quoted, Vec1};
+use imap_codec::imap_types::core::NString;
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
-use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid, UserId};
 
 use crate::cache::{CachedHeader, MailboxKey};
 use crate::flags;
-use crate::response::{CmdResult, Done};
+use crate::response::{CmdResult, Done, fetch_item_bytes};
+use crate::selected::Msg;
 use crate::session::{Session, State};
+use crate::wire::Connection;
 
 /// Messages whose bodies are fetched from the store in one call.
 const BATCH: usize = 64;
 
-/// Message data as a literal; an empty value (a section that does not exist) as `""`,
-/// as Dovecot answers it.
-fn literal(bytes: Vec<u8>) -> NString<'static> {
-    if bytes.is_empty() {
-        return NString(Some(IString::Quoted(Quoted::unvalidated(""))));
+/// Bytes of whole messages asked of the store in one call (at least one message).
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// `indexes` cut into store calls: at most [`BATCH`] messages, and with `by_bytes` at
+/// most [`BATCH_BYTES`] of message sizes (a message larger than that goes alone). SEARCH
+/// reads bodies in the same batches.
+pub(crate) fn batches(
+    indexes: &[usize],
+    size: impl Fn(usize) -> u32,
+    by_bytes: bool,
+) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut bytes = 0u64;
+    for &i in indexes {
+        let this = if by_bytes { u64::from(size(i)) } else { 0 };
+        if !current.is_empty() && (current.len() >= BATCH || bytes + this > BATCH_BYTES) {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(i);
+        bytes += this;
     }
-    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The message parsed at the first item that needs it.
+fn parse<'m, 'a>(
+    slot: &'m mut Option<pluto_mime::Message<'a>>,
+    raw: &'a [u8],
+) -> &'m pluto_mime::Message<'a> {
+    slot.get_or_insert_with(|| pluto_mime::Message::parse(raw))
+}
+
+/// BODY[section] bytes (borrowed from the message where they lie in it); empty when the
+/// section does not exist.
+fn section<'a>(
+    slot: &mut Option<pluto_mime::Message<'a>>,
+    raw: &'a [u8],
+    wanted: Option<&Section<'_>>,
+) -> Cow<'a, [u8]> {
+    parse(slot, raw).section(wanted).unwrap_or_default()
+}
+
+/// What goes before a literal item's data: `BODY[1.TEXT]<0> `, `RFC822 `. imap-codec
+/// encodes the item with NIL for its data, and the NIL is cut off.
+fn literal_prefix(item: &MessageDataItemName<'_>) -> Vec<u8> {
+    let none = NString(None);
+    let empty = match item {
+        MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(none),
+        MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(none),
+        MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(none),
+        MessageDataItemName::BodyExt {
+            section, partial, ..
+        } => MessageDataItem::BodyExt {
+            section: section.clone(),
+            origin: partial.map(|(start, _)| start),
+            data: none,
+        },
+        _ => return Vec::new(),
+    };
+    let mut bytes = fetch_item_bytes(empty);
+    bytes.truncate(bytes.len().saturating_sub(b"NIL".len()));
+    bytes
+}
+
+/// One `* n FETCH (…)` response written item by item; nothing is written for a message
+/// without any item.
+struct FetchLine {
+    seq: NonZeroU32,
+    opened: bool,
+}
+
+impl FetchLine {
+    fn new(seq: NonZeroU32) -> Self {
+        Self { seq, opened: false }
+    }
+
+    async fn start_item(&mut self, conn: &mut Connection) -> std::io::Result<()> {
+        if self.opened {
+            conn.send_encoded(b" ").await
+        } else {
+            self.opened = true;
+            conn.send_encoded(format!("* {} FETCH (", self.seq).as_bytes())
+                .await
+        }
+    }
+
+    /// An item already encoded.
+    async fn item(&mut self, conn: &mut Connection, encoded: &[u8]) -> std::io::Result<()> {
+        self.start_item(conn).await?;
+        conn.send_encoded(encoded).await
+    }
+
+    /// An item whose data is message bytes, sent as a literal.
+    async fn literal(
+        &mut self,
+        conn: &mut Connection,
+        prefix: &[u8],
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        self.start_item(conn).await?;
+        conn.send_encoded(prefix).await?;
+        conn.send_literal(data).await
+    }
+
+    async fn end(self, conn: &mut Connection) -> std::io::Result<()> {
+        if self.opened {
+            conn.send_encoded(b")\r\n").await?;
+        }
+        Ok(())
+    }
 }
 
 fn needs_body(item: &MessageDataItemName<'_>) -> bool {
@@ -79,12 +197,6 @@ struct Fetched {
     uid: Uid,
     bytes: Bytes,
     cached: Option<Arc<CachedHeader>>,
-}
-
-/// A FETCH response line, as imap-codec's response or already encoded.
-enum Outgoing<'a> {
-    Response(Response<'a>),
-    Encoded(Vec<u8>),
 }
 
 fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
@@ -152,7 +264,10 @@ impl Session {
             })
         });
 
-        for chunk in indexes.chunks(BATCH) {
+        // Whole bodies go to the store in batches bounded by bytes as well as by count.
+        let whole_bodies = want_body && (cache_key.is_none() || structural);
+        let batches = batches(&indexes, |i| selected.messages[i].size, whole_bodies);
+        for chunk in batches {
             // Mark \Seen first, so that the response shows the flags as they now are.
             let mut flags_changed: Vec<Uid> = Vec::new();
             if want_seen {
@@ -203,146 +318,138 @@ impl Session {
             } else {
                 Vec::new()
             };
-            let mut responses = Vec::with_capacity(chunk.len());
-            {
-                let State::Selected(selected) = &self.state else {
-                    break;
+            // The batch's metadata, copied: the selected mailbox (with its change feed)
+            // cannot be held across the writes.
+            let State::Selected(selected) = &self.state else {
+                break;
+            };
+            let metas: Vec<(usize, Msg)> = chunk
+                .iter()
+                .map(|&i| (i, selected.messages[i].clone()))
+                .collect();
+            // One message at a time, item by item, straight into the connection's output
+            // (flushed as it fills): nothing but this batch's bodies is held, and no
+            // section is copied.
+            let mut body_iter = bodies.iter().peekable();
+            for &(i, ref msg) in &metas {
+                let body = if want_body {
+                    // Bodies come back in the order asked, expunged ones left out.
+                    match body_iter.peek() {
+                        Some(b) if b.uid == msg.uid => body_iter.next(),
+                        _ => continue,
+                    }
+                } else {
+                    None
                 };
-                let mut body_iter = bodies.iter().peekable();
-                for &i in chunk {
-                    let msg = &selected.messages[i];
-                    let body = if want_body {
-                        // Bodies come back in the order asked, expunged ones left out.
-                        match body_iter.peek() {
-                            Some(b) if b.uid == msg.uid => body_iter.next(),
-                            _ => continue,
+                let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
+                let cached = body.and_then(|b| b.cached.as_ref());
+                let structure = cached.and_then(|c| c.structure());
+                // Parsed at the first item that needs it (a cached ENVELOPE does not).
+                // Header-only and BODYSTRUCTURE FETCHes get cache entries, whose bytes
+                // are the header alone.
+                let mut parsed: Option<pluto_mime::Message<'_>> = None;
+                let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
+                let mut line = FetchLine::new(seq);
+                let extra_flags = flags_changed.contains(&msg.uid)
+                    && !names.contains(&MessageDataItemName::Flags);
+                let items = names.iter().map(Some).chain(extra_flags.then_some(None));
+                for item in items {
+                    let Some(item) = item else {
+                        let flags = MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags));
+                        line.item(&mut self.conn, &fetch_item_bytes(flags)).await?;
+                        continue;
+                    };
+                    let data: Cow<'_, [u8]> = match item {
+                        MessageDataItemName::Flags => {
+                            let flags = MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags));
+                            line.item(&mut self.conn, &fetch_item_bytes(flags)).await?;
+                            continue;
                         }
-                    } else {
-                        None
-                    };
-                    let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
-                    let cached = body.and_then(|b| b.cached.as_ref());
-                    let structure = cached.and_then(|c| c.structure());
-                    // Parsed at the first item that needs it (a cached ENVELOPE does not).
-                    // Header-only and BODYSTRUCTURE FETCHes get cache entries, whose bytes
-                    // are the header alone.
-                    let parsed = OnceCell::new();
-                    let parsed = || {
-                        want_body.then(|| parsed.get_or_init(|| pluto_mime::Message::parse(raw)))
-                    };
-                    let section = |s: Option<&Section<'_>>| -> Vec<u8> {
-                        parsed()
-                            .and_then(|m| m.section(s))
-                            .map(|c| c.into_owned())
-                            .unwrap_or_default()
-                    };
-                    let mut items = Vec::with_capacity(names.len() + 1);
-                    // Cached items go out as the bytes encoded when they were cached.
-                    let mut encoded: Vec<(usize, &[u8])> = Vec::new();
-                    for item in &names {
-                        items.push(match item {
-                            MessageDataItemName::Flags => {
-                                MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags))
+                        MessageDataItemName::Uid => {
+                            let uid = fetch_item_bytes(MessageDataItem::Uid(msg.uid.0));
+                            line.item(&mut self.conn, &uid).await?;
+                            continue;
+                        }
+                        MessageDataItemName::InternalDate => {
+                            let date = MessageDataItem::InternalDate(DateTime::unvalidated(
+                                msg.internal_date,
+                            ));
+                            line.item(&mut self.conn, &fetch_item_bytes(date)).await?;
+                            continue;
+                        }
+                        MessageDataItemName::Rfc822Size => {
+                            let size = fetch_item_bytes(MessageDataItem::Rfc822Size(msg.size));
+                            line.item(&mut self.conn, &size).await?;
+                            continue;
+                        }
+                        MessageDataItemName::Envelope => {
+                            match cached {
+                                Some(c) => line.item(&mut self.conn, c.envelope_wire()).await?,
+                                None if want_body => {
+                                    let m = parse(&mut parsed, raw);
+                                    let envelope = MessageDataItem::Envelope(m.envelope());
+                                    line.item(&mut self.conn, &fetch_item_bytes(envelope))
+                                        .await?
+                                }
+                                None => {}
                             }
-                            MessageDataItemName::Uid => MessageDataItem::Uid(msg.uid.0),
-                            MessageDataItemName::InternalDate => MessageDataItem::InternalDate(
-                                DateTime::unvalidated(msg.internal_date),
-                            ),
-                            MessageDataItemName::Rfc822Size => {
-                                MessageDataItem::Rfc822Size(msg.size)
+                            continue;
+                        }
+                        MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                            let extended = matches!(item, MessageDataItemName::BodyStructure);
+                            match structure {
+                                Some(s) if extended => {
+                                    line.item(&mut self.conn, &s.body_structure).await?
+                                }
+                                Some(s) => line.item(&mut self.conn, &s.body).await?,
+                                None if want_body => {
+                                    let m = parse(&mut parsed, raw);
+                                    let shape = m.body_structure(extended);
+                                    let shape = if extended {
+                                        MessageDataItem::BodyStructure(shape)
+                                    } else {
+                                        MessageDataItem::Body(shape)
+                                    };
+                                    line.item(&mut self.conn, &fetch_item_bytes(shape)).await?
+                                }
+                                None => {}
                             }
-                            MessageDataItemName::Envelope => match cached {
-                                Some(c) => {
-                                    encoded.push((items.len() + encoded.len(), c.envelope_wire()));
-                                    continue;
-                                }
-                                None => match parsed() {
-                                    Some(m) => MessageDataItem::Envelope(m.envelope()),
-                                    None => continue,
-                                },
-                            },
-                            MessageDataItemName::Body => match structure {
-                                Some(s) => {
-                                    encoded.push((items.len() + encoded.len(), &s.body));
-                                    continue;
-                                }
-                                None => match parsed() {
-                                    Some(m) => MessageDataItem::Body(m.body_structure(false)),
-                                    None => continue,
-                                },
-                            },
-                            MessageDataItemName::BodyStructure => match structure {
-                                Some(s) => {
-                                    encoded.push((items.len() + encoded.len(), &s.body_structure));
-                                    continue;
-                                }
-                                None => match parsed() {
-                                    Some(m) => {
-                                        MessageDataItem::BodyStructure(m.body_structure(true))
+                            continue;
+                        }
+                        MessageDataItemName::Rfc822 => Cow::Borrowed(raw),
+                        MessageDataItemName::Rfc822Header => {
+                            section(&mut parsed, raw, Some(&Section::Header(None)))
+                        }
+                        MessageDataItemName::Rfc822Text => {
+                            section(&mut parsed, raw, Some(&Section::Text(None)))
+                        }
+                        MessageDataItemName::BodyExt {
+                            section: wanted,
+                            partial,
+                            ..
+                        } => {
+                            let data = section(&mut parsed, raw, wanted.as_ref());
+                            match partial {
+                                Some((start, length)) => {
+                                    let start_at = (*start as usize).min(data.len());
+                                    let end = start_at
+                                        .saturating_add(length.get() as usize)
+                                        .min(data.len());
+                                    match data {
+                                        Cow::Borrowed(d) => Cow::Borrowed(&d[start_at..end]),
+                                        Cow::Owned(d) => Cow::Owned(d[start_at..end].to_vec()),
                                     }
-                                    None => continue,
-                                },
-                            },
-                            MessageDataItemName::Rfc822 => {
-                                MessageDataItem::Rfc822(literal(raw.to_vec()))
-                            }
-                            MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(
-                                literal(section(Some(&Section::Header(None)))),
-                            ),
-                            MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(
-                                literal(section(Some(&Section::Text(None)))),
-                            ),
-                            MessageDataItemName::BodyExt {
-                                section: wanted,
-                                partial,
-                                ..
-                            } => {
-                                let data = section(wanted.as_ref());
-                                let (origin, data) = match partial {
-                                    Some((start, length)) => {
-                                        let start_at = (*start as usize).min(data.len());
-                                        let end = start_at
-                                            .saturating_add(length.get() as usize)
-                                            .min(data.len());
-                                        (Some(*start), data[start_at..end].to_vec())
-                                    }
-                                    None => (None, data),
-                                };
-                                MessageDataItem::BodyExt {
-                                    section: wanted.clone(),
-                                    origin,
-                                    data: literal(data),
                                 }
+                                None => data,
                             }
-                            #[allow(unreachable_patterns)]
-                            _ => continue,
-                        });
-                    }
-                    if flags_changed.contains(&msg.uid)
-                        && !names.contains(&MessageDataItemName::Flags)
-                    {
-                        items.push(MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags)));
-                    }
-                    let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
-                    if !encoded.is_empty() {
-                        let line = crate::response::fetch_line(seq, items, &encoded);
-                        responses.push(Outgoing::Encoded(line));
-                        continue;
-                    }
-                    let Ok(items) = Vec1::try_from(items) else {
-                        continue;
+                        }
+                        #[allow(unreachable_patterns)]
+                        _ => continue,
                     };
-                    responses.push(Outgoing::Response(Response::Data(Data::Fetch {
-                        seq,
-                        items,
-                    })));
+                    let prefix = literal_prefix(item);
+                    line.literal(&mut self.conn, &prefix, &data).await?;
                 }
-            }
-            for r in responses {
-                match r {
-                    Outgoing::Response(r) => self.conn.send(&r).await?,
-                    Outgoing::Encoded(line) => self.conn.send_encoded(&line).await?,
-                }
+                line.end(&mut self.conn).await?;
             }
         }
         Ok(Done::ok("Fetch completed"))
@@ -392,5 +499,63 @@ impl Session {
                 cached: Some(c),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use imap_codec::imap_types::core::{AString, IString, Literal, Vec1};
+    use imap_codec::imap_types::fetch::Part;
+
+    /// A literal item written as prefix + `{n}\r\n` + bytes is what imap-codec encodes.
+    #[test]
+    fn literal_prefixes_match_imap_codec() {
+        let data = b"Subject: x\r\n\r\n".to_vec();
+        let fields = Vec1::from(AString::try_from("Subject").unwrap());
+        let part = Part(Vec1::from(NonZeroU32::new(2).unwrap()));
+        let cases: Vec<(MessageDataItemName<'static>, Option<u32>)> = vec![
+            (MessageDataItemName::Rfc822, None),
+            (MessageDataItemName::Rfc822Text, None),
+            (
+                MessageDataItemName::BodyExt {
+                    section: Some(Section::HeaderFields(Some(part), fields)),
+                    partial: Some((5, NonZeroU32::new(9).unwrap())),
+                    peek: true,
+                },
+                Some(5),
+            ),
+            (
+                MessageDataItemName::BodyExt {
+                    section: None,
+                    partial: None,
+                    peek: false,
+                },
+                None,
+            ),
+        ];
+        for (name, origin) in cases {
+            let literal = NString(Some(IString::Literal(
+                Literal::try_from(data.clone()).unwrap(),
+            )));
+            let item = match &name {
+                MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal),
+                MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(literal),
+                MessageDataItemName::BodyExt { section, .. } => MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: literal,
+                },
+                _ => unreachable!(),
+            };
+            let mut ours = literal_prefix(&name);
+            ours.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+            ours.extend_from_slice(&data);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&fetch_item_bytes(item))
+            );
+        }
     }
 }

@@ -87,9 +87,6 @@ impl Session {
                     return Err(CmdError::Io(std::io::ErrorKind::UnexpectedEof.into()));
                 }
                 Event::Done(Err(ReadError::Io(e))) => return Err(CmdError::Io(e)),
-                Event::Done(Err(e @ ReadError::LineTooLong(_))) => {
-                    return Err(CmdError::Io(std::io::Error::other(e.to_string())));
-                }
                 Event::Change(Some(_)) | Event::Poll => {
                     if let State::Selected(selected) = &mut self.state {
                         selected.drain_feed();

@@ -11,5 +11,6 @@ mod fetch;
 mod idle;
 mod mailbox;
 mod search;
+pub(crate) mod search_syntax;
 mod select;
 mod store;

@@ -1,6 +1,6 @@
 //! SEARCH and UID SEARCH: every RFC 3501 search key, CHARSET UTF-8 and US-ASCII.
 //! Keys that look only at metadata never touch message bodies; the others fetch the
-//! bodies in batches and parse each message once.
+//! bodies in batches (bounded by count and bytes, as FETCH's) and parse each message once.
 
 use std::collections::HashSet;
 
@@ -13,8 +13,6 @@ use pluto_backends::{Flag, Keyword, Uid};
 use crate::response::{CmdError, CmdResult, Done};
 use crate::selected::{Msg, Selected};
 use crate::session::Session;
-
-const BATCH: usize = 64;
 
 fn astring(value: &AString<'_>) -> Result<String, CmdError> {
     let bytes: &[u8] = match value {
@@ -262,8 +260,10 @@ impl Session {
         let name = selected.name.clone();
         let mut hits: Vec<u32> = Vec::new();
         if key.needs_body() {
+            // Bounded by bytes as well as by count, as FETCH's batches are.
             let all: Vec<usize> = (0..selected.messages.len()).collect();
-            for chunk in all.chunks(BATCH) {
+            let batches = super::fetch::batches(&all, |i| selected.messages[i].size, true);
+            for chunk in &batches {
                 let uids: Vec<Uid> = {
                     let selected = self.selected()?;
                     chunk.iter().map(|&i| selected.messages[i].uid).collect()

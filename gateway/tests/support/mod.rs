@@ -167,6 +167,11 @@ impl Pluto {
         self.spawn();
     }
 
+    /// The server's process id, while it runs (for reading its memory in /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is still alive (it must not have crashed on its own).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

@@ -1,0 +1,367 @@
+//! SEARCH programs nested deeper than imap-codec parses. imap-codec's search-key parser
+//! has a fixed recursion limit of 9 (not configurable in 2.0.0-alpha.10), so a chain
+//! of ten ORs — as Thunderbird's quick filter and webmails send — or nine levels of
+//! parentheses fail with a generic BAD. When imap-codec refuses a SEARCH, this module
+//! reads the program's structure (parentheses, `OR`, `NOT`) itself, up to
+//! `limits.max_nesting` levels, and has imap-codec parse each leaf key (`FROM "x"`,
+//! `1:5`, `HEADER a b`, literals included), so every leaf is as strict as before.
+//! Deeper than the limit is a BAD that names the limit.
+
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::search::SearchKey;
+
+/// The deepest nesting this parser follows, whatever the configuration says: its
+/// recursion (and the search's) stays far from the end of a task's stack.
+pub const NESTING_CEILING: usize = 1000;
+
+/// Why a SEARCH could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SearchSyntaxError {
+    /// Not a SEARCH, or not valid: the caller keeps imap-codec's answer.
+    Invalid,
+    /// Nested deeper than the limit.
+    TooDeep(usize),
+}
+
+type Parsed<T> = Result<T, SearchSyntaxError>;
+
+/// Reads a whole `tag [UID] SEARCH [CHARSET x] keys…\r\n` message (literals inline, as
+/// the client sent them) with at most `max_nesting` levels of nested keys.
+pub fn parse(message: &[u8], max_nesting: usize) -> Parsed<Command<'static>> {
+    let max_nesting = max_nesting.min(NESTING_CEILING);
+    let mut p = Parser {
+        input: message,
+        pos: 0,
+        max_nesting,
+    };
+    let tag = p.word()?;
+    let tag = Tag::try_from(tag.to_vec())
+        .map_err(|_| SearchSyntaxError::Invalid)?
+        .into_static();
+    p.space()?;
+    let mut name = p.word()?.to_ascii_uppercase();
+    let uid = name == b"UID";
+    if uid {
+        p.space()?;
+        name = p.word()?.to_ascii_uppercase();
+    }
+    if name != b"SEARCH" {
+        return Err(SearchSyntaxError::Invalid);
+    }
+    p.space()?;
+    let mut charset = None;
+    let save = p.pos;
+    if p.word().is_ok_and(|w| w.eq_ignore_ascii_case(b"CHARSET")) {
+        p.space()?;
+        let start = p.pos;
+        p.astring()?;
+        charset = Some(decode_charset(&message[start..p.pos])?);
+        p.space()?;
+    } else {
+        p.pos = save;
+    }
+    let mut keys = vec![p.key(1)?];
+    while p.peek() == Some(b' ') {
+        p.pos += 1;
+        keys.push(p.key(1)?);
+    }
+    if &message[p.pos..] != b"\r\n" && &message[p.pos..] != b"\n" {
+        return Err(SearchSyntaxError::Invalid);
+    }
+    let criteria = Vec1::try_from(keys).map_err(|_| SearchSyntaxError::Invalid)?;
+    Ok(Command {
+        tag,
+        body: CommandBody::Search {
+            charset,
+            criteria,
+            uid,
+        },
+    })
+}
+
+/// The charset of `CHARSET x`, as imap-codec reads it.
+fn decode_charset(raw: &[u8]) -> Parsed<Charset<'static>> {
+    let mut line = b"x SEARCH CHARSET ".to_vec();
+    line.extend_from_slice(raw);
+    line.extend_from_slice(b" ALL\r\n");
+    match CommandCodec::default().decode(&line) {
+        Ok((
+            _,
+            Command {
+                body:
+                    CommandBody::Search {
+                        charset: Some(c), ..
+                    },
+                ..
+            },
+        )) => Ok(c.into_static()),
+        _ => Err(SearchSyntaxError::Invalid),
+    }
+}
+
+/// A search key without nesting, as imap-codec reads it.
+fn decode_leaf(raw: &[u8]) -> Parsed<SearchKey<'static>> {
+    let mut line = b"x SEARCH ".to_vec();
+    line.extend_from_slice(raw);
+    line.extend_from_slice(b"\r\n");
+    match CommandCodec::default().decode(&line) {
+        Ok((
+            rest,
+            Command {
+                body: CommandBody::Search { criteria, .. },
+                ..
+            },
+        )) if rest.is_empty() && criteria.as_ref().len() == 1 => {
+            let key = criteria
+                .into_iter()
+                .next()
+                .ok_or(SearchSyntaxError::Invalid)?;
+            Ok(key.into_static())
+        }
+        _ => Err(SearchSyntaxError::Invalid),
+    }
+}
+
+/// How many arguments a leaf key takes, by its name; `None` for a name that is no key.
+fn arity(name: &[u8]) -> Option<usize> {
+    const NONE: &[&str] = &[
+        "ALL",
+        "ANSWERED",
+        "DELETED",
+        "DRAFT",
+        "FLAGGED",
+        "NEW",
+        "OLD",
+        "RECENT",
+        "SEEN",
+        "UNANSWERED",
+        "UNDELETED",
+        "UNDRAFT",
+        "UNFLAGGED",
+        "UNSEEN",
+    ];
+    const ONE: &[&str] = &[
+        "BCC",
+        "BEFORE",
+        "BODY",
+        "CC",
+        "FROM",
+        "KEYWORD",
+        "LARGER",
+        "ON",
+        "SENTBEFORE",
+        "SENTON",
+        "SENTSINCE",
+        "SINCE",
+        "SMALLER",
+        "SUBJECT",
+        "TEXT",
+        "TO",
+        "UID",
+        "UNKEYWORD",
+    ];
+    let name = std::str::from_utf8(name).ok()?.to_ascii_uppercase();
+    if NONE.contains(&name.as_str()) {
+        Some(0)
+    } else if ONE.contains(&name.as_str()) {
+        Some(1)
+    } else if name == "HEADER" {
+        Some(2)
+    } else if name
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"*:,".contains(&b))
+    {
+        // A sequence set.
+        Some(0)
+    } else {
+        None
+    }
+}
+
+struct Parser<'a> {
+    input: &'a [u8],
+    pos: usize,
+    max_nesting: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    fn space(&mut self) -> Parsed<()> {
+        if self.peek() == Some(b' ') {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(SearchSyntaxError::Invalid)
+        }
+    }
+
+    /// Bytes up to a space, a parenthesis or the line end.
+    fn word(&mut self) -> Parsed<&'a [u8]> {
+        let start = self.pos;
+        while let Some(b) = self.peek() {
+            if matches!(b, b' ' | b'(' | b')' | b'\r' | b'\n' | b'"' | b'{') {
+                break;
+            }
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err(SearchSyntaxError::Invalid);
+        }
+        Ok(&self.input[start..self.pos])
+    }
+
+    /// Skips an astring: an atom, a quoted string or a literal (`{n}` or `{n+}`).
+    fn astring(&mut self) -> Parsed<()> {
+        match self.peek() {
+            Some(b'"') => {
+                self.pos += 1;
+                loop {
+                    match self.peek() {
+                        Some(b'\\') => self.pos += 2,
+                        Some(b'"') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        Some(b'\r' | b'\n') | None => return Err(SearchSyntaxError::Invalid),
+                        Some(_) => self.pos += 1,
+                    }
+                }
+            }
+            Some(b'{') => {
+                let close = self.input[self.pos..]
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(SearchSyntaxError::Invalid)?;
+                let inner = &self.input[self.pos + 1..self.pos + close];
+                let digits = inner.strip_suffix(b"+").unwrap_or(inner);
+                let length: usize = std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .ok_or(SearchSyntaxError::Invalid)?;
+                self.pos += close + 1;
+                if self.input[self.pos..].starts_with(b"\r\n") {
+                    self.pos += 2;
+                } else if self.input[self.pos..].starts_with(b"\n") {
+                    self.pos += 1;
+                } else {
+                    return Err(SearchSyntaxError::Invalid);
+                }
+                self.pos = self
+                    .pos
+                    .checked_add(length)
+                    .filter(|&end| end <= self.input.len())
+                    .ok_or(SearchSyntaxError::Invalid)?;
+                Ok(())
+            }
+            _ => self.word().map(|_| ()),
+        }
+    }
+
+    /// One search key at nesting `depth` (a top-level key is at 1).
+    fn key(&mut self, depth: usize) -> Parsed<SearchKey<'static>> {
+        if depth > self.max_nesting {
+            return Err(SearchSyntaxError::TooDeep(self.max_nesting));
+        }
+        if self.peek() == Some(b'(') {
+            self.pos += 1;
+            let mut keys = vec![self.key(depth + 1)?];
+            while self.peek() == Some(b' ') {
+                self.pos += 1;
+                keys.push(self.key(depth + 1)?);
+            }
+            if self.peek() != Some(b')') {
+                return Err(SearchSyntaxError::Invalid);
+            }
+            self.pos += 1;
+            let keys = Vec1::try_from(keys).map_err(|_| SearchSyntaxError::Invalid)?;
+            return Ok(SearchKey::And(keys));
+        }
+        let start = self.pos;
+        let name = self.word()?;
+        if name.eq_ignore_ascii_case(b"NOT") {
+            self.space()?;
+            return Ok(SearchKey::Not(Box::new(self.key(depth + 1)?)));
+        }
+        if name.eq_ignore_ascii_case(b"OR") {
+            self.space()?;
+            let a = self.key(depth + 1)?;
+            self.space()?;
+            let b = self.key(depth + 1)?;
+            return Ok(SearchKey::Or(Box::new(a), Box::new(b)));
+        }
+        let arguments = arity(name).ok_or(SearchSyntaxError::Invalid)?;
+        for _ in 0..arguments {
+            self.space()?;
+            self.astring()?;
+        }
+        decode_leaf(&self.input[start..self.pos])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn or_chain(n: usize) -> String {
+        let mut s = String::new();
+        for i in 0..n {
+            s.push_str(&format!("OR SUBJECT s{i} "));
+        }
+        s.push_str("ALL");
+        s
+    }
+
+    #[test]
+    fn what_imap_codec_parses_reads_the_same() {
+        for program in [
+            "ALL",
+            "1:3,5 UNSEEN",
+            "OR FROM \"a b\" (TO c SMALLER 10)",
+            "CHARSET UTF-8 HEADER X-Y z NOT DELETED",
+            "SUBJECT {3}\r\nabc SEEN",
+        ] {
+            let line = format!("t SEARCH {program}\r\n");
+            let (_, expected) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+            assert_eq!(
+                parse(line.as_bytes(), 64).unwrap(),
+                expected.into_static(),
+                "{program}"
+            );
+        }
+    }
+
+    #[test]
+    fn depth_is_bounded_by_the_limit() {
+        let line = format!("t UID SEARCH {}\r\n", or_chain(30));
+        assert!(parse(line.as_bytes(), 64).is_ok());
+        assert_eq!(
+            parse(line.as_bytes(), 20),
+            Err(SearchSyntaxError::TooDeep(20))
+        );
+        let parens = format!("t SEARCH {}ALL{}\r\n", "(".repeat(20), ")".repeat(20));
+        assert_eq!(parse(parens.as_bytes(), 21).map(|_| ()), Ok(()));
+        assert!(parse(parens.as_bytes(), 20).is_err());
+        for bad in [
+            "t SEARCH (ALL\r\n",
+            "t SEARCH OR ALL\r\n",
+            "t SEARCH FROBNICATE\r\n",
+            "t SEARCH SUBJECT {9}\r\nabc\r\n",
+            "t FETCH 1 FLAGS\r\n",
+            "t SEARCH ALL junk)\r\n",
+        ] {
+            assert_eq!(
+                parse(bad.as_bytes(), 64),
+                Err(SearchSyntaxError::Invalid),
+                "{bad:?}"
+            );
+        }
+    }
+}
