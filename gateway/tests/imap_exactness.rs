@@ -1,0 +1,162 @@
+//! Black-box tests of IMAP4rev1 details where clients and Dovecot's imaptest expect
+//! exact answers: LIST/LSUB with a reference, names that are valid syntax but invalid
+//! modified UTF-7, `\Recent`, and SEARCH FROM/TO/CC/BCC on envelope addresses. The
+//! expected answers were taken from Dovecot 2.3.19 (maildir, `/` separator) given the
+//! same commands.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Raw, Reply, TestServer};
+use tokio::net::TcpStream;
+
+async fn ok(raw: &mut Raw<TcpStream>, cmd: &str) -> Reply {
+    let r = raw.cmd(cmd).await;
+    assert!(r.ok(), "{cmd}: {r:?}");
+    r
+}
+
+/// The sorted `* LIST`/`* LSUB` lines a command got.
+async fn listed(raw: &mut Raw<TcpStream>, cmd: &str) -> Vec<String> {
+    let r = ok(raw, cmd).await;
+    let mut lines: Vec<String> = r
+        .untagged
+        .iter()
+        .filter(|l| l.starts_with("* LIST ") || l.starts_with("* LSUB "))
+        .cloned()
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The mailboxes of the Dovecot session the answers below were recorded from.
+async fn reference_tree(server: &TestServer) -> Raw<TcpStream> {
+    let mut raw = server.login().await;
+    for cmd in [
+        "CREATE RefTest",
+        "CREATE RefTest/Child",
+        "CREATE Foo",
+        "CREATE Foo/Bar/Baz",
+        "SUBSCRIBE RefTest",
+        "SUBSCRIBE RefTest/Child",
+        "SUBSCRIBE Foo/Bar/Baz",
+        "SUBSCRIBE INBOX",
+    ] {
+        ok(&mut raw, cmd).await;
+    }
+    raw
+}
+
+#[tokio::test]
+async fn list_joins_reference_and_pattern_as_dovecot_does() {
+    let server = TestServer::start().await;
+    let mut raw = reference_tree(&server).await;
+    let ref_test = r#"* LIST (\HasChildren) "/" RefTest"#;
+    let child = r#"* LIST (\HasNoChildren) "/" RefTest/Child"#;
+    let inbox = r#"* LIST (\HasNoChildren) "/" INBOX"#;
+    let cases: &[(&str, &[&str])] = &[
+        (r#"LIST "RefTest" "*""#, &[ref_test, child]),
+        (r#"LIST "RefTest/" "*""#, &[child]),
+        (r#"LIST "RefTest" "%""#, &[ref_test]),
+        (r#"LIST "RefTest/" "%""#, &[child]),
+        (r#"LIST "INBOX" "*""#, &[inbox]),
+        (r#"LIST "INBOX" "%""#, &[inbox]),
+        (r#"LIST "inbox" "*""#, &[inbox]),
+        (r#"LIST "INBOX/" "*""#, &[]),
+        (r#"LIST "Foo" "%""#, &[r#"* LIST (\HasChildren) "/" Foo"#]),
+        // pluto's CREATE makes the superior Foo/Bar a mailbox (RFC 3501 6.3.3's SHOULD);
+        // Dovecot's maildir leaves it \Noselect. The joining is what is checked here.
+        (
+            r#"LIST "Foo/" "%""#,
+            &[r#"* LIST (\HasChildren) "/" Foo/Bar"#],
+        ),
+        (r#"LIST "Foo" "/Bar""#, &[]),
+        (r#"LIST "Foo" "Bar""#, &[]),
+        (
+            r#"LIST "Foo/" "Bar/%""#,
+            &[r#"* LIST (\HasNoChildren) "/" Foo/Bar/Baz"#],
+        ),
+        (
+            r#"LIST "Foo/Bar" "*""#,
+            &[
+                r#"* LIST (\HasNoChildren) "/" Foo/Bar/Baz"#,
+                r#"* LIST (\HasChildren) "/" Foo/Bar"#,
+            ],
+        ),
+        (r#"LIST "Ref" "*""#, &[ref_test, child]),
+        (r#"LIST "Ref" "Test*""#, &[ref_test, child]),
+        (r#"LIST "Re%" "*""#, &[ref_test, child]),
+        (r#"LIST "RefTest" "/Child""#, &[]),
+        // An empty pattern: the root of the reference (up to its last separator).
+        (r#"LIST "RefTest" """#, &[r#"* LIST (\Noselect) "/" """#]),
+        (
+            r#"LIST "RefTest/" """#,
+            &[r#"* LIST (\Noselect) "/" RefTest/"#],
+        ),
+        (r#"LIST "Foo/Bar" """#, &[r#"* LIST (\Noselect) "/" Foo/"#]),
+    ];
+    for (cmd, want) in cases {
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(listed(&mut raw, cmd).await, want, "{cmd}");
+    }
+}
+
+#[tokio::test]
+async fn lsub_joins_reference_and_pattern_as_dovecot_does() {
+    let server = TestServer::start().await;
+    let mut raw = reference_tree(&server).await;
+    let ref_test = r#"* LSUB () "/" RefTest"#;
+    let child = r#"* LSUB () "/" RefTest/Child"#;
+    let cases: &[(&str, &[&str])] = &[
+        (r#"LSUB "RefTest" "*""#, &[ref_test, child]),
+        (r#"LSUB "RefTest/" "*""#, &[child]),
+        (r#"LSUB "RefTest" "%""#, &[ref_test]),
+        (r#"LSUB "RefTest/" "%""#, &[child]),
+        (r#"LSUB "INBOX" "*""#, &[r#"* LSUB () "/" INBOX"#]),
+        (r#"LSUB "Foo" "%""#, &[r#"* LSUB (\Noselect) "/" Foo"#]),
+        (r#"LSUB "Foo/" "%""#, &[r#"* LSUB (\Noselect) "/" Foo/Bar"#]),
+        (r#"LSUB "Foo" "*""#, &[r#"* LSUB () "/" Foo/Bar/Baz"#]),
+        (r#"LSUB "" "Foo/%""#, &[r#"* LSUB (\Noselect) "/" Foo/Bar"#]),
+    ];
+    for (cmd, want) in cases {
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(listed(&mut raw, cmd).await, want, "{cmd}");
+    }
+}
+
+#[tokio::test]
+async fn an_atom_that_is_not_modified_utf7_gets_no_and_list_gets_ok() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    let name = "!#$&'+,-.0123456789:;<=>?@^_`|[}";
+    for cmd in [
+        format!("SELECT {name}"),
+        format!("EXAMINE {name}"),
+        format!("CREATE {name}"),
+        format!("STATUS {name} (MESSAGES)"),
+        format!("SUBSCRIBE {name}"),
+        format!("DELETE {name}"),
+        format!("RENAME {name} x"),
+        format!("RENAME INBOX {name}"),
+        "SELECT \"&Jjo\"".to_owned(),
+        "CREATE \"&AGE-\"".to_owned(),
+    ] {
+        let r = raw.cmd(&cmd).await;
+        assert!(r.no(), "{cmd}: {r:?}");
+        assert!(r.tagged.contains("mUTF-7"), "{cmd}: {r:?}");
+    }
+    for cmd in [
+        format!("LIST \"\" {name}"),
+        format!("LSUB \"\" {name}"),
+        "LIST \"\" \"&Jjo\"".to_owned(),
+        "LIST \"!#$&'+\" \"*\"".to_owned(),
+    ] {
+        let r = ok(&mut raw, &cmd).await;
+        assert!(r.untagged.is_empty(), "{cmd}: {r:?}");
+    }
+    // The session goes on.
+    ok(&mut raw, "SELECT INBOX").await;
+}
