@@ -160,3 +160,90 @@ async fn an_atom_that_is_not_modified_utf7_gets_no_and_list_gets_ok() {
     // The session goes on.
     ok(&mut raw, "SELECT INBOX").await;
 }
+
+/// The three messages of the Dovecot session the SEARCH answers were recorded from.
+fn address_messages() -> [&'static str; 3] {
+    [
+        "From: <user-from (comment)@ (comment) domain.org>\r\n\
+         To: \"Doe, John\" <john.doe@example.com>, =?utf-8?q?Caf=C3=A9_M=C3=BCller?= <cafe@example.net>\r\n\
+         Cc: Friends: alice@example.com, Bob <bob@example.org>;\r\n\
+         Bcc: \"=?iso-8859-1?q?J=F6rg?=\" <joerg@example.de>\r\n\
+         Subject: s1\r\n\r\nbody\r\n",
+        "From: Plain Name <plain@example.com>\r\n\
+         To: undisclosed-recipients:;\r\n\
+         Subject: s2\r\n\r\nbody\r\n",
+        "From: bare@example.com\r\n\
+         To: J. Doe <jd@example.com>, \"quoted \\\"x\\\" name\" <qx@example.com>, <@route.example:routed@example.org>\r\n\
+         Cc: \"Comma, Name\" <cn@example.com>\r\n\
+         Subject: s3\r\n\r\nbody\r\n",
+    ]
+}
+
+#[tokio::test]
+async fn search_from_to_cc_bcc_match_envelope_addresses_as_dovecot_does() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    ok(&mut raw, "CREATE srch").await;
+    for m in address_messages() {
+        let r = raw.append("srch", "", m.as_bytes()).await;
+        assert!(r.ok(), "{r:?}");
+    }
+    ok(&mut raw, "SELECT srch").await;
+    let cases: &[(&str, &[u32])] = &[
+        ("FROM user-from@domain.org", &[1]),
+        ("FROM \"user-from (comment)\"", &[]),
+        ("FROM comment", &[]),
+        ("FROM \"<user-from\"", &[1]),
+        ("FROM domain.org", &[1]),
+        ("TO \"Doe, John\"", &[1]),
+        ("TO \"John Doe\"", &[]),
+        ("TO \"\\\"Doe\"", &[1]),
+        ("TO Café", &[1]),
+        ("TO Müller <cafe@", &[1]),
+        ("TO \"=?utf-8\"", &[]),
+        ("TO \"Caf=C3\"", &[]),
+        ("TO john.doe@example.com", &[1]),
+        ("TO \"<john.doe@example.com>\"", &[1]),
+        ("TO \"Doe, John <john\"", &[]),
+        ("CC friends", &[1]),
+        ("CC \"Friends:\"", &[1]),
+        ("CC alice@example.com", &[1]),
+        ("CC \"Bob <bob\"", &[1]),
+        ("BCC Jörg", &[1]),
+        ("BCC Jörg <joerg", &[1]),
+        ("TO undisclosed", &[2]),
+        ("FROM \"Plain Name <plain@example.com>\"", &[]),
+        ("FROM \"Name <plain\"", &[]),
+        ("FROM \"PLAIN@EXAMPLE\"", &[2]),
+        ("FROM \"\"", &[1, 2, 3]),
+        ("CC \"\"", &[1, 3]),
+        ("BCC \"\"", &[1]),
+        ("TO MISSING", &[]),
+        ("FROM \"<bare\"", &[3]),
+        ("FROM bare@example.com", &[3]),
+        ("TO \"\\\"J. Doe\\\"\"", &[3]),
+        ("TO \"J. Doe <jd\"", &[]),
+        ("TO \"quoted \\\\\\\"x\"", &[3]),
+        ("TO \"quoted \\\"x\"", &[]),
+        ("TO \"@route.example\"", &[3]),
+        ("TO \"<routed@\"", &[]),
+        ("CC \"\\\"Comma, Name\\\" <cn@\"", &[3]),
+        ("TO \"jd@example.com>, \"", &[3]),
+    ];
+    for (criteria, want) in cases {
+        // A non-ASCII value goes as a UTF-8 literal (LITERAL+).
+        let r = match criteria.split_once(' ') {
+            Some((key, value)) if !value.is_ascii() => {
+                let cmd = format!(
+                    "SEARCH CHARSET UTF-8 {key} {{{}+}}\r\n{value}\r\n",
+                    value.len()
+                );
+                raw.cmd_bytes(cmd.as_bytes()).await
+            }
+            _ => raw.cmd(&format!("SEARCH {criteria}")).await,
+        };
+        let cmd = criteria;
+        assert!(r.ok(), "{cmd}: {r:?}");
+        assert_eq!(r.search(), *want, "{cmd}: {r:?}");
+    }
+}

@@ -53,6 +53,8 @@ enum Key {
     SentOn(NaiveDate),
     SentSince(NaiveDate),
     Header(String, String),
+    /// FROM/TO/CC/BCC: the field's addresses, written in a normal form.
+    Address(&'static str, String),
     Body(String),
     Text(String),
     Uids(HashSet<Uid>),
@@ -65,6 +67,7 @@ impl Key {
     fn needs_body(&self) -> bool {
         match self {
             Key::Header(..)
+            | Key::Address(..)
             | Key::Body(_)
             | Key::Text(_)
             | Key::SentBefore(_)
@@ -134,10 +137,10 @@ impl Key {
             SearchKey::SentBefore(d) => Key::SentBefore(*d.as_ref()),
             SearchKey::SentOn(d) => Key::SentOn(*d.as_ref()),
             SearchKey::SentSince(d) => Key::SentSince(*d.as_ref()),
-            SearchKey::From(v) => header("From", v)?,
-            SearchKey::To(v) => header("To", v)?,
-            SearchKey::Cc(v) => header("Cc", v)?,
-            SearchKey::Bcc(v) => header("Bcc", v)?,
+            SearchKey::From(v) => Key::Address("From", astring(v)?),
+            SearchKey::To(v) => Key::Address("To", astring(v)?),
+            SearchKey::Cc(v) => Key::Address("Cc", astring(v)?),
+            SearchKey::Bcc(v) => Key::Address("Bcc", astring(v)?),
             SearchKey::Subject(v) => header("Subject", v)?,
             SearchKey::Header(name, value) => Key::Header(astring(name)?, astring(value)?),
             SearchKey::Body(v) => Key::Body(astring(v)?),
@@ -177,6 +180,15 @@ impl Key {
             Key::Header(name, value) => raw.is_some_and(|m| {
                 let values = m.header_values(name);
                 // HEADER name "" matches every message that has the field.
+                if value.is_empty() {
+                    !values.is_empty()
+                } else {
+                    values.iter().any(|v| contains_ci(v, value))
+                }
+            }),
+            Key::Address(field, value) => raw.is_some_and(|m| {
+                let values = m.address_values(field);
+                // FROM "" matches every message that has the field, as HEADER does.
                 if value.is_empty() {
                     !values.is_empty()
                 } else {
