@@ -247,3 +247,126 @@ async fn search_from_to_cc_bcc_match_envelope_addresses_as_dovecot_does() {
         assert_eq!(r.search(), *want, "{cmd}: {r:?}");
     }
 }
+
+/// `* n FETCH (FLAGS (…))` lines of a FETCH 1:* FLAGS, in order.
+async fn flags(raw: &mut Raw<TcpStream>) -> Vec<String> {
+    let r = ok(raw, "FETCH 1:* FLAGS").await;
+    r.untagged
+        .iter()
+        .filter(|l| l.contains(" FETCH "))
+        .cloned()
+        .collect()
+}
+
+fn recent_lines(r: &Reply) -> Vec<&str> {
+    r.lines("* ")
+        .into_iter()
+        .filter(|l| l.ends_with(" RECENT"))
+        .collect()
+}
+
+const RECENT_MSG: &[u8] = b"From: a@example.com\r\nSubject: r\r\n\r\nbody\r\n";
+
+/// The two-session transcript Dovecot 2.3.19 gave (RFC 3501 2.3.2): EXAMINE and STATUS
+/// look without claiming, SELECT claims, a second SELECT sees nothing recent, new mail
+/// is recent for the one session that learns of it first, a COPY's target is recent
+/// for the next session that selects it.
+#[tokio::test]
+async fn recent_is_told_to_exactly_one_session_as_dovecot_does() {
+    let server = TestServer::start().await;
+    let mut a = server.login().await;
+    let mut b = server.login().await;
+    ok(&mut a, "CREATE rt").await;
+    ok(&mut a, "CREATE rt2").await;
+    for _ in 0..2 {
+        assert!(a.append("rt", "", RECENT_MSG).await.ok());
+    }
+    let r = ok(&mut a, "EXAMINE rt").await;
+    assert_eq!(recent_lines(&r), ["* 2 RECENT"], "{r:?}");
+    assert_eq!(
+        flags(&mut a).await,
+        [
+            "* 1 FETCH (FLAGS (\\Recent))",
+            "* 2 FETCH (FLAGS (\\Recent))"
+        ]
+    );
+    assert_eq!(ok(&mut a, "SEARCH RECENT").await.search(), [1, 2]);
+    let r = ok(&mut b, "STATUS rt (RECENT MESSAGES)").await;
+    assert!(r.has("RECENT 2"), "EXAMINE claimed nothing: {r:?}");
+
+    let r = ok(&mut a, "SELECT rt").await;
+    assert_eq!(recent_lines(&r), ["* 2 RECENT"], "{r:?}");
+    assert_eq!(ok(&mut a, "SEARCH NEW").await.search(), [1, 2]);
+    let r = ok(&mut a, "STORE 1 +FLAGS (\\Seen)").await;
+    assert!(r.has("* 1 FETCH (FLAGS (\\Seen \\Recent))"), "{r:?}");
+    assert_eq!(ok(&mut a, "SEARCH NEW").await.search(), [2]);
+    assert_eq!(ok(&mut a, "SEARCH OLD").await.search(), Vec::<u32>::new());
+    let r = ok(&mut b, "STATUS rt (RECENT)").await;
+    assert!(r.has("(RECENT 0)"), "{r:?}");
+
+    let r = ok(&mut b, "SELECT rt").await;
+    assert_eq!(recent_lines(&r), ["* 0 RECENT"], "{r:?}");
+    assert_eq!(
+        flags(&mut b).await,
+        ["* 1 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS ())"]
+    );
+    assert_eq!(ok(&mut b, "SEARCH OLD").await.search(), [1, 2]);
+    // B's own APPEND to the mailbox it has selected: B learns of it first.
+    let r = b.append("rt", "", RECENT_MSG).await;
+    assert!(r.ok(), "{r:?}");
+    assert!(r.has("* 3 EXISTS"), "{r:?}");
+    assert_eq!(recent_lines(&r), ["* 1 RECENT"], "{r:?}");
+    let r = ok(&mut a, "NOOP").await;
+    assert!(r.has("* 3 EXISTS"), "{r:?}");
+    assert!(
+        recent_lines(&r).is_empty(),
+        "A's count did not change: {r:?}"
+    );
+    assert_eq!(
+        flags(&mut a).await,
+        [
+            "* 1 FETCH (FLAGS (\\Seen \\Recent))",
+            "* 2 FETCH (FLAGS (\\Recent))",
+            "* 3 FETCH (FLAGS ())"
+        ]
+    );
+    assert_eq!(
+        flags(&mut b).await,
+        [
+            "* 1 FETCH (FLAGS (\\Seen))",
+            "* 2 FETCH (FLAGS ())",
+            "* 3 FETCH (FLAGS (\\Recent))"
+        ]
+    );
+
+    // COPY: the target's next session is told; EXAMINE looks, SELECT claims.
+    ok(&mut b, "COPY 1 rt2").await;
+    let r = ok(&mut b, "EXAMINE rt2").await;
+    assert_eq!(recent_lines(&r), ["* 1 RECENT"], "{r:?}");
+    assert_eq!(flags(&mut b).await, ["* 1 FETCH (FLAGS (\\Seen \\Recent))"]);
+    let r = ok(&mut a, "SELECT rt2").await;
+    assert_eq!(recent_lines(&r), ["* 1 RECENT"], "{r:?}");
+    // A COPY into the mailbox A has selected is recent for A, not for B (read-only).
+    let r = ok(&mut a, "COPY 1 rt2").await;
+    assert!(r.has("* 2 EXISTS"), "{r:?}");
+    assert_eq!(recent_lines(&r), ["* 2 RECENT"], "{r:?}");
+    assert_eq!(
+        flags(&mut a).await,
+        [
+            "* 1 FETCH (FLAGS (\\Seen \\Recent))",
+            "* 2 FETCH (FLAGS (\\Seen \\Recent))"
+        ]
+    );
+    let r = ok(&mut b, "NOOP").await;
+    assert!(r.has("* 2 EXISTS"), "{r:?}");
+    assert_eq!(
+        flags(&mut b).await,
+        [
+            "* 1 FETCH (FLAGS (\\Seen \\Recent))",
+            "* 2 FETCH (FLAGS (\\Seen))"
+        ]
+    );
+    ok(&mut a, "CLOSE").await;
+    let r = ok(&mut a, "STATUS rt2 (RECENT)").await;
+    assert!(r.has("(RECENT 0)"), "{r:?}");
+}

@@ -22,7 +22,6 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid, UserId};
 
 use crate::cache::{CachedHeader, MailboxKey};
-use crate::flags;
 use crate::response::{CmdResult, Done};
 use crate::session::{Session, State};
 
@@ -241,9 +240,7 @@ impl Session {
                     let mut encoded: Vec<(usize, &[u8])> = Vec::new();
                     for item in &names {
                         items.push(match item {
-                            MessageDataItemName::Flags => {
-                                MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags))
-                            }
+                            MessageDataItemName::Flags => MessageDataItem::Flags(msg.wire_flags()),
                             MessageDataItemName::Uid => MessageDataItem::Uid(msg.uid.0),
                             MessageDataItemName::InternalDate => MessageDataItem::InternalDate(
                                 DateTime::unvalidated(msg.internal_date),
@@ -321,7 +318,7 @@ impl Session {
                     if flags_changed.contains(&msg.uid)
                         && !names.contains(&MessageDataItemName::Flags)
                     {
-                        items.push(MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags)));
+                        items.push(MessageDataItem::Flags(msg.wire_flags()));
                     }
                     let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
                     if !encoded.is_empty() {

@@ -239,11 +239,27 @@ impl Session {
         let user = self.user()?.clone();
         let name = mailbox_name(&mailbox)?;
         let status = self.store()?.status(&user, &name).await?;
+        // RECENT: the messages no session was told of yet, counted without claiming them.
+        let recent = if items.contains(&StatusDataItemName::Recent) {
+            let range = self.store()?.recent(&user, &name, false).await?;
+            if range.after < range.upto {
+                let snapshot = self.store()?.select(&user, &name).await?;
+                snapshot
+                    .messages
+                    .iter()
+                    .filter(|m| range.contains(m.uid))
+                    .count() as u32
+            } else {
+                0
+            }
+        } else {
+            0
+        };
         let mut out = Vec::new();
         for item in items {
             out.push(match item {
                 StatusDataItemName::Messages => StatusDataItem::Messages(status.messages),
-                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::Recent => StatusDataItem::Recent(recent),
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(status.uid_next.0),
                 StatusDataItemName::UidValidity => {
                     StatusDataItem::UidValidity(status.uid_validity.0)

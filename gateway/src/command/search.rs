@@ -126,8 +126,9 @@ impl Key {
             SearchKey::Unseen => Key::Flag(Flag::Seen, false),
             SearchKey::Keyword(atom) => Key::Flag(kw(atom)?, true),
             SearchKey::Unkeyword(atom) => Key::Flag(kw(atom)?, false),
-            // No message is \Recent here (see flags.rs): NEW is RECENT UNSEEN, OLD is NOT RECENT.
-            SearchKey::Recent | SearchKey::New => Key::Recent(true),
+            // RFC 3501 6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT.
+            SearchKey::Recent => Key::Recent(true),
+            SearchKey::New => Key::And(vec![Key::Recent(true), Key::Flag(Flag::Seen, false)]),
             SearchKey::Old => Key::Recent(false),
             SearchKey::Larger(n) => Key::Larger(*n),
             SearchKey::Smaller(n) => Key::Smaller(*n),
@@ -168,7 +169,7 @@ impl Key {
         match self {
             Key::All => true,
             Key::Flag(flag, set) => msg.flags.contains(flag) == *set,
-            Key::Recent(want) => !*want,
+            Key::Recent(want) => msg.recent == *want,
             Key::Larger(n) => msg.size > *n,
             Key::Smaller(n) => msg.size < *n,
             Key::Before(d) => date < *d,
