@@ -65,3 +65,53 @@ impl RecentClaims {
         range
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::types::{ModSeq, Uid};
+
+    fn status(uid_next: u32, validity: u32) -> MailboxStatus {
+        MailboxStatus {
+            messages: uid_next - 1,
+            unseen: 0,
+            deleted: 0,
+            uid_next: Uid::new(uid_next).unwrap(),
+            uid_validity: UidValidity::new(validity).unwrap(),
+            highest_modseq: ModSeq(1),
+            size: 0,
+        }
+    }
+
+    #[test]
+    fn a_mailbox_made_again_starts_over_and_peeking_claims_nothing() {
+        let claims = RecentClaims::default();
+        let user = UserId::new("u").unwrap();
+        let inbox = MailboxName::inbox();
+        let peek = claims.take(&user, &inbox, &status(4, 7), false);
+        assert_eq!(peek, RecentRange { after: 0, upto: 3 });
+        assert_eq!(claims.take(&user, &inbox, &status(4, 7), true), peek);
+        assert_eq!(
+            claims.take(&user, &inbox, &status(4, 7), true),
+            RecentRange { after: 3, upto: 3 }
+        );
+        assert_eq!(
+            claims.take(&user, &inbox, &status(6, 7), true),
+            RecentRange { after: 3, upto: 5 }
+        );
+        // Deleted and made again (a new UIDVALIDITY): its messages were never shown.
+        assert_eq!(
+            claims.take(&user, &inbox, &status(3, 8), true),
+            RecentRange { after: 0, upto: 2 }
+        );
+        // An empty mailbox has nothing recent.
+        let empty = claims.take(
+            &user,
+            &MailboxName::new("Sent").unwrap(),
+            &status(1, 9),
+            true,
+        );
+        assert_eq!(empty, RecentRange { after: 0, upto: 0 });
+    }
+}
