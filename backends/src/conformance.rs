@@ -62,6 +62,7 @@ pub fn checks<S: MailStore>() -> Vec<Check<S>> {
         check!(delete_rules),
         check!(subscriptions),
         check!(status_counts),
+        check!(recent_is_claimed_once),
         check!(typed_errors),
         check!(concurrent_appends),
     ]
@@ -1032,6 +1033,50 @@ async fn status_counts<S: MailStore>(s: Arc<S>, u: UserId) {
     assert_eq!(st.size, size);
     let empty = ok("status", s.status(&u, &mb("Sent")).await);
     assert_eq!((empty.messages, empty.unseen, empty.size), (0, 0, 0));
+}
+
+async fn recent_is_claimed_once<S: MailStore>(s: Arc<S>, u: UserId) {
+    setup(&*s, &u).await;
+    let inbox = MailboxName::inbox();
+    let uids = append_n(&*s, &u, &inbox, 3).await;
+    let get = |claim| {
+        let s = s.clone();
+        let u = u.clone();
+        let inbox = inbox.clone();
+        async move { ok("recent", s.recent(&u, &inbox, claim).await) }
+    };
+    // Looking claims nothing.
+    let peek = get(false).await;
+    assert!(
+        uids.iter().all(|&uid| peek.contains(uid)),
+        "{peek:?} {uids:?}"
+    );
+    assert_eq!(get(false).await, peek);
+    // The first claim takes all three; the next one nothing.
+    let first = get(true).await;
+    assert!(uids.iter().all(|&uid| first.contains(uid)), "{first:?}");
+    let second = get(true).await;
+    assert!(uids.iter().all(|&uid| !second.contains(uid)), "{second:?}");
+    assert!(!get(false).await.contains(uids[2]));
+    // New mail is recent once more, for one claimer.
+    let more = append_n(&*s, &u, &inbox, 1).await;
+    let third = get(true).await;
+    assert!(third.contains(more[0]), "{third:?}");
+    assert!(!third.contains(uids[2]), "{third:?}");
+    assert!(!get(true).await.contains(more[0]));
+    // Another mailbox keeps its own claims; a copy's target gets them too.
+    let sent = mb("Sent");
+    let in_sent = ok("copy", s.copy(&u, &inbox, &uids, &sent).await);
+    let r = ok("recent", s.recent(&u, &sent, true).await);
+    assert!(
+        in_sent.mapping.iter().all(|(_, to)| r.contains(*to)),
+        "{r:?}"
+    );
+    assert!(!ok("recent", s.recent(&u, &sent, true).await).contains(in_sent.mapping[0].1));
+    assert!(matches!(
+        s.recent(&u, &mb("Nope"), true).await,
+        Err(StoreError::NoSuchMailbox(_))
+    ));
 }
 
 async fn typed_errors<S: MailStore>(s: Arc<S>, u: UserId) {

@@ -11,6 +11,7 @@
 //! - [`conformance`]: the test suite every backend must pass.
 //! - [`remote`]: the MailStore over the network (a gateway's client, a node's server).
 //! - [`net`]: internal links (mutual TLS, versioned frames) for the RPC and replication.
+//! - [`recent`]: who is told a message is `\Recent` (per node, not replicated).
 //! - [`replicated`]: the replicated store (CRDT state, op log, blobs, snapshots, replication between nodes).
 //!
 //! Nothing here knows IMAP syntax: this crate speaks mailboxes, messages, UIDs and flags.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod fsutil;
 pub mod maildir;
 pub mod net;
+pub mod recent;
 pub mod remote;
 pub mod replicated;
 pub mod store;

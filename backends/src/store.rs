@@ -62,6 +62,19 @@ pub trait MailStore: Send + Sync + 'static {
 
     async fn status(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxStatus>;
 
+    /// `\Recent` (RFC 3501 2.3.2): the messages of `name` that no read-write session has
+    /// been told of yet. With `claim` (SELECT, and a read-write session learning of new
+    /// mail) they become this caller's alone and no later call returns them; without it
+    /// (EXAMINE, STATUS) they are only looked at. Session state, kept by the process that
+    /// serves the mailbox and never replicated: every session on one node, whichever
+    /// gateway it came through, is told of a message at most once.
+    async fn recent(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        claim: bool,
+    ) -> StoreResult<RecentRange>;
+
     /// The whole mailbox as SELECT needs it. Messages another program delivered since the
     /// last look (a Maildir's `new/`) are taken in first, with fresh UIDs.
     async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot>;

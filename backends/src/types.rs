@@ -503,6 +503,20 @@ pub struct MailboxStatus {
     pub size: u64,
 }
 
+/// The messages that are `\Recent` for one session (RFC 3501 2.3.2): the UIDs `u` with
+/// `after < u <= upto`; empty when `after == upto`. See [`crate::MailStore::recent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentRange {
+    pub after: u32,
+    pub upto: u32,
+}
+
+impl RecentRange {
+    pub fn contains(&self, uid: Uid) -> bool {
+        self.after < uid.get() && uid.get() <= self.upto
+    }
+}
+
 /// One message's metadata: everything but its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageMeta {

@@ -156,3 +156,46 @@ async fn conformance_of_the_replicated_store_through_the_rpc() {
     let remote = RemoteStore::new("node1", addr.to_string(), "gw1", tls(pki_dir.path(), "gw1"));
     conformance::run_all(Arc::new(remote)).await;
 }
+
+/// `\Recent` is claimed on the node, not in the gateway: two gateways' clients of one
+/// node never both get a message, and a claim through one hides it from the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_claims_are_the_nodes_across_gateways() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    pki::generate(
+        pki_dir.path(),
+        &["node1".into(), "gw1".into(), "gw2".into()],
+        &[],
+        false,
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store: Arc<dyn MailStore> =
+        Arc::new(MaildirStore::open(data.path().to_path_buf()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _node = start_node(listener, pki_dir.path(), store).await;
+    let gw1 = RemoteStore::new("node1", addr.to_string(), "gw1", tls(pki_dir.path(), "gw1"));
+    let gw2 = RemoteStore::new("node1", addr.to_string(), "gw2", tls(pki_dir.path(), "gw2"));
+    let user = UserId::new("recent-user").unwrap();
+    let inbox = MailboxName::inbox();
+    gw1.open_user(&user).await.unwrap();
+    let message = NewMessage {
+        body: bytes::Bytes::from_static(b"Subject: r\r\n\r\nbody\r\n"),
+        flags: Flags::default(),
+        internal_date: None,
+    };
+    let appended = gw1.append(&user, &inbox, vec![message]).await.unwrap();
+    let uid = appended.uids[0];
+    // gw2 looks (EXAMINE): still unclaimed for gw1.
+    assert!(
+        gw2.recent(&user, &inbox, false)
+            .await
+            .unwrap()
+            .contains(uid)
+    );
+    let first = gw1.recent(&user, &inbox, true).await.unwrap();
+    let second = gw2.recent(&user, &inbox, true).await.unwrap();
+    assert!(first.contains(uid), "{first:?}");
+    assert!(!second.contains(uid), "both gateways were told: {second:?}");
+}

@@ -185,13 +185,28 @@ pub async fn run(cli: Cli) -> Result<(), GatewayError> {
     }
 }
 
+/// rustls warns once per client that sends an IP address as SNI (which RFC 6066
+/// forbids but common clients do when told to connect to an address); the handshake
+/// goes on, so a warning per connection is only noise.
+const QUIET_TARGETS: &str = "rustls::msgs::handshake=error";
+
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| config.log.level.clone());
+    // The quieting applies unless the operator asked for rustls's logs explicitly.
+    let directives = if directives.contains("rustls") {
+        directives
+    } else {
+        format!("{directives},{QUIET_TARGETS}")
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour escapes only for a terminal, never into a file or a pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if config.log.format == "json" {
         builder.json().try_init()
@@ -333,14 +348,73 @@ async fn run_until_signal(server: Server) -> Result<(), GatewayError> {
 /// Starts `serve` from a configuration: creates the data dir, the first user, the
 /// certificate, the store and the listeners. Used by the binary and by tests.
 pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
+    // Everything that can be checked is checked before anything is created, so that a
+    // typo in a flag leaves no users file, password or certificate behind.
+    check_listeners(&config)?;
+    check_data_dir(&config.data_dir)?;
     let users_file = config.users_file();
-    if config.auth.backend == AuthBackend::File && !users_file.exists() {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
+    let first_start = config.auth.backend == AuthBackend::File && !users_file.exists();
+    if first_start {
+        create_data_dir(&config.data_dir)?;
         create_first_user(&users_file)?;
     }
     let auth = authenticator(&config).await?;
-    start_serve_with(config, auth).await
+    let (data_dir, mail_dir) = (config.data_dir.clone(), config.mail_dir());
+    let server = start_serve_with(config, auth).await?;
+    if first_start {
+        print_first_start(&data_dir, &mail_dir);
+    }
+    Ok(server)
+}
+
+/// The listen addresses parse, and at least one IMAP listener is configured.
+fn check_listeners(config: &Config) -> Result<(), GatewayError> {
+    let imap = config.listen.imap_addr()?;
+    let imaps = config.listen.imaps_addr()?;
+    if imap.is_none() && imaps.is_none() {
+        return Err(GatewayError::Config(
+            "no IMAP listener: listen.imap and listen.imaps (--imap, --imaps) are both empty; \
+             set at least one, e.g. --imap 127.0.0.1:1143"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A data dir that exists must be a directory.
+fn check_data_dir(dir: &Path) -> Result<(), GatewayError> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(GatewayError::Config(format!(
+            "the data dir {} exists and is not a directory",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn create_data_dir(dir: &Path) -> Result<(), GatewayError> {
+    check_data_dir(dir)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| GatewayError::io(format!("creating the data dir {}", dir.display()), e))
+}
+
+/// What a new user needs to know after the very first start: where the mail is, how to
+/// add users to this very data dir, and how to stop.
+fn print_first_start(data_dir: &Path, mail_dir: &Path) {
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (data_dir, mail) = (absolute(data_dir), absolute(mail_dir));
+    let shown = data_dir.display().to_string();
+    let quoted = if shown
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c))
+    {
+        shown
+    } else {
+        format!("'{}'", shown.replace('\'', "'\\''"))
+    };
+    println!("Mail is stored under {}", mail.display());
+    println!("Add a user:  pluto user add NAME --data-dir {quoted}");
+    println!("Stop the server with Ctrl-C (or SIGTERM); mail and users stay on disk.");
 }
 
 /// [`start_serve`] with an authenticator of your own (see auth/README.md, "Writing
@@ -349,10 +423,13 @@ pub async fn start_serve_with(
     config: Config,
     auth: Arc<dyn pluto_auth::Authenticator>,
 ) -> Result<Server, GatewayError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
+    check_listeners(&config)?;
+    create_data_dir(&config.data_dir)?;
     let tls = client_tls(&config)?;
-    let store = MaildirStore::open(config.mail_dir())?;
+    let mail_dir = config.mail_dir();
+    let store = MaildirStore::open(mail_dir.clone()).map_err(|e| {
+        GatewayError::Other(format!("opening the mail dir {}: {e}", mail_dir.display()))
+    })?;
     let throttle = config.throttle.build()?;
     let router = crate::route::Router::Local(Arc::new(store));
     let shared = Arc::new(Shared::new(config, router, auth, throttle, tls));
@@ -448,8 +525,8 @@ pub async fn start_gateway_with(
     config: Config,
     auth: Arc<dyn pluto_auth::Authenticator>,
 ) -> Result<Server, GatewayError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| GatewayError::io(format!("creating {}", config.data_dir.display()), e))?;
+    check_listeners(&config)?;
+    create_data_dir(&config.data_dir)?;
     let tls = client_tls(&config)?;
     let cluster = cluster_router(&config)?;
     cluster.probe_all().await;

@@ -27,8 +27,12 @@ fn mutf7_engine() -> Result<GeneralPurpose, CmdError> {
 
 /// Decodes modified UTF-7. Bytes that are already UTF-8 outside `&…-` runs are taken
 /// as they are (some clients send UTF-8 names without UTF8=ACCEPT).
+///
+/// A name that is not valid modified UTF-7 is still valid syntax (an atom or string),
+/// so it gets `NO`, not `BAD` (RFC 3501 7.1.3 keeps BAD for protocol errors), as
+/// Dovecot answers.
 pub fn decode_mutf7(input: &[u8]) -> Result<String, CmdError> {
-    let invalid = || CmdError::bad("Invalid modified UTF-7 in mailbox name");
+    let invalid = || CmdError::no("Mailbox name is not valid mUTF-7");
     let text = std::str::from_utf8(input).map_err(|_| invalid())?;
     if !text.contains('&') {
         return Ok(text.to_owned());
@@ -122,7 +126,12 @@ pub fn to_wire(name: &MailboxName) -> Mailbox<'static> {
     if name.is_inbox() {
         return Mailbox::Inbox;
     }
-    let encoded = encode_mutf7(name.as_str());
+    wire_text(name.as_str())
+}
+
+/// The wire form of any name-like text (a LIST root such as `Foo/` included).
+pub fn wire_text(text: &str) -> Mailbox<'static> {
+    let encoded = encode_mutf7(text);
     Mailbox::try_from(encoded.clone()).unwrap_or_else(|_| {
         // Not an atom (spaces, quotes, …): send it quoted, or as a literal.
         match Quoted::try_from(encoded.clone()) {
@@ -161,6 +170,27 @@ pub fn reference_text(reference: &Mailbox<'_>) -> Result<String, CmdError> {
     match reference {
         Mailbox::Inbox => Ok("INBOX".to_owned()),
         Mailbox::Other(other) => decode_mutf7(&astring_bytes(other.inner())),
+    }
+}
+
+/// The pattern a LIST/LSUB reference and mailbox pattern name together, joined as
+/// Dovecot does: a pattern that starts with the hierarchy separator stands alone,
+/// otherwise the two are concatenated, so `"RefTest" "*"` is `RefTest*` (RefTest and
+/// its children) and `"INBOX" "*"` finds INBOX (RFC 3501 6.3.8 leaves this to the server).
+pub fn join_reference(reference: &str, pattern: &str) -> String {
+    if pattern.starts_with('/') {
+        pattern.to_owned()
+    } else {
+        format!("{reference}{pattern}")
+    }
+}
+
+/// The root LIST answers for an empty pattern: the reference up to and including its
+/// last hierarchy separator (`"Foo/Bar" ""` → `Foo/`), else the empty name.
+pub fn reference_root(reference: &str) -> &str {
+    match reference.rfind('/') {
+        Some(i) => &reference[..=i],
+        None => "",
     }
 }
 
@@ -245,6 +275,17 @@ mod tests {
         assert!(decode_mutf7(b"&Jjo").is_err());
         assert!(decode_mutf7(b"&AGE-").is_err(), "encoded printable ASCII");
         assert!(decode_mutf7(b"&!!-").is_err());
+    }
+
+    #[test]
+    fn references_join_like_dovecot() {
+        assert_eq!(join_reference("RefTest", "*"), "RefTest*");
+        assert_eq!(join_reference("RefTest/", "%"), "RefTest/%");
+        assert_eq!(join_reference("RefTest", "/Child"), "/Child");
+        assert_eq!(join_reference("", "*"), "*");
+        assert_eq!(reference_root("Foo/Bar"), "Foo/");
+        assert_eq!(reference_root("RefTest"), "");
+        assert_eq!(reference_root("RefTest/"), "RefTest/");
     }
 
     #[test]

@@ -11,11 +11,12 @@ use futures::FutureExt;
 use futures::StreamExt;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::FlagFetch;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use pluto_backends::{
-    ChangeFeed, Changes, Flags, Keyword, MailboxName, MailboxSnapshot, MessageMeta, ModSeq, Uid,
-    UidValidity,
+    ChangeFeed, Changes, Flags, Keyword, MailboxName, MailboxSnapshot, MessageMeta, ModSeq,
+    RecentRange, Uid, UidValidity,
 };
 
 use crate::response::CmdError;
@@ -28,6 +29,8 @@ pub struct Msg {
     pub modseq: ModSeq,
     pub internal_date: DateTime<FixedOffset>,
     pub size: u32,
+    /// `\Recent` for this session (RFC 3501 2.3.2): it was the first to be told of it.
+    pub recent: bool,
 }
 
 impl From<MessageMeta> for Msg {
@@ -38,7 +41,19 @@ impl From<MessageMeta> for Msg {
             modseq: m.modseq,
             internal_date: m.internal_date,
             size: m.size,
+            recent: false,
         }
+    }
+}
+
+impl Msg {
+    /// FETCH FLAGS: the stored flags, and `\Recent` when it is recent for this session.
+    pub fn wire_flags(&self) -> Vec<FlagFetch<'static>> {
+        let mut out = crate::flags::to_wire_fetch(&self.flags);
+        if self.recent {
+            out.push(FlagFetch::Recent);
+        }
+        out
     }
 }
 
@@ -59,6 +74,13 @@ pub struct Selected {
     pub feed_closed: bool,
     /// The keywords this client was told of in FLAGS / PERMANENTFLAGS.
     pub keywords: BTreeSet<Keyword>,
+    /// The UID ranges the store said are `\Recent` for this session (claimed when
+    /// read-write); a message that arrives later in one of them is recent too.
+    recent: Vec<RecentRange>,
+    /// New messages came into view since `recent` was last asked about.
+    pub added_since_claim: bool,
+    /// The RECENT count this client was last told.
+    pub announced_recent: u32,
 }
 
 impl Selected {
@@ -85,7 +107,37 @@ impl Selected {
             feed,
             feed_dirty: false,
             feed_closed: false,
+            recent: Vec::new(),
+            added_since_claim: false,
+            announced_recent: 0,
         }
+    }
+
+    /// Marks the messages of `range` `\Recent` for this session, now and when they arrive.
+    pub fn add_recent(&mut self, range: RecentRange) {
+        if range.after >= range.upto {
+            return;
+        }
+        for m in &mut self.messages {
+            if range.contains(m.uid) {
+                m.recent = true;
+            }
+        }
+        match self.recent.last_mut() {
+            // Consecutive claims of one session join up, so the list stays short.
+            Some(last) if last.upto == range.after => last.upto = range.upto,
+            _ => self.recent.push(range),
+        }
+        // New mail arrives above the highest UID in view, and the messages in view are
+        // marked already: a range below that UID can match nothing any more.
+        if let Some(highest) = self.messages.last().map(|m| m.uid.get()) {
+            self.recent.retain(|r| r.upto >= highest);
+        }
+    }
+
+    /// How many messages in view are `\Recent` for this session (the RECENT response).
+    pub fn recent_count(&self) -> u32 {
+        self.messages.iter().filter(|m| m.recent).count() as u32
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for the keywords known now.
@@ -213,6 +265,7 @@ impl Selected {
         if added > 0 {
             out.push(Response::Data(Data::Exists(self.exists())));
         }
+        self.added_since_claim |= added > 0;
         out
     }
 
@@ -235,7 +288,9 @@ impl Selected {
                 // UIDs only ascend: a UID above the last one is a new message; one below it
                 // was expunged here already.
                 if self.messages.last().is_none_or(|last| uid > last.uid) {
-                    self.messages.push(Msg::from(meta));
+                    let mut msg = Msg::from(meta);
+                    msg.recent = self.recent.iter().any(|r| r.contains(uid));
+                    self.messages.push(msg);
                 }
             }
         }
@@ -322,9 +377,7 @@ fn bounds(seq: &Sequence, largest: u32) -> (u32, u32) {
 
 /// `* n FETCH (FLAGS (…) [UID u])` for a flag change.
 pub fn flags_response(index: usize, msg: &Msg, with_uid: bool) -> Response<'static> {
-    let mut items = vec![MessageDataItem::Flags(crate::flags::to_wire_fetch(
-        &msg.flags,
-    ))];
+    let mut items = vec![MessageDataItem::Flags(msg.wire_flags())];
     if with_uid {
         items.push(MessageDataItem::Uid(msg.uid.0));
     }

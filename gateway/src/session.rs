@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::response::{Response, StatusKind};
+use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use pluto_backends::{MailStore, UserId};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -398,7 +398,22 @@ impl Session {
             }
             Err(e) => return Err(e.into()),
         };
-        let responses = selected.apply(changes, allow_expunge, with_uid);
+        let mut responses = selected.apply(changes, allow_expunge, with_uid);
+        if std::mem::take(&mut selected.added_since_claim) {
+            // New mail: this session may be the first to be told of it (RFC 3501 2.3.2).
+            let claim = !selected.read_only;
+            match store.recent(&user, &selected.name, claim).await {
+                Ok(range) => selected.add_recent(range),
+                // \Recent is advisory: a failed claim shows the mail as not recent.
+                Err(e) => tracing::debug!(error = %e, "recent claim failed"),
+            }
+            // Like Dovecot, RECENT only when the number changed (RFC 3501 7.3.2).
+            let count = selected.recent_count();
+            if count != selected.announced_recent {
+                selected.announced_recent = count;
+                responses.push(Response::Data(Data::Recent(count)));
+            }
+        }
         for response in responses {
             self.conn.send(&response).await?;
         }

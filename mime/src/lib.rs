@@ -73,6 +73,14 @@ impl<'a> Message<'a> {
         search::header_values(&self.root.fields, self.raw, field)
     }
 
+    /// Every `field` (From, To, Cc, Bcc, …) of the top-level header as its address list
+    /// in a normal form (comments and folding gone, names RFC 2047 decoded), for
+    /// SEARCH FROM/TO/CC/BCC, which match the addresses and not the raw text
+    /// (RFC 3501 6.4.4), as Dovecot does.
+    pub fn address_values(&self, field: &str) -> Vec<String> {
+        search::address_values(&self.root.fields, self.raw, field)
+    }
+
     /// The decoded text of all text/* parts (transfer encoding and charset undone), joined
     /// by newlines, for SEARCH BODY/TEXT.
     pub fn body_text(&self) -> String {

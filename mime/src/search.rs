@@ -9,6 +9,7 @@ use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{DateTime, HeaderValue};
 
+use crate::address::{self, Addr};
 use crate::header::{self, Field};
 use crate::structure::{self, Kind, Part};
 
@@ -31,6 +32,86 @@ pub(crate) fn header_values(fields: &[Field], data: &[u8], name: &str) -> Vec<St
         .filter(|f| f.is(data, name))
         .map(|f| decode_value(f.raw_value(data)))
         .collect()
+}
+
+/// Each `name` field's address list written in a normal form, as Dovecot's
+/// `message_address_write` does for SEARCH FROM/TO/CC/BCC, then RFC 2047 decoded:
+/// `Name <mailbox@domain>`, `<mailbox@domain>` without a name, `"Doe, John" <…>` when
+/// the name needs quoting, `<@route:mailbox@domain>`, `group: a@b, c@d;`. Comments and
+/// folding are gone, so `<user (comment)@ (comment) domain.org>` is `<user@domain.org>`.
+pub(crate) fn address_values(fields: &[Field], data: &[u8], name: &str) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|f| f.is(data, name))
+        .map(|f| {
+            let written = write_addresses(&address::parse(f.raw_value(data)));
+            decode_value(&written)
+        })
+        .collect()
+}
+
+fn write_addresses(list: &[Addr]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut first = true;
+    let mut in_group = false;
+    for a in list {
+        if a.domain.is_none() {
+            if !in_group {
+                // A group's start: its name is in `mailbox`.
+                if !first {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(a.mailbox.as_deref().unwrap_or_default());
+                out.extend_from_slice(b": ");
+                first = true;
+            } else {
+                // Its end: drop the ", " (or ": " of an empty group) before the ';'.
+                if out.ends_with(b", ") {
+                    out.truncate(out.len() - 2);
+                }
+                out.push(b';');
+                first = false;
+            }
+            in_group = !in_group;
+            continue;
+        }
+        if !first {
+            out.extend_from_slice(b", ");
+        }
+        first = false;
+        if let Some(name) = a.name.as_deref().filter(|n| !n.is_empty()) {
+            write_phrase(name, &mut out);
+            out.push(b' ');
+        }
+        out.push(b'<');
+        if let Some(route) = a.route.as_deref().filter(|r| !r.is_empty()) {
+            out.extend_from_slice(route);
+            out.push(b':');
+        }
+        out.extend_from_slice(a.mailbox.as_deref().unwrap_or_default());
+        out.push(b'@');
+        out.extend_from_slice(a.domain.as_deref().unwrap_or_default());
+        out.push(b'>');
+    }
+    out
+}
+
+/// A display name as itself when it is all atext (encoded words are), else quoted.
+fn write_phrase(name: &[u8], out: &mut Vec<u8>) {
+    let atext =
+        |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    if name.iter().all(|&b| atext(b)) {
+        out.extend_from_slice(name);
+        return;
+    }
+    out.push(b'"');
+    for &b in name {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 pub(crate) fn sent_date(fields: &[Field], data: &[u8]) -> Option<NaiveDate> {

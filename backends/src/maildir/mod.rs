@@ -66,6 +66,7 @@ pub struct MaildirStore {
     /// Held for the store's life: the flock goes with the open file.
     _lock: File,
     users: StdMutex<HashMap<UserId, Arc<UserState>>>,
+    recent: crate::recent::RecentClaims,
 }
 
 impl std::fmt::Debug for MaildirStore {
@@ -306,6 +307,7 @@ impl MaildirStore {
             root,
             _lock: file,
             users: StdMutex::new(HashMap::new()),
+            recent: crate::recent::RecentClaims::default(),
         })
     }
 
@@ -685,6 +687,16 @@ impl MailStore for MaildirStore {
             s.status()
         })
         .await
+    }
+
+    async fn recent(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        claim: bool,
+    ) -> StoreResult<RecentRange> {
+        let status = self.status(user, name).await?;
+        Ok(self.recent.take(user, name, &status, claim))
     }
 
     async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot> {

@@ -328,6 +328,23 @@ impl MailStore for RemoteStore {
         )
     }
 
+    async fn recent(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        claim: bool,
+    ) -> StoreResult<RecentRange> {
+        expect!(
+            self.call(Request::Recent {
+                user: user.clone(),
+                name: name.clone(),
+                claim,
+            })
+            .await?,
+            Recent
+        )
+    }
+
     async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot> {
         expect!(
             self.call(Request::Select {

@@ -97,6 +97,13 @@ pub enum Request {
         name: MailboxName,
         uids: Vec<Uid>,
     },
+    /// [`MailStore::recent`](crate::MailStore::recent): answered by the node's own
+    /// claims, so sessions through every gateway share them.
+    Recent {
+        user: UserId,
+        name: MailboxName,
+        claim: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,6 +121,8 @@ pub enum Response {
     Expunged(Vec<Uid>),
     NodeStatus(NodeStatus),
     Error(WireError),
+    /// (New variants go at the end: postcard numbers them in order.)
+    Recent(RecentRange),
 }
 
 /// A node's health, as gateways and `pluto cluster status` see it.

@@ -212,6 +212,10 @@ async fn dispatch(store: &dyn MailStore, request: Request) -> Response {
             .fetch_headers(&user, &name, &uids)
             .await
             .map(Response::Bodies),
+        R::Recent { user, name, claim } => store
+            .recent(&user, &name, claim)
+            .await
+            .map(Response::Recent),
         R::Watch { .. } | R::Unwatch { .. } | R::NodeStatus => Ok(Response::Done),
     };
     result.unwrap_or_else(|e| Response::Error(WireError::from(e)))

@@ -154,6 +154,8 @@ pub struct ReplicatedStore {
     /// Lock order: `membership` before `users` (a reconfiguration lists the users
     /// while it holds the membership).
     users: StdMutex<HashMap<UserId, Arc<UserSlot>>>,
+    /// Who was told which message is `\Recent`: this node's sessions only.
+    recent: crate::recent::RecentClaims,
     membership: StdMutex<MembershipState>,
     ack: AckMode,
     ack_timeout: Duration,
@@ -420,6 +422,7 @@ impl ReplicatedStore {
         }
         let membership = MembershipState { current, moves };
         let store = Arc::new_cyclic(|me| ReplicatedStore {
+            recent: crate::recent::RecentClaims::default(),
             name: config.name.clone(),
             replica,
             stride: config.uid_stride,
@@ -1388,6 +1391,16 @@ impl MailStore for ReplicatedStore {
             Ok(())
         })
         .await
+    }
+
+    async fn recent(
+        &self,
+        user: &UserId,
+        name: &MailboxName,
+        claim: bool,
+    ) -> StoreResult<RecentRange> {
+        let status = self.status(user, name).await?;
+        Ok(self.recent.take(user, name, &status, claim))
     }
 
     async fn status(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxStatus> {

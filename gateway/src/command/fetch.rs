@@ -30,7 +30,6 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid, UserId};
 
 use crate::cache::{CachedHeader, MailboxKey};
-use crate::flags;
 use crate::response::{CmdResult, Done, fetch_item_bytes};
 use crate::selected::Msg;
 use crate::session::{Session, State};
@@ -355,13 +354,13 @@ impl Session {
                 let items = names.iter().map(Some).chain(extra_flags.then_some(None));
                 for item in items {
                     let Some(item) = item else {
-                        let flags = MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags));
+                        let flags = MessageDataItem::Flags(msg.wire_flags());
                         line.item(&mut self.conn, &fetch_item_bytes(flags)).await?;
                         continue;
                     };
                     let data: Cow<'_, [u8]> = match item {
                         MessageDataItemName::Flags => {
-                            let flags = MessageDataItem::Flags(flags::to_wire_fetch(&msg.flags));
+                            let flags = MessageDataItem::Flags(msg.wire_flags());
                             line.item(&mut self.conn, &fetch_item_bytes(flags)).await?;
                             continue;
                         }

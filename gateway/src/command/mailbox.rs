@@ -125,13 +125,24 @@ impl Session {
         lsub: bool,
     ) -> CmdResult {
         let user = self.user()?.clone();
-        let reference = names::reference_text(&reference)?;
-        let pattern = names::list_pattern(&pattern)?;
-        let delimiter = Some(QuotedChar::unvalidated('/'));
         let command = if lsub { "Lsub" } else { "List" };
+        // A reference or pattern that is not valid modified UTF-7 can name no mailbox:
+        // the answer is an empty OK, as Dovecot gives, not an error.
+        let (Ok(reference), Ok(pattern)) = (
+            names::reference_text(&reference),
+            names::list_pattern(&pattern),
+        ) else {
+            return Ok(Done::ok(format!("{command} completed")));
+        };
+        let delimiter = Some(QuotedChar::unvalidated('/'));
         if pattern.is_empty() {
-            // The hierarchy delimiter and root (RFC 3501 6.3.8).
-            let root = Mailbox::try_from("").unwrap_or(Mailbox::Inbox);
+            // The hierarchy delimiter and the reference's root (RFC 3501 6.3.8).
+            let root = names::reference_root(&reference);
+            let root = if root.is_empty() {
+                Mailbox::try_from("").unwrap_or(Mailbox::Inbox)
+            } else {
+                names::wire_text(root)
+            };
             let data = if lsub {
                 Data::Lsub {
                     items: vec![FlagNameAttribute::Noselect],
@@ -148,13 +159,7 @@ impl Session {
             self.send(&Response::Data(data)).await?;
             return Ok(Done::ok(format!("{command} completed")));
         }
-        let full = if reference.is_empty() || pattern.starts_with('/') {
-            pattern
-        } else if reference.ends_with('/') {
-            format!("{reference}{pattern}")
-        } else {
-            format!("{reference}/{pattern}")
-        };
+        let full = names::join_reference(&reference, &pattern);
         let list = self.store()?.list(&user).await?;
         // Every name to consider, with (exists, special use); parents that do not exist
         // are shown \Noselect.
@@ -234,11 +239,27 @@ impl Session {
         let user = self.user()?.clone();
         let name = mailbox_name(&mailbox)?;
         let status = self.store()?.status(&user, &name).await?;
+        // RECENT: the messages no session was told of yet, counted without claiming them.
+        let recent = if items.contains(&StatusDataItemName::Recent) {
+            let range = self.store()?.recent(&user, &name, false).await?;
+            if range.after < range.upto {
+                let snapshot = self.store()?.select(&user, &name).await?;
+                snapshot
+                    .messages
+                    .iter()
+                    .filter(|m| range.contains(m.uid))
+                    .count() as u32
+            } else {
+                0
+            }
+        } else {
+            0
+        };
         let mut out = Vec::new();
         for item in items {
             out.push(match item {
                 StatusDataItemName::Messages => StatusDataItem::Messages(status.messages),
-                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::Recent => StatusDataItem::Recent(recent),
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(status.uid_next.0),
                 StatusDataItemName::UidValidity => {
                     StatusDataItem::UidValidity(status.uid_validity.0)

@@ -51,6 +51,8 @@ enum Key {
     SentOn(NaiveDate),
     SentSince(NaiveDate),
     Header(String, String),
+    /// FROM/TO/CC/BCC: the field's addresses, written in a normal form.
+    Address(&'static str, String),
     Body(String),
     Text(String),
     Uids(HashSet<Uid>),
@@ -63,6 +65,7 @@ impl Key {
     fn needs_body(&self) -> bool {
         match self {
             Key::Header(..)
+            | Key::Address(..)
             | Key::Body(_)
             | Key::Text(_)
             | Key::SentBefore(_)
@@ -121,8 +124,9 @@ impl Key {
             SearchKey::Unseen => Key::Flag(Flag::Seen, false),
             SearchKey::Keyword(atom) => Key::Flag(kw(atom)?, true),
             SearchKey::Unkeyword(atom) => Key::Flag(kw(atom)?, false),
-            // No message is \Recent here (see flags.rs): NEW is RECENT UNSEEN, OLD is NOT RECENT.
-            SearchKey::Recent | SearchKey::New => Key::Recent(true),
+            // RFC 3501 6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT.
+            SearchKey::Recent => Key::Recent(true),
+            SearchKey::New => Key::And(vec![Key::Recent(true), Key::Flag(Flag::Seen, false)]),
             SearchKey::Old => Key::Recent(false),
             SearchKey::Larger(n) => Key::Larger(*n),
             SearchKey::Smaller(n) => Key::Smaller(*n),
@@ -132,10 +136,10 @@ impl Key {
             SearchKey::SentBefore(d) => Key::SentBefore(*d.as_ref()),
             SearchKey::SentOn(d) => Key::SentOn(*d.as_ref()),
             SearchKey::SentSince(d) => Key::SentSince(*d.as_ref()),
-            SearchKey::From(v) => header("From", v)?,
-            SearchKey::To(v) => header("To", v)?,
-            SearchKey::Cc(v) => header("Cc", v)?,
-            SearchKey::Bcc(v) => header("Bcc", v)?,
+            SearchKey::From(v) => Key::Address("From", astring(v)?),
+            SearchKey::To(v) => Key::Address("To", astring(v)?),
+            SearchKey::Cc(v) => Key::Address("Cc", astring(v)?),
+            SearchKey::Bcc(v) => Key::Address("Bcc", astring(v)?),
             SearchKey::Subject(v) => header("Subject", v)?,
             SearchKey::Header(name, value) => Key::Header(astring(name)?, astring(value)?),
             SearchKey::Body(v) => Key::Body(astring(v)?),
@@ -163,7 +167,7 @@ impl Key {
         match self {
             Key::All => true,
             Key::Flag(flag, set) => msg.flags.contains(flag) == *set,
-            Key::Recent(want) => !*want,
+            Key::Recent(want) => msg.recent == *want,
             Key::Larger(n) => msg.size > *n,
             Key::Smaller(n) => msg.size < *n,
             Key::Before(d) => date < *d,
@@ -175,6 +179,15 @@ impl Key {
             Key::Header(name, value) => raw.is_some_and(|m| {
                 let values = m.header_values(name);
                 // HEADER name "" matches every message that has the field.
+                if value.is_empty() {
+                    !values.is_empty()
+                } else {
+                    values.iter().any(|v| contains_ci(v, value))
+                }
+            }),
+            Key::Address(field, value) => raw.is_some_and(|m| {
+                let values = m.address_values(field);
+                // FROM "" matches every message that has the field, as HEADER does.
                 if value.is_empty() {
                     !values.is_empty()
                 } else {

@@ -50,7 +50,18 @@ impl Session {
             ))
             .await?;
         }
-        let selected = Selected::new(name, read_only, snapshot, feed);
+        let mut selected = Selected::new(name, read_only, snapshot, feed);
+        // SELECT claims the messages no session was told of yet; EXAMINE only looks, so
+        // that they stay recent for the next SELECT (RFC 3501 2.3.2, 6.3.2).
+        match self
+            .store()?
+            .recent(&user, &selected.name, !read_only)
+            .await
+        {
+            Ok(range) => selected.add_recent(range),
+            Err(e) => tracing::debug!(error = %e, "recent claim failed"),
+        }
+        selected.announced_recent = selected.recent_count();
         let keywords: BTreeSet<Keyword> = selected
             .messages
             .iter()
@@ -73,7 +84,7 @@ impl Session {
                 "Flags permitted",
             ),
             Response::Data(Data::Exists(selected.exists())),
-            Response::Data(Data::Recent(0)),
+            Response::Data(Data::Recent(selected.announced_recent)),
         ];
         for r in responses {
             self.send(&r).await?;
