@@ -120,13 +120,16 @@ impl Session {
     /// user's mail.
     async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
         let ip = self.peer.ip();
-        let delay = self.shared.throttle.delay_for(ip, user).await;
+        // The slot is reserved before the password is checked, so parallel guesses
+        // queue behind each other instead of sharing one delay.
+        let delay = self.shared.throttle.reserve(ip, user).await;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let authenticated = match self.shared.auth.authenticate(user, password).await {
             Ok(a) => a,
             Err(AuthError::Unavailable(reason)) => {
+                self.shared.throttle.release(ip, user).await;
                 metrics::counter!(crate::metrics::LOGINS, "result" => "unavailable").increment(1);
                 tracing::warn!(%reason, "authentication backend unavailable");
                 return Err(CmdError::no_code(
@@ -137,7 +140,6 @@ impl Session {
             Err(error) => {
                 metrics::counter!(crate::metrics::LOGINS, "result" => "failed").increment(1);
                 tracing::info!(user, %error, "login failed");
-                self.shared.throttle.record_failure(ip, user).await;
                 self.failed_logins += 1;
                 if self.failed_logins >= MAX_FAILED_LOGINS {
                     self.send(&crate::response::bye("Too many failed logins"))
