@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use common::{PASSWORD, Raw, TestServer, USER};
 use tokio::net::{TcpSocket, TcpStream};
 
-/// A long penalty: an attempt that is throttled at all gets no answer for 60 s.
-const LONG_MS: u64 = 60_000;
+/// A long penalty: an attempt that is throttled at all gets no answer for 30 s (under
+/// the 60 s to log in, past which the gateway refuses at once).
+const LONG_MS: u64 = 30_000;
 /// Longest we wait for an answer that the throttle must not hold up.
 const PROMPT: Duration = Duration::from_secs(15);
 
@@ -66,12 +67,12 @@ async fn others_failures_behind_one_address_do_not_delay_a_user() {
         let answer = answer.expect("a first attempt is never delayed");
         assert!(answer.contains("NO [AUTHENTICATIONFAILED]"), "{answer}");
     }
-    // …and the third logs in at once (the old per-address count held her 60 s).
+    // …and the third logs in at once (the old per-address count held her 30 s).
     let mut raw = server.raw().await;
     let answer = login_within(&mut raw, USER, PASSWORD, PROMPT).await;
     let answer = answer.expect("alice was delayed by others' failures");
     assert!(answer.contains("OK"), "{answer}");
-    // Bob's own second guess is still held up (60 s; we look for 3 s).
+    // Bob's own second guess is still held up (30 s; we look for 3 s).
     let mut raw = server.raw().await;
     assert_eq!(
         login_within(&mut raw, "bob", "wrong again", Duration::from_secs(3)).await,
@@ -135,9 +136,13 @@ async fn a_spray_of_50_users_hits_the_per_address_ceiling() {
     })
     .await;
     // 50 user names from one address, one wrong password each: the first 46 attempts
-    // (failures 0…45 counted before them) go through at once, the rest wait 60 s.
+    // (failures 0…45 counted before them) go through at once; the rest get slots 30,
+    // 60, 90, 120 s on the address's curve: the first of them waits, the last two
+    // would outlast the 60 s to log in and are refused at once. None of those four
+    // has its password checked.
     let mut answered = 0;
     let mut held = Vec::new();
+    let mut refused = 0;
     for i in 0..50 {
         let mut raw = raw_from(&server, [127, 0, 0, 1]).await;
         let wait = if i < 46 {
@@ -146,23 +151,62 @@ async fn a_spray_of_50_users_hits_the_per_address_ceiling() {
             Duration::from_secs(1)
         };
         match login_within(&mut raw, &format!("user{i}"), "spray", wait).await {
-            Some(answer) => {
-                assert!(answer.contains("NO [AUTHENTICATIONFAILED]"), "{answer}");
+            Some(answer) if i < 46 => {
+                assert!(
+                    answer.contains("NO [AUTHENTICATIONFAILED]"),
+                    "{i}: {answer}"
+                );
                 answered += 1;
+            }
+            Some(answer) => {
+                assert!(answer.contains("NO [UNAVAILABLE]"), "{i}: {answer}");
+                refused += 1;
             }
             None => held.push(raw),
         }
     }
     assert_eq!(answered, 46);
-    assert_eq!(held.len(), 4);
-    // A real user from the spraying address now waits as well…
-    let mut raw = raw_from(&server, [127, 0, 0, 1]).await;
-    assert_eq!(
-        login_within(&mut raw, USER, PASSWORD, Duration::from_secs(2)).await,
-        None
+    // The 60 s slot is held or refused depending on the second this test took.
+    assert_eq!(held.len() + refused, 4);
+    assert!(
+        !held.is_empty() && refused >= 2,
+        "{} held, {refused} refused",
+        held.len()
     );
-    // …one from another address does not.
+    // A real user from the spraying address is not let in now either…
+    let mut raw = raw_from(&server, [127, 0, 0, 1]).await;
+    let answer = login_within(&mut raw, USER, PASSWORD, Duration::from_secs(2)).await;
+    assert!(answer.is_none_or(|a| a.contains("NO [UNAVAILABLE]")));
+    // …one from another address is, at once.
     let mut raw = raw_from(&server, [127, 0, 0, 2]).await;
     let answer = login_within(&mut raw, USER, PASSWORD, PROMPT).await;
     assert!(answer.is_some_and(|a| a.contains("OK")));
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_the_time_to_log_in_is_refused_at_once() {
+    // Penalty 30 s, 45 s to log in: parallel guesses get slots 0, 30, 60 s; the third
+    // would outlast the login time and is refused without its password being checked.
+    let server = TestServer::start_with(|c| {
+        c.throttle.base_delay_ms = 30_000;
+        c.throttle.max_delay_ms = 30_000;
+        c.limits.preauth_timeout_secs = 45;
+    })
+    .await;
+    let mut first = server.raw().await;
+    let answer = login_within(&mut first, USER, "guess", PROMPT).await;
+    assert!(answer.is_some_and(|a| a.contains("NO [AUTHENTICATIONFAILED]")));
+    let mut second = server.raw().await;
+    assert_eq!(
+        login_within(&mut second, USER, "guess", Duration::from_secs(2)).await,
+        None,
+        "the second guess waits its 30 s slot"
+    );
+    let mut third = server.raw().await;
+    let answer = login_within(&mut third, USER, PASSWORD, PROMPT).await;
+    let answer = answer.expect("refused at once, not parked");
+    assert!(answer.contains("NO [UNAVAILABLE]"), "{answer}");
+    assert!(answer.contains("try again later"), "{answer}");
+    // The session goes on: CAPABILITY still answers.
+    assert!(third.cmd("CAPABILITY").await.ok());
 }

@@ -123,6 +123,19 @@ impl Session {
         // The slot is reserved before the password is checked, so parallel guesses
         // queue behind each other instead of sharing one delay.
         let delay = self.shared.throttle.reserve(ip, user).await;
+        // A wait that would outlast the time to log in holds the connection for
+        // nothing: refuse at once, without checking the password, and take the attempt
+        // back (queued guesses cannot park sessions for minutes).
+        let limit = std::time::Duration::from_secs(self.shared.config.limits.preauth_timeout_secs);
+        if delay >= limit {
+            self.shared.throttle.release(ip, user).await;
+            metrics::counter!(crate::metrics::LOGINS, "result" => "throttled").increment(1);
+            tracing::info!(user, wait = ?delay, "login refused: throttled");
+            return Err(CmdError::no_code(
+                code("UNAVAILABLE"),
+                "Too many failed logins for this account from your address; try again later",
+            ));
+        }
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
