@@ -35,7 +35,9 @@ fn crlf(bytes: &[u8]) -> Vec<u8> {
 async fn a_dropped_file_with_bare_lfs_is_served_with_crlf_and_its_crlf_size() {
     let server = TestServer::start().await;
     let mut raw = server.login().await; // sets up the Maildir
-    drop_into_new(&inbox(&server), "1700000000.lf.host", LF_MESSAGE);
+    // Named as Maildir++ MDAs do, with the (LF) size in it.
+    let name = format!("1700000000.M1P2.host,S={}", LF_MESSAGE.len());
+    drop_into_new(&inbox(&server), &name, LF_MESSAGE);
     let r = raw.cmd("SELECT INBOX").await;
     assert!(r.has("* 1 EXISTS"), "{r:?}");
     let expected = crlf(LF_MESSAGE);
@@ -62,6 +64,9 @@ async fn a_dropped_file_with_bare_lfs_is_served_with_crlf_and_its_crlf_size() {
         .collect();
     assert_eq!(cur.len(), 1);
     assert_eq!(std::fs::read(cur[0].path()).unwrap(), expected);
+    // Its name states the CRLF size, not the stale LF one.
+    let file = cur[0].file_name().into_string().unwrap();
+    assert!(file.contains(&format!(",S={}", expected.len())), "{file}");
 }
 
 #[tokio::test]

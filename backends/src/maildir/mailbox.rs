@@ -387,22 +387,27 @@ impl MailboxState {
             // IMAP needs CRLF line ends; files other programs drop here may have bare
             // LFs. Converted in place, in new/, before anything else sees them, so the
             // size in the index is the size served.
-            match has_bare_lf(&entry.path()) {
-                Ok(false) => {}
+            let converted = match has_bare_lf(&entry.path()) {
+                Ok(false) => false,
                 Ok(true) => {
                     let tmp = self.tmp.join(format!("{name}.crlf"));
                     match convert_to_crlf(&entry.path(), &tmp) {
-                        Ok(()) => {}
+                        Ok(()) => true,
                         Err(e) if is_not_found(&e) => continue,
                         Err(e) => return Err(e.into()),
                     }
                 }
                 Err(e) if is_not_found(&e) => continue,
                 Err(e) => return Err(e.into()),
-            }
+            };
             let parsed = FileName::parse(&name);
             let (system, extra) = split_letters(&parsed.letters);
             let mut unique = parsed.unique;
+            if converted && unique.contains(",S=") {
+                // The name's Maildir++ size is the LF size: other readers trust it.
+                let size = fs::metadata(entry.path()).map_or(len, |m| m.len());
+                unique = new_unique(size);
+            }
             let mut target = self.cur.join(file_name(&unique, &system, &extra));
             if self.by_unique.contains_key(&unique) || target.exists() {
                 unique = new_unique(entry.metadata().map(|m| m.len()).unwrap_or(0));
