@@ -133,6 +133,8 @@ async fn a_full_disk_answers_overquota_and_changes_nothing() {
     let mut server = TestServer::start_with(|c| c.data_dir = data.clone()).await;
     let mut raw = server.login().await;
     assert!(raw.cmd("CREATE keep/child").await.ok());
+    // Subscribed, so a RENAME of it must rewrite the user file.
+    assert!(raw.cmd("SUBSCRIBE keep").await.ok());
     assert!(raw.append("INBOX", "", &message("one", "first")).await.ok());
     let before = names(&mut raw).await;
     let lsub_before = raw.cmd("LSUB \"\" *").await.untagged;
@@ -151,9 +153,12 @@ async fn a_full_disk_answers_overquota_and_changes_nothing() {
     full(&raw.append("INBOX", "", &big).await);
     full(&raw.cmd("CREATE fresh/deep").await);
     full(&raw.cmd("RENAME keep moved/here").await);
-    // No parent to make: the directories are renamed, then the user file cannot be
-    // written; the renames are undone (this one used to stay done).
+    // No parent to make: the directories are renamed, then the user file (which holds
+    // the subscription) cannot be written; the renames are undone (this one used to
+    // stay done).
     full(&raw.cmd("RENAME keep kept").await);
+    // RENAME INBOX makes a mailbox, then moves INBOX's messages into it.
+    full(&raw.cmd("RENAME INBOX old-inbox").await);
     full(&raw.cmd("SUBSCRIBE keep/child").await);
     // DELETE either is done or, refused, leaves the mailbox.
     let delete = raw.cmd("DELETE keep/child").await;

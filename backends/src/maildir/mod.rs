@@ -153,7 +153,16 @@ impl UserState {
         };
         let mut changed = meta.clone();
         let result = f(&mut changed);
-        let result = result.and_then(|v| changed.save(&self.dir).map(|()| v));
+        // Nothing to write when nothing changed and the file is there (so undoing a
+        // step, or a no-op SUBSCRIBE, works on a full disk too).
+        let unchanged = changed == meta && self.dir.join(USER_FILE).exists();
+        let result = result.and_then(|v| {
+            if unchanged {
+                Ok(v)
+            } else {
+                changed.save(&self.dir).map(|()| v)
+            }
+        });
         if result.is_ok() {
             meta = changed;
         }
@@ -710,7 +719,15 @@ impl MailStore for MaildirStore {
             // RFC 3501: a new mailbox gets INBOX's messages; INBOX stays, empty, and
             // its children are not affected.
             self.create_mailbox(user, to, None).await?;
-            return self.move_all(user, from, to).await;
+            let moved = self.move_all(user, from, to).await;
+            if moved.is_err() && self.status(user, to).await.is_ok_and(|s| s.messages == 0) {
+                // Nothing was moved (a full disk stops the copies before any is made):
+                // take the new mailbox back, so the error answer is true.
+                if let Err(e) = self.delete_mailbox(user, to).await {
+                    tracing::warn!(mailbox = %to, error = %e, "cannot undo the mailbox of a failed RENAME INBOX");
+                }
+            }
+            return moved;
         }
         let tree = u.tree.clone().write_owned().await;
         let (from, to) = (from.clone(), to.clone());
