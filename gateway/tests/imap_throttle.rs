@@ -207,6 +207,14 @@ async fn a_wait_longer_than_the_time_to_log_in_is_refused_at_once() {
     let answer = answer.expect("refused at once, not parked");
     assert!(answer.contains("NO [UNAVAILABLE]"), "{answer}");
     assert!(answer.contains("try again later"), "{answer}");
-    // The session goes on: CAPABILITY still answers.
+    // The session goes on: CAPABILITY still answers…
     assert!(third.cmd("CAPABILITY").await.ok());
+    // …but refusals count as failures: the third in a session ends it.
+    let answer = login_within(&mut third, USER, PASSWORD, PROMPT).await;
+    assert!(answer.is_some_and(|a| a.contains("NO [UNAVAILABLE]")));
+    let tag = third.tag();
+    third
+        .send(format!("{tag} LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
+        .await;
+    assert!(third.line().await.starts_with("* BYE"));
 }

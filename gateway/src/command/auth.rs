@@ -131,9 +131,16 @@ impl Session {
             self.shared.throttle.release(ip, user).await;
             metrics::counter!(crate::metrics::LOGINS, "result" => "throttled").increment(1);
             tracing::info!(user, wait = ?delay, "login refused: throttled");
+            // Counted like a failure, so one connection cannot spin on refusals.
+            self.failed_logins += 1;
+            if self.failed_logins >= MAX_FAILED_LOGINS {
+                self.send(&crate::response::bye("Too many failed logins"))
+                    .await?;
+                self.state = State::Logout;
+            }
             return Err(CmdError::no_code(
                 code("UNAVAILABLE"),
-                "Too many failed logins for this account from your address; try again later",
+                "Too many failed logins from your address; try again later",
             ));
         }
         if !delay.is_zero() {
