@@ -4,11 +4,11 @@
 //! [`Authenticator`] and wraps the call in a [`Throttle`]:
 //!
 //! ```text
-//! delay = throttle.delay_for(ip, user)  →  sleep(delay)
+//! wait = throttle.reserve(ip, user)  →  sleep(wait)   (counted as failed from here)
 //!   → authenticator.authenticate(user, password)
 //!       Ok(auth)            → throttle.record_success(ip, user); serve auth.user
-//!       Err(Failed|Disabled)→ throttle.record_failure(ip, user); NO [AUTHENTICATIONFAILED]
-//!       Err(Unavailable)    → NO [UNAVAILABLE]
+//!       Err(Failed|Disabled)→ NO [AUTHENTICATIONFAILED] (already counted)
+//!       Err(Unavailable)    → throttle.release(ip, user); NO [UNAVAILABLE]
 //! ```
 //!
 //! Layout:

@@ -47,10 +47,35 @@ pub enum StoreError {
     Unavailable(String),
     /// `[SERVERBUG]`: a disk or encoding error. Nothing was changed half-way.
     #[error("storage error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// `[CORRUPTION]`: stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// `[OVERQUOTA]`: the disk (or the file system's quota for this server) is full
+    /// (ENOSPC, EDQUOT). Nothing was changed: writes that failed so were undone.
+    #[error("the server's disk is full: {0}")]
+    DiskFull(std::io::Error),
+}
+
+impl From<std::io::Error> for StoreError {
+    /// Every I/O error becomes [`StoreError::Io`], except a full disk or file-system
+    /// quota, which is [`StoreError::DiskFull`]: the client is told what happened.
+    fn from(e: std::io::Error) -> Self {
+        if is_disk_full(&e) {
+            StoreError::DiskFull(e)
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+/// True for ENOSPC and EDQUOT: no room left on the file system (or in its quota).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    // std maps ENOSPC to StorageFull and EDQUOT to QuotaExceeded.
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -91,3 +91,90 @@ pub fn read_header(path: &Path) -> io::Result<Vec<u8>> {
         }
     }
 }
+
+/// True when `path` holds a line feed not preceded by a carriage return (a file another
+/// program wrote with Unix line ends). Reads the file in chunks, never whole.
+pub fn has_bare_lf(path: &Path) -> io::Result<bool> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut previous = 0u8;
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        for &b in &chunk[..n] {
+            if b == b'\n' && previous != b'\r' {
+                return Ok(true);
+            }
+            previous = b;
+        }
+    }
+}
+
+/// Rewrites `path` in place with every bare LF turned into CRLF (IMAP needs CRLF), crash
+/// safely: the converted copy is written to `tmp` (a path on the same file system),
+/// fsynced, given the original's mtime, then renamed over `path`. Streams in chunks.
+pub fn convert_to_crlf(path: &Path, tmp: &Path) -> io::Result<()> {
+    use std::io::{BufWriter, Read};
+    let mut source = File::open(path)?;
+    let modified = source.metadata()?.modified()?;
+    let result = (|| -> io::Result<()> {
+        let file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+        let mut out = BufWriter::with_capacity(64 * 1024, file);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut previous = 0u8;
+        loop {
+            let n = source.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            let mut start = 0;
+            for (i, &b) in chunk[..n].iter().enumerate() {
+                let before = if i == 0 { previous } else { chunk[i - 1] };
+                if b == b'\n' && before != b'\r' {
+                    out.write_all(&chunk[start..i])?;
+                    out.write_all(b"\r\n")?;
+                    start = i + 1;
+                }
+            }
+            out.write_all(&chunk[start..n])?;
+            previous = chunk[n - 1];
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.set_modified(modified)?;
+        file.sync_all()?;
+        fs::rename(tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bare_line_feeds_become_crlf_and_crlf_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        let mut input = b"A: b\n\r\nline\r\nbare\n".to_vec();
+        // Past one chunk, with a CRLF split across the chunk boundary.
+        input.resize(64 * 1024 - 1, b'x');
+        input.extend_from_slice(b"\r\nend\n");
+        fs::write(&path, &input).unwrap();
+        assert!(has_bare_lf(&path).unwrap());
+        convert_to_crlf(&path, &dir.path().join("t")).unwrap();
+        let out = fs::read(&path).unwrap();
+        let mut expected = b"A: b\r\n\r\nline\r\nbare\r\n".to_vec();
+        expected.resize(64 * 1024 + 1, b'x');
+        expected.extend_from_slice(b"\r\nend\r\n");
+        assert_eq!(out, expected);
+        assert!(!has_bare_lf(&path).unwrap());
+        assert!(!dir.path().join("t").exists());
+    }
+}

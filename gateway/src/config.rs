@@ -307,7 +307,8 @@ pub struct Metrics {
     pub listen: String,
 }
 
-/// Failed-login delays (2 s doubling to 15 s, as Dovecot's auth penalty).
+/// Failed-login delays (2 s doubling to 15 s, as Dovecot's auth penalty), per
+/// (user, address), with a looser per-address ceiling.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Throttle {
@@ -316,6 +317,9 @@ pub struct Throttle {
     pub redis_url: String,
     pub base_delay_ms: u64,
     pub max_delay_ms: u64,
+    /// Failed logins from one address, for any users, before that address's own
+    /// delay starts (a password spray); below it only (user, address) pairs wait.
+    pub address_allowance: u64,
 }
 
 impl Default for Throttle {
@@ -324,6 +328,7 @@ impl Default for Throttle {
             redis_url: String::new(),
             base_delay_ms: 2_000,
             max_delay_ms: 15_000,
+            address_allowance: 50,
         }
     }
 }
@@ -334,6 +339,7 @@ impl Throttle {
             redis_url: (!self.redis_url.trim().is_empty()).then(|| self.redis_url.clone()),
             base_delay: std::time::Duration::from_millis(self.base_delay_ms),
             max_delay: std::time::Duration::from_millis(self.max_delay_ms),
+            address_allowance: self.address_allowance,
             ..Default::default()
         };
         pluto_auth::throttle::Throttle::new(c)
@@ -374,6 +380,12 @@ pub struct Limits {
     /// Deepest nesting of search keys (NOT, OR, parentheses) accepted in one SEARCH (at
     /// most 1000 counts).
     pub max_nesting: usize,
+    /// Mailboxes one user may have (INBOX and parents included); CREATE or RENAME
+    /// past it answers `NO [LIMIT]`.
+    pub max_mailboxes: usize,
+    /// Levels of a mailbox name (`a/b/c` has 3); deeper names are refused with
+    /// `NO [LIMIT]`.
+    pub max_mailbox_depth: usize,
 }
 
 impl Default for Limits {
@@ -386,6 +398,8 @@ impl Default for Limits {
             idle_timeout_secs: 30 * 60,
             preauth_timeout_secs: 60,
             max_nesting: 64,
+            max_mailboxes: 1000,
+            max_mailbox_depth: 16,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `pluto_sessions_open` | gauge | |
 //! | `pluto_commands_total` | counter | `command` |
-//! | `pluto_logins_total` | counter | `result` (`ok`, `failed`, `unavailable`) |
+//! | `pluto_logins_total` | counter | `result` (`ok`, `failed`, `unavailable`, `throttled`: refused because the throttle's wait would outlast the time to log in) |
 //! | `pluto_replication_ops_behind` | gauge | `peer` |
 //! | `pluto_replication_bytes_behind` | gauge | `peer` |
 //! | `pluto_replication_peer_connected` | gauge (0/1) | `peer` |

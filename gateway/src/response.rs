@@ -149,6 +149,13 @@ impl From<StoreError> for CmdError {
                     "Internal storage error; nothing was changed",
                 )
             }
+            StoreError::DiskFull(error) => {
+                tracing::error!(%error, "mail storage is full");
+                CmdError::no_code(
+                    Code::OverQuota,
+                    "The server's disk is full; nothing was changed, try again later",
+                )
+            }
             StoreError::Corrupt(reason) => {
                 tracing::error!(%reason, "stored data corrupt");
                 CmdError::no_code(code("CORRUPTION"), "Stored mail could not be read")

@@ -1,20 +1,26 @@
-//! Login throttling: a growing delay after failed logins, counted per remote
-//! address and per user name, shared by every gateway through Redis.
+//! Login throttling: a growing delay before the password of a login is
+//! checked, keyed by (user name, remote address), with a much looser
+//! ceiling per address, shared by every gateway through Redis.
 //!
-//! The delay follows Dovecot's auth penalty: none before the first failure,
+//! The delay follows Dovecot's auth penalty: none for the first attempt,
 //! then 2 s, doubling with each further failure, capped at 15 s (all three
-//! configurable — tests scale them down). The count that matters is the
-//! larger of the address's and the user name's, so both a password spray
-//! from one address and a guessing attack on one account from many
-//! addresses slow down. Counters expire a window (15 min) after their last
-//! failure.
+//! configurable — tests scale them down). It is counted per (user, address):
+//! a colleague's mistyped passwords behind the same NAT never slow anyone
+//! else down. The address alone has its own counter that only bites after
+//! `address_allowance` failures (default 50) for any users — a password
+//! spray from one address — and then grows the same way.
 //!
-//! A successful login clears the user name's counter and takes back, from
-//! the address's counter, the failures that this same user made from it (a
-//! mistyped password is forgiven once the right one is given, but an
-//! attacker cannot wipe the address's record of guesses at *other* users by
-//! logging into an account of their own). Successes never add to any
-//! counter, so a client repeating a correct password never slows down.
+//! Parallel guesses cannot share a slot: every attempt *reserves* its slot
+//! before its password is checked, atomically (one Lua script in Redis, one
+//! lock in memory), and counts as a failure until it succeeds. A slot is no
+//! earlier than now and one penalty after the previous attempt's slot, so
+//! 40 parallel guesses queue up one behind the other exactly as 40
+//! sequential ones would. A success clears its own (user, address) key and
+//! takes that key's attempts back from the address's count (an attacker
+//! cannot wipe the address's record of guesses at *other* users by logging
+//! into an account of their own). An attempt that failed for a reason that
+//! is not the client's (the user directory was down) is released. Counters
+//! expire a window (15 min) after their latest slot.
 //!
 //! IPv6 addresses are counted per /64, the block a single host usually
 //! controls; IPv4-mapped IPv6 addresses count as the IPv4 address.
@@ -49,6 +55,9 @@ pub struct ThrottleConfig {
     pub base_delay: Duration,
     /// Largest delay. Default 15 s.
     pub max_delay: Duration,
+    /// Failed attempts from one address, for any users, before the
+    /// address's own delay starts (the per-address ceiling). Default 50.
+    pub address_allowance: u64,
     /// A counter is forgotten this long after its last failure. Default 15 min.
     pub window: Duration,
     /// Longest wait for one Redis operation (and for connecting) before the
@@ -69,6 +78,7 @@ impl Default for ThrottleConfig {
             key_prefix: "pluto:throttle:".to_owned(),
             base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(15),
+            address_allowance: 50,
             window: Duration::from_secs(15 * 60),
             redis_timeout: Duration::from_millis(500),
             redis_retry: Duration::from_secs(10),
@@ -133,6 +143,28 @@ fn normalize_user(user: &str) -> String {
     lower
 }
 
+/// The delay curve and the per-address allowance, as the counters need them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Delays {
+    pub(crate) base: Duration,
+    pub(crate) max: Duration,
+    pub(crate) address_allowance: u64,
+}
+
+impl Delays {
+    fn of(config: &ThrottleConfig) -> Delays {
+        Delays {
+            base: config.base_delay,
+            max: config.max_delay,
+            address_allowance: config.address_allowance,
+        }
+    }
+
+    pub(crate) fn penalty(&self, failures: u64) -> Duration {
+        penalty(failures, self.base, self.max)
+    }
+}
+
 /// The delay after `failures` failures: 0, then base, doubling, capped.
 pub fn penalty(failures: u64, base: Duration, max: Duration) -> Duration {
     if failures == 0 {
@@ -145,17 +177,18 @@ pub fn penalty(failures: u64, base: Duration, max: Duration) -> Duration {
 /// The login throttle. Cheap to share: put it in an `Arc`.
 ///
 /// ```text
-/// let delay = throttle.delay_for(peer_ip, &user).await;
-/// tokio::time::sleep(delay).await;
+/// let wait = throttle.reserve(peer_ip, &user).await;   // counts as failed from now on
+/// tokio::time::sleep(wait).await;
 /// match authenticator.authenticate(&user, &password).await {
 ///     Ok(_) => throttle.record_success(peer_ip, &user).await,
-///     Err(AuthError::Failed | AuthError::Disabled) => throttle.record_failure(peer_ip, &user).await,
-///     Err(_) => {} // backend trouble is not the client's fault
+///     Err(AuthError::Failed | AuthError::Disabled) => {}    // already counted
+///     Err(_) => throttle.release(peer_ip, &user).await,     // not the client's fault
 /// }
 /// ```
 #[derive(Debug)]
 pub struct Throttle {
     config: ThrottleConfig,
+    delays: Delays,
     local: MemoryCounters,
     redis: Option<RedisCounters>,
 }
@@ -171,6 +204,7 @@ impl Throttle {
         };
         Ok(Throttle {
             local: MemoryCounters::new(config.window, config.local_capacity),
+            delays: Delays::of(&config),
             redis,
             config,
         })
@@ -178,48 +212,58 @@ impl Throttle {
 
     /// A throttle with the default delays that counts in this process only.
     pub fn local() -> Throttle {
+        let config = ThrottleConfig::default();
         Throttle {
-            local: MemoryCounters::new(
-                ThrottleConfig::default().window,
-                ThrottleConfig::default().local_capacity,
-            ),
+            local: MemoryCounters::new(config.window, config.local_capacity),
+            delays: Delays::of(&config),
             redis: None,
-            config: ThrottleConfig::default(),
+            config,
         }
     }
 
-    /// How long to wait before answering a login from `ip` as `user`: the
-    /// penalty for the larger of the two failure counts.
-    pub async fn delay_for(&self, ip: IpAddr, user: &str) -> Duration {
-        let subject = Subject::new(ip, user);
-        let failures = match &self.redis {
-            Some(redis) => match redis.failures(&subject).await {
-                Some(n) => n,
-                None => self.local.failures(&subject),
-            },
-            None => self.local.failures(&subject),
-        };
-        penalty(failures, self.config.base_delay, self.config.max_delay)
-    }
-
-    /// Counts a failed login (wrong password, unknown user, disabled account).
-    pub async fn record_failure(&self, ip: IpAddr, user: &str) {
+    /// Reserves a login attempt from `ip` as `user` and returns how long it
+    /// must wait before its password is checked. From now on the attempt
+    /// counts as a failure, until [`Throttle::record_success`] or
+    /// [`Throttle::release`]; parallel attempts get successive slots.
+    pub async fn reserve(&self, ip: IpAddr, user: &str) -> Duration {
         let subject = Subject::new(ip, user);
         // The local limiter always counts too, so that it holds this
         // gateway's recent history should Redis go away.
-        self.local.record_failure(&subject);
-        if let Some(redis) = &self.redis {
-            redis.record_failure(&subject).await;
+        let local = self.local.reserve(&subject, &self.delays);
+        match &self.redis {
+            Some(redis) => redis.reserve(&subject, &self.delays).await.unwrap_or(local),
+            None => local,
         }
     }
 
-    /// A successful login: clears the user's counter and this user's own
-    /// failures from the address's counter.
+    /// A successful login: clears the (user, address) key and takes its
+    /// attempts back from the address's count.
     pub async fn record_success(&self, ip: IpAddr, user: &str) {
         let subject = Subject::new(ip, user);
         self.local.record_success(&subject);
         if let Some(redis) = &self.redis {
             redis.record_success(&subject).await;
+        }
+    }
+
+    /// Takes back a reserved attempt whose failure was not the client's
+    /// doing (the user directory was unavailable).
+    pub async fn release(&self, ip: IpAddr, user: &str) {
+        let subject = Subject::new(ip, user);
+        self.local.release(&subject);
+        if let Some(redis) = &self.redis {
+            redis.release(&subject).await;
+        }
+    }
+
+    /// The attempts now counted against (`user` from `ip`, `ip` for any
+    /// user): reserved and not successful, within the window.
+    pub async fn attempts(&self, ip: IpAddr, user: &str) -> (u64, u64) {
+        let subject = Subject::new(ip, user);
+        let local = self.local.attempts(&subject);
+        match &self.redis {
+            Some(redis) => redis.attempts(&subject).await.unwrap_or(local),
+            None => local,
         }
     }
 

@@ -1,30 +1,69 @@
-//! The Redis failure counters, shared by every gateway, with the bookkeeping
+//! The Redis login counters, shared by every gateway, with the bookkeeping
 //! that falls back to the local limiter while Redis is unreachable.
 //!
 //! Keys (all under the configured prefix, all expiring a window after their
-//! last failure): `ip:<addr>`, `user:<name>`, and `pair:<addr>|<name>` —
-//! the failures of one user from one address, which a success takes back
-//! from the address's counter. A failure updates all three in one MULTI;
-//! a success is one Lua script, so concurrent gateways never see half of it.
+//! latest slot): `pair:<addr>|<name>` (one user's attempts from one address)
+//! and `ip:<addr>` (every attempt from the address). Each is a hash of `n`
+//! (attempts not yet successful) and `slot` (the Redis server time, in ms,
+//! given to the latest attempt). Reserving, succeeding and releasing are one
+//! Lua script each, so concurrent gateways and sessions never share a slot
+//! or see half of a change; the script reads Redis' own clock, so gateways'
+//! clocks need not agree.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Subject, ThrottleConfig};
+use super::{Delays, Subject, ThrottleConfig};
 use crate::AuthError;
 
-/// Clears the user's counter and subtracts the pair's failures from the
-/// address's counter. KEYS: ip, user, pair.
-const SUCCESS_SCRIPT: &str = r"
-local own = tonumber(redis.call('GET', KEYS[3]) or '0')
-if own > 0 then
-  local left = redis.call('DECRBY', KEYS[1], own)
-  if left <= 0 then redis.call('DEL', KEYS[1]) end
+/// Takes the next slot on the pair and on the address and returns the wait
+/// in ms. KEYS: pair, ip. ARGV: base ms, max ms, window ms, address allowance.
+const RESERVE_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local base, max, window, allowance =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local function penalty(n)
+  if n <= 0 then return 0 end
+  local d = base * 2 ^ math.min(n - 1, 40)
+  if d > max then d = max end
+  return d
 end
-redis.call('DEL', KEYS[2], KEYS[3])
+local function take(key, free)
+  local v = redis.call('HMGET', key, 'n', 'slot')
+  local n = tonumber(v[1] or '0') or 0
+  local previous = math.max(now, tonumber(v[2] or '0') or 0)
+  local slot = previous + penalty(n - free)
+  redis.call('HSET', key, 'n', n + 1, 'slot', slot)
+  redis.call('PEXPIRE', key, math.floor(slot - now + window))
+  return slot
+end
+local wait = math.max(take(KEYS[1], 0), take(KEYS[2], allowance)) - now
+return math.floor(wait)
+";
+
+/// Clears the pair and takes its attempts back from the address's count
+/// (at least this one). KEYS: pair, ip.
+const SUCCESS_SCRIPT: &str = r"
+local own = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') or 0
+if own < 1 then own = 1 end
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('HINCRBY', KEYS[2], 'n', -own) <= 0 then redis.call('DEL', KEYS[2]) end
+end
+return 0
+";
+
+/// Takes one attempt back from the pair and the address. KEYS: pair, ip.
+const RELEASE_SCRIPT: &str = r"
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    if redis.call('HINCRBY', key, 'n', -1) <= 0 then redis.call('DEL', key) end
+  end
+end
 return 0
 ";
 
@@ -32,9 +71,11 @@ pub(crate) struct RedisCounters {
     client: redis::Client,
     prefix: String,
     window_ms: u64,
-    timeout: std::time::Duration,
-    retry: std::time::Duration,
+    timeout: Duration,
+    retry: Duration,
+    reserve: redis::Script,
     success: redis::Script,
+    release: redis::Script,
     /// The live connection manager, made on first use and dropped after a
     /// failure (the next attempt makes a fresh one).
     manager: Mutex<Option<ConnectionManager>>,
@@ -66,7 +107,9 @@ impl RedisCounters {
                 .max(1),
             timeout: config.redis_timeout,
             retry: config.redis_retry,
+            reserve: redis::Script::new(RESERVE_SCRIPT),
             success: redis::Script::new(SUCCESS_SCRIPT),
+            release: redis::Script::new(RELEASE_SCRIPT),
             manager: Mutex::new(None),
             down_until: Mutex::new(None),
             healthy: AtomicBool::new(true),
@@ -77,11 +120,10 @@ impl RedisCounters {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    fn keys(&self, s: &Subject) -> [String; 3] {
+    fn keys(&self, s: &Subject) -> [String; 2] {
         [
-            format!("{}ip:{}", self.prefix, s.ip),
-            format!("{}user:{}", self.prefix, s.user),
             format!("{}pair:{}|{}", self.prefix, s.ip, s.user),
+            format!("{}ip:{}", self.prefix, s.ip),
         ]
     }
 
@@ -153,45 +195,59 @@ impl RedisCounters {
         }
     }
 
-    pub(crate) async fn failures(&self, s: &Subject) -> Option<u64> {
-        let [ip, user, _] = self.keys(s);
+    /// The wait before this attempt's password may be checked; `None`
+    /// when Redis did not answer.
+    pub(crate) async fn reserve(&self, s: &Subject, d: &Delays) -> Option<Duration> {
+        let [pair, ip] = self.keys(s);
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (base, max, window) = (ms(d.base), ms(d.max), self.window_ms);
+        let allowance = d.address_allowance;
+        let wait: i64 = self
+            .run(async |mut c| {
+                self.reserve
+                    .key(&pair)
+                    .key(&ip)
+                    .arg(base)
+                    .arg(max)
+                    .arg(window)
+                    .arg(allowance)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+    }
+
+    /// Reserved attempts (pair, address), for tests and status.
+    pub(crate) async fn attempts(&self, s: &Subject) -> Option<(u64, u64)> {
+        let [pair, ip] = self.keys(s);
         self.run(async |mut c| {
-            let (a, b): (Option<u64>, Option<u64>) = redis::cmd("MGET")
-                .arg(&ip)
-                .arg(&user)
+            let a: Option<u64> = redis::cmd("HGET")
+                .arg(&pair)
+                .arg("n")
                 .query_async(&mut c)
                 .await?;
-            Ok(a.unwrap_or(0).max(b.unwrap_or(0)))
+            let b: Option<u64> = redis::cmd("HGET")
+                .arg(&ip)
+                .arg("n")
+                .query_async(&mut c)
+                .await?;
+            Ok((a.unwrap_or(0), b.unwrap_or(0)))
         })
         .await
     }
 
-    pub(crate) async fn record_failure(&self, s: &Subject) {
-        let keys = self.keys(s);
-        let window = self.window_ms;
-        self.run(async |mut c| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for key in &keys {
-                pipe.incr(key, 1).ignore();
-                pipe.pexpire(key, i64::try_from(window).unwrap_or(i64::MAX))
-                    .ignore();
-            }
-            pipe.query_async::<()>(&mut c).await
-        })
-        .await;
+    pub(crate) async fn record_success(&self, s: &Subject) {
+        self.two_keys(&self.success, s).await;
     }
 
-    pub(crate) async fn record_success(&self, s: &Subject) {
-        let [ip, user, pair] = self.keys(s);
-        self.run(async |mut c| {
-            self.success
-                .key(&ip)
-                .key(&user)
-                .key(&pair)
-                .invoke_async::<()>(&mut c)
-                .await
-        })
-        .await;
+    pub(crate) async fn release(&self, s: &Subject) {
+        self.two_keys(&self.release, s).await;
+    }
+
+    async fn two_keys(&self, script: &redis::Script, s: &Subject) {
+        let [pair, ip] = self.keys(s);
+        self.run(async |mut c| script.key(&pair).key(&ip).invoke_async::<()>(&mut c).await)
+            .await;
     }
 }

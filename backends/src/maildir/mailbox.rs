@@ -15,6 +15,10 @@
 //!   change made by another Maildir program is seen), so a crash between the two keeps
 //!   the change.
 //!
+//! Files other programs drop into `new/` are taken into `cur/` with CRLF line ends
+//! (bare LFs converted in place first, so sizes are the CRLF sizes everywhere); empty
+//! files there are not messages and are left alone.
+//!
 //! Cheap change detection: `new/` is listed at every refresh (it is normally empty) and
 //! `cur/` is scanned in full only when its mtime moved since our own last change, or
 //! every [`FULL_SCAN_EVERY`] as a safety net for changes within one mtime tick.
@@ -30,7 +34,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use super::filename::{FileName, file_name, letters, new_unique, split_letters, with_system_flags};
 use super::index::{Batch, Entry, Journal, Snapshot, SnapshotError, read_snapshot, write_snapshot};
 use crate::error::{StoreError, StoreResult};
-use crate::fsutil::{is_not_found, now_micros, sync_dir};
+use crate::fsutil::{convert_to_crlf, has_bare_lf, is_not_found, now_micros, sync_dir};
 use crate::types::*;
 
 /// How many expunges are remembered for `changes_since` deltas.
@@ -344,9 +348,10 @@ impl MailboxState {
 
     /// Takes in what other programs did, cheaply when nothing happened.
     pub fn refresh(&mut self) -> StoreResult<()> {
-        let new_pending = fs::read_dir(&self.new)?
-            .flatten()
-            .any(|e| !e.file_name().to_string_lossy().starts_with('.'));
+        let new_pending = fs::read_dir(&self.new)?.flatten().any(|e| {
+            !e.file_name().to_string_lossy().starts_with('.')
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
         let cur_mtime = mtime(&self.cur)?;
         if new_pending
             || Some(cur_mtime) != self.cur_mtime
@@ -368,9 +373,41 @@ impl MailboxState {
             if name.starts_with('.') {
                 continue;
             }
+            let len = match entry.metadata() {
+                Ok(m) => m.len(),
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if len == 0 {
+                // Not a message (an aborted delivery, a `touch`): left where it is and
+                // never shown as an empty message.
+                tracing::debug!(file = %entry.path().display(), "ignoring an empty file in new/");
+                continue;
+            }
+            // IMAP needs CRLF line ends; files other programs drop here may have bare
+            // LFs. Converted in place, in new/, before anything else sees them, so the
+            // size in the index is the size served.
+            let converted = match has_bare_lf(&entry.path()) {
+                Ok(false) => false,
+                Ok(true) => {
+                    let tmp = self.tmp.join(format!("{name}.crlf"));
+                    match convert_to_crlf(&entry.path(), &tmp) {
+                        Ok(()) => true,
+                        Err(e) if is_not_found(&e) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let parsed = FileName::parse(&name);
             let (system, extra) = split_letters(&parsed.letters);
             let mut unique = parsed.unique;
+            if converted && unique.contains(",S=") {
+                // The name's Maildir++ size is the LF size: other readers trust it.
+                let size = fs::metadata(entry.path()).map_or(len, |m| m.len());
+                unique = new_unique(size);
+            }
             let mut target = self.cur.join(file_name(&unique, &system, &extra));
             if self.by_unique.contains_key(&unique) || target.exists() {
                 unique = new_unique(entry.metadata().map(|m| m.len()).unwrap_or(0));

@@ -30,6 +30,7 @@
 //! leaves a half-done change unguarded. Each mailbox has a `watch` channel that carries
 //! its highest modseq after every change made through this store.
 
+mod dropwatch;
 mod filename;
 mod index;
 mod mailbox;
@@ -67,6 +68,8 @@ pub struct MaildirStore {
     _lock: File,
     users: StdMutex<HashMap<UserId, Arc<UserState>>>,
     recent: crate::recent::RecentClaims,
+    /// Wakes change feeds when another program drops mail into `new/`.
+    drops: dropwatch::DropWatch,
 }
 
 impl std::fmt::Debug for MaildirStore {
@@ -151,7 +154,16 @@ impl UserState {
         };
         let mut changed = meta.clone();
         let result = f(&mut changed);
-        let result = result.and_then(|v| changed.save(&self.dir).map(|()| v));
+        // Nothing to write when nothing changed and the file is there (so undoing a
+        // step, or a no-op SUBSCRIBE, works on a full disk too).
+        let unchanged = changed == meta && self.dir.join(USER_FILE).exists();
+        let result = result.and_then(|v| {
+            if unchanged {
+                Ok(v)
+            } else {
+                changed.save(&self.dir).map(|()| v)
+            }
+        });
         if result.is_ok() {
             meta = changed;
         }
@@ -210,6 +222,31 @@ impl UserState {
         }
         self.forget(name);
         result
+    }
+
+    /// Takes back mailboxes made by a call that then failed (newest first): renamed
+    /// away atomically, then removed, like DELETE.
+    fn remove_created(&self, created: &[MailboxName]) {
+        for name in created.iter().rev() {
+            let Ok(dir) = mailbox_dir(&self.dir, name) else {
+                continue;
+            };
+            let trash = self.dir.join(staging_name(TRASH_PREFIX));
+            match fs::rename(&dir, &trash) {
+                Ok(()) => {
+                    if let Err(e) = fs::remove_dir_all(&trash) {
+                        tracing::warn!(dir = %trash.display(), error = %e, "cannot remove an undone mailbox's files; will retry at next login");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot undo a mailbox made by a failed command");
+                }
+            }
+            self.forget(name);
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot sync after undoing a CREATE");
+        }
     }
 
     /// Removes what a crash may have left: half-made and half-deleted mailboxes.
@@ -308,6 +345,7 @@ impl MaildirStore {
             _lock: file,
             users: StdMutex::new(HashMap::new()),
             recent: crate::recent::RecentClaims::default(),
+            drops: dropwatch::DropWatch::new(),
         })
     }
 
@@ -471,30 +509,50 @@ impl MaildirStore {
             }
             plan.push((mailbox_dir(&u.dir, old)?, mailbox_dir(&u.dir, new)?));
         }
-        for parent in to.ancestors() {
-            if !u.exists(&parent)? {
-                u.create_one(&parent)?;
+        // Every step is undone if a later one fails (a full disk): an error answer
+        // means nothing changed.
+        let mut created = Vec::new();
+        let mut renamed = 0;
+        let result = (|| {
+            for parent in to.ancestors() {
+                if !u.exists(&parent)? {
+                    u.create_one(&parent)?;
+                    created.push(parent);
+                }
             }
+            for (old_dir, new_dir) in &plan {
+                fs::rename(old_dir, new_dir)?;
+                renamed += 1;
+            }
+            sync_dir(&u.dir)?;
+            u.meta_update(|m| {
+                for (old, new) in &moving {
+                    if let Some(su) = m.special_use.remove(old) {
+                        m.special_use.insert(new.clone(), su);
+                    }
+                    if m.subscriptions.remove(old) {
+                        m.subscriptions.insert(new.clone());
+                    }
+                }
+                Ok(())
+            })
+        })();
+        if result.is_err() {
+            for (old_dir, new_dir) in plan[..renamed].iter().rev() {
+                if let Err(e) = fs::rename(new_dir, old_dir) {
+                    tracing::error!(from = %new_dir.display(), to = %old_dir.display(), error = %e, "cannot undo a failed RENAME");
+                }
+            }
+            if let Err(e) = sync_dir(&u.dir) {
+                tracing::warn!(dir = %u.dir.display(), error = %e, "cannot sync after undoing a RENAME");
+            }
+            u.remove_created(&created);
         }
-        for (old_dir, new_dir) in &plan {
-            fs::rename(old_dir, new_dir)?;
-        }
-        sync_dir(&u.dir)?;
         for (old, new) in &moving {
             u.forget(old);
             u.forget(new);
         }
-        u.meta_update(|m| {
-            for (old, new) in &moving {
-                if let Some(su) = m.special_use.remove(old) {
-                    m.special_use.insert(new.clone(), su);
-                }
-                if m.subscriptions.remove(old) {
-                    m.subscriptions.insert(new.clone());
-                }
-            }
-            Ok(())
-        })
+        result
     }
 }
 
@@ -575,19 +633,30 @@ impl MailStore for MaildirStore {
             if u.exists(&name)? {
                 return Err(StoreError::MailboxExists(name));
             }
-            for parent in name.ancestors() {
-                if !u.exists(&parent)? {
-                    u.create_one(&parent)?;
+            // A failure half-way (a full disk) removes what this call made: an error
+            // answer means nothing changed.
+            let mut created = Vec::new();
+            let result = (|| {
+                for parent in name.ancestors() {
+                    if !u.exists(&parent)? {
+                        u.create_one(&parent)?;
+                        created.push(parent);
+                    }
                 }
+                u.create_one(&name)?;
+                created.push(name.clone());
+                u.meta_update(|m| {
+                    match special_use {
+                        Some(su) => m.special_use.insert(name.clone(), su),
+                        None => m.special_use.remove(&name),
+                    };
+                    Ok(())
+                })
+            })();
+            if result.is_err() {
+                u.remove_created(&created);
             }
-            u.create_one(&name)?;
-            u.meta_update(|m| {
-                match special_use {
-                    Some(su) => m.special_use.insert(name.clone(), su),
-                    None => m.special_use.remove(&name),
-                };
-                Ok(())
-            })
+            result
         })
         .await
     }
@@ -610,16 +679,25 @@ impl MailStore for MaildirStore {
             let dir = mailbox_dir(&u.dir, &name)?;
             let trash = u.dir.join(staging_name(TRASH_PREFIX));
             fs::rename(&dir, &trash)?;
-            sync_dir(&u.dir)?;
             u.forget(&name);
+            // Subscriptions stay (RFC 3501 6.3.4); the special use goes with the mailbox.
+            let result = sync_dir(&u.dir).map_err(StoreError::from).and_then(|()| {
+                u.meta_update(|m| {
+                    m.special_use.remove(&name);
+                    Ok(())
+                })
+            });
+            if result.is_err() {
+                // A full disk: put the mailbox back, so the error answer is true.
+                if let Err(e) = fs::rename(&trash, &dir) {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot undo a failed DELETE");
+                }
+                return result;
+            }
             if let Err(e) = fs::remove_dir_all(&trash) {
                 tracing::warn!(dir = %trash.display(), error = %e, "cannot remove a deleted mailbox's files; will retry at next login");
             }
-            // Subscriptions stay (RFC 3501 6.3.4); the special use goes with the mailbox.
-            u.meta_update(|m| {
-                m.special_use.remove(&name);
-                Ok(())
-            })
+            Ok(())
         })
         .await
     }
@@ -643,7 +721,15 @@ impl MailStore for MaildirStore {
             // RFC 3501: a new mailbox gets INBOX's messages; INBOX stays, empty, and
             // its children are not affected.
             self.create_mailbox(user, to, None).await?;
-            return self.move_all(user, from, to).await;
+            let moved = self.move_all(user, from, to).await;
+            if moved.is_err() && self.status(user, to).await.is_ok_and(|s| s.messages == 0) {
+                // Nothing was moved (a full disk stops the copies before any is made):
+                // take the new mailbox back, so the error answer is true.
+                if let Err(e) = self.delete_mailbox(user, to).await {
+                    tracing::warn!(mailbox = %to, error = %e, "cannot undo the mailbox of a failed RENAME INBOX");
+                }
+            }
+            return moved;
         }
         let tree = u.tree.clone().write_owned().await;
         let (from, to) = (from.clone(), to.clone());
@@ -725,11 +811,34 @@ impl MailStore for MaildirStore {
         self.on_mailbox(user, name, |_| Ok(())).await?;
         let handle = self.user(user).handle(name)?;
         let rx = handle.notify.subscribe();
+        // Mail another program drops into new/ wakes the feed too (with the modseq
+        // unchanged): the session's refresh then takes it in.
+        let drops = self.drops.subscribe(&handle.dir.join("new"));
         drop(handle);
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.changed().await.ok()?;
-            let value = *rx.borrow_and_update();
-            Some((value, rx))
+        let stream = futures::stream::unfold((rx, drops), |(mut rx, mut drops)| async move {
+            loop {
+                let dropped = async {
+                    match drops.as_mut() {
+                        Some(d) => d.changed().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    changed = rx.changed() => {
+                        changed.ok()?;
+                        let value = *rx.borrow_and_update();
+                        return Some((value, (rx, drops)));
+                    }
+                    seen = dropped => {
+                        if seen.is_err() {
+                            drops = None;
+                            continue;
+                        }
+                        let value = *rx.borrow();
+                        return Some((value, (rx, drops)));
+                    }
+                }
+            }
         });
         Ok(stream.boxed())
     }

@@ -14,7 +14,7 @@ use crate::types::{MailboxName, SpecialUse};
 
 pub(crate) const USER_FILE: &str = "pluto-user.json";
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct UserMeta {
     #[serde(default)]
     pub subscriptions: BTreeSet<MailboxName>,

@@ -177,11 +177,15 @@ pub enum WireError {
     MailboxExists(MailboxName),
     InvalidName(String),
     NotAllowed(String),
-    TooBig { limit: u64 },
+    TooBig {
+        limit: u64,
+    },
     OverQuota,
     Unavailable(String),
     Io(String),
     Corrupt(String),
+    /// Appended last: older peers decode every variant before it unchanged.
+    DiskFull(String),
 }
 
 impl From<StoreError> for WireError {
@@ -196,6 +200,7 @@ impl From<StoreError> for WireError {
             StoreError::Unavailable(r) => WireError::Unavailable(r),
             StoreError::Io(e) => WireError::Io(e.to_string()),
             StoreError::Corrupt(r) => WireError::Corrupt(r),
+            StoreError::DiskFull(e) => WireError::DiskFull(e.to_string()),
         }
     }
 }
@@ -212,6 +217,10 @@ impl From<WireError> for StoreError {
             WireError::Unavailable(r) => StoreError::Unavailable(r),
             WireError::Io(r) => StoreError::Io(std::io::Error::other(format!("on the node: {r}"))),
             WireError::Corrupt(r) => StoreError::Corrupt(r),
+            WireError::DiskFull(r) => StoreError::DiskFull(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("on the node: {r}"),
+            )),
         }
     }
 }

@@ -120,13 +120,36 @@ impl Session {
     /// user's mail.
     async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
         let ip = self.peer.ip();
-        let delay = self.shared.throttle.delay_for(ip, user).await;
+        // The slot is reserved before the password is checked, so parallel guesses
+        // queue behind each other instead of sharing one delay.
+        let delay = self.shared.throttle.reserve(ip, user).await;
+        // A wait that would outlast the time to log in holds the connection for
+        // nothing: refuse at once, without checking the password, and take the attempt
+        // back (queued guesses cannot park sessions for minutes).
+        let limit = std::time::Duration::from_secs(self.shared.config.limits.preauth_timeout_secs);
+        if delay >= limit {
+            self.shared.throttle.release(ip, user).await;
+            metrics::counter!(crate::metrics::LOGINS, "result" => "throttled").increment(1);
+            tracing::info!(user, wait = ?delay, "login refused: throttled");
+            // Counted like a failure, so one connection cannot spin on refusals.
+            self.failed_logins += 1;
+            if self.failed_logins >= MAX_FAILED_LOGINS {
+                self.send(&crate::response::bye("Too many failed logins"))
+                    .await?;
+                self.state = State::Logout;
+            }
+            return Err(CmdError::no_code(
+                code("UNAVAILABLE"),
+                "Too many failed logins from your address; try again later",
+            ));
+        }
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let authenticated = match self.shared.auth.authenticate(user, password).await {
             Ok(a) => a,
             Err(AuthError::Unavailable(reason)) => {
+                self.shared.throttle.release(ip, user).await;
                 metrics::counter!(crate::metrics::LOGINS, "result" => "unavailable").increment(1);
                 tracing::warn!(%reason, "authentication backend unavailable");
                 return Err(CmdError::no_code(
@@ -137,7 +160,6 @@ impl Session {
             Err(error) => {
                 metrics::counter!(crate::metrics::LOGINS, "result" => "failed").increment(1);
                 tracing::info!(user, %error, "login failed");
-                self.shared.throttle.record_failure(ip, user).await;
                 self.failed_logins += 1;
                 if self.failed_logins >= MAX_FAILED_LOGINS {
                     self.send(&crate::response::bye("Too many failed logins"))

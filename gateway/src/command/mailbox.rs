@@ -9,7 +9,7 @@ use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
-use pluto_backends::{MailboxName, SpecialUse};
+use pluto_backends::{MailboxList, MailboxName, SpecialUse};
 
 use crate::names::{self, mailbox_name, to_wire};
 use crate::response::{CmdError, CmdResult, Done, code};
@@ -32,6 +32,47 @@ fn attr(name: &'static str) -> FlagNameAttribute<'static> {
     FlagNameAttribute::from(Atom::unvalidated(Cow::Borrowed(name)))
 }
 
+/// The per-user bounds on mailboxes (`limits.max_mailboxes`, `limits.max_mailbox_depth`),
+/// checked here for every backend: `made` are the names a CREATE or RENAME would add,
+/// `deepest` the deepest name it would leave.
+fn check_mailbox_limits(
+    limits: &crate::config::Limits,
+    list: &MailboxList,
+    made: &[MailboxName],
+    deepest: usize,
+) -> Result<(), CmdError> {
+    if deepest > limits.max_mailbox_depth {
+        return Err(CmdError::no_code(
+            code("LIMIT"),
+            format!(
+                "Mailbox names may have at most {} levels",
+                limits.max_mailbox_depth
+            ),
+        ));
+    }
+    let existing = list.mailboxes.len();
+    if !made.is_empty() && existing + made.len() > limits.max_mailboxes {
+        return Err(CmdError::no_code(
+            code("LIMIT"),
+            format!(
+                "Too many mailboxes: at most {} per user (you have {existing})",
+                limits.max_mailboxes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `name` and those of its parents that do not exist yet.
+fn missing_with_parents(list: &MailboxList, name: &MailboxName) -> Vec<MailboxName> {
+    let exists = |n: &MailboxName| list.mailboxes.iter().any(|m| &m.name == n);
+    name.ancestors()
+        .into_iter()
+        .chain(std::iter::once(name.clone()))
+        .filter(|n| !exists(n))
+        .collect()
+}
+
 impl Session {
     pub(crate) async fn cmd_create(&mut self, mailbox: Mailbox<'static>) -> CmdResult {
         let user = self.user()?.clone();
@@ -46,6 +87,12 @@ impl Session {
                 code("ALREADYEXISTS"),
                 "INBOX always exists",
             ));
+        }
+        let list = self.store()?.list(&user).await?;
+        if !list.mailboxes.iter().any(|m| m.name == name) {
+            let made = missing_with_parents(&list, &name);
+            let depth = name.parts().count();
+            check_mailbox_limits(&self.shared.config.limits, &list, &made, depth)?;
         }
         self.store()?.create_mailbox(&user, &name, None).await?;
         Ok(Done::ok("Create completed"))
@@ -87,6 +134,22 @@ impl Session {
                 "Cannot rename a mailbox into itself",
             ));
         }
+        let list = self.store()?.list(&user).await?;
+        // The moved names keep their count (INBOX's messages go to a new mailbox, and
+        // INBOX stays); parents of the target that are missing are new.
+        let mut made = missing_with_parents(&list, &to);
+        if !from.is_inbox() {
+            made.retain(|n| n != &to);
+        }
+        let deepest = list
+            .mailboxes
+            .iter()
+            .filter_map(|m| m.name.rebase(&from, &to))
+            .chain(std::iter::once(to.clone()))
+            .map(|n| n.parts().count())
+            .max()
+            .unwrap_or(0);
+        check_mailbox_limits(&self.shared.config.limits, &list, &made, deepest)?;
         self.store()?.rename_mailbox(&user, &from, &to).await?;
         Ok(Done::ok("Rename completed"))
     }
