@@ -426,12 +426,17 @@ pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, Gat
         .nodes
         .iter()
         .map(|n| {
-            Arc::new(pluto_backends::remote::RemoteStore::new(
-                n.name.clone(),
-                n.store.clone(),
-                config.cluster.name.clone(),
-                tls.clone(),
-            ))
+            Arc::new(
+                pluto_backends::remote::RemoteStore::new(
+                    n.name.clone(),
+                    n.store.clone(),
+                    config.cluster.name.clone(),
+                    tls.clone(),
+                )
+                .with_call_timeout(std::time::Duration::from_millis(
+                    config.cluster.rpc_timeout_ms,
+                )),
+            )
         })
         .collect();
     Ok(crate::route::Cluster::new(placement(config), stores))

@@ -29,6 +29,9 @@ pub struct Routed {
     /// Set when the session is not on the user's home node: turns true once the home
     /// node is healthy and caught up again, and the session should move back.
     pub home_back: Option<watch::Receiver<bool>>,
+    /// The node's health, when it was healthy at routing: turns false when the probe
+    /// marks it down, and then the session ends with `* BYE [UNAVAILABLE]`.
+    pub node_up: Option<watch::Receiver<bool>>,
 }
 
 pub enum Router {
@@ -62,6 +65,7 @@ impl Router {
                 store: store.clone(),
                 node: "local".to_owned(),
                 home_back: None,
+                node_up: None,
             }],
             Router::Cluster(cluster) => cluster.candidates(user),
         }
@@ -74,6 +78,16 @@ pub struct NodeHandle {
     pub store: Arc<RemoteStore>,
     /// Healthy and caught up, as of the last probe.
     pub ready: watch::Sender<bool>,
+}
+
+impl NodeHandle {
+    /// The node's health signal, if it is healthy now (a session sent to a node that
+    /// looked down, when no replica looked ready, is not ended by it staying down).
+    fn up_signal(&self) -> Option<watch::Receiver<bool>> {
+        let rx = self.ready.subscribe();
+        let up = *rx.borrow();
+        up.then_some(rx)
+    }
 }
 
 /// Where a user's replicas are: the owner worker by the ring, then every storage node.
@@ -169,6 +183,7 @@ impl Cluster {
                 (0, _) | (_, None) => None,
                 (_, Some(home)) => Some(home.ready.subscribe()),
             },
+            node_up: node.up_signal(),
         };
         let nodes: Vec<(usize, &Arc<NodeHandle>)> = set
             .iter()
@@ -196,6 +211,7 @@ impl Cluster {
                         store: prev.store.clone(),
                         node: prev.name.clone(),
                         home_back: Some(home.ready.subscribe()),
+                        node_up: prev.up_signal(),
                     },
                 );
             }

@@ -46,6 +46,9 @@ pub enum FrameError {
     Version { ours: u16, theirs: u16 },
     #[error("peer asked for the {theirs:?} service, this end serves {ours:?}")]
     WrongService { ours: Service, theirs: Service },
+    /// Refused before anything was written: the link is still usable.
+    #[error("a message of {len} bytes does not fit in a frame (at most {MAX_FRAME})")]
+    TooLarge { len: usize },
 }
 
 /// A framed, typed link.
@@ -68,8 +71,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         self.inner.get_ref()
     }
 
+    /// Sends one message. One too large for a frame is refused with
+    /// [`FrameError::TooLarge`] before a byte is written, so the link stays usable.
     pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), FrameError> {
         let bytes = postcard::to_stdvec(message)?;
+        if bytes.len() > MAX_FRAME {
+            return Err(FrameError::TooLarge { len: bytes.len() });
+        }
         self.inner.send(Bytes::from(bytes)).await?;
         Ok(())
     }

@@ -12,5 +12,5 @@ mod protocol;
 mod server;
 
 pub use client::RemoteStore;
-pub use protocol::{NodeStatus, PeerStatus, Request, Response, StatusFn, WireError};
-pub use server::serve;
+pub use protocol::{AdmitFn, NodeStatus, PeerStatus, Request, Response, StatusFn, WireError};
+pub use server::{serve, serve_admitting};
