@@ -415,7 +415,10 @@ async fn ack_replica_waits_for_a_reachable_peer_not_for_one_known_down() {
     to_b.set_cut(true);
     let seen_down = Instant::now();
     while na.status().peers.iter().any(|p| p.connected) {
-        assert!(seen_down.elapsed() < Duration::from_secs(20), "the cut was never noticed");
+        assert!(
+            seen_down.elapsed() < Duration::from_secs(20),
+            "the cut was never noticed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = sa.local_only_acks();
