@@ -98,11 +98,18 @@ async fn converged_ids(cluster: &Cluster, user: &str) -> HashMap<String, usize> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_append_answered_no_is_stored_when_a_worker_is_killed() {
     let spec = Spec {
-        users: (1..=4).map(|i| format!("user{i}")).collect(),
+        users: (1..=12).map(|i| format!("user{i}")).collect(),
         ..Spec::default()
     };
-    let users = spec.users.clone();
+    let all = spec.users.clone();
     let mut cluster = Cluster::start(spec).await;
+    // Four writers, at least three of them at home on the worker that is killed.
+    let (mut users, others): (Vec<String>, Vec<String>) = all
+        .into_iter()
+        .partition(|u| cluster.replicas_of(u)[0] == "worker1");
+    assert!(users.len() >= 3, "the ring put only {users:?} on worker1");
+    users.truncate(3);
+    users.extend(others.into_iter().take(1));
     let count = 1200;
     let corpus = corpus::messages(count);
     let mut tasks = Vec::new();
