@@ -11,7 +11,7 @@
 //!   set far above what the writes take), and the worker counts them as acknowledged
 //!   locally only;
 //! - a node refuses a user the ring does not place on it; the user's UIDVALIDITY
-//!   stays what it was;
+//!   stays what it was; a gateway refuses an APPENDLIMIT larger than a cluster carries;
 //! - two 45 MiB messages: fetched in one FETCH through the gateway, and replicated to
 //!   the storage node.
 
@@ -408,6 +408,23 @@ async fn a_node_refuses_a_user_the_ring_does_not_place_on_it() {
             .unwrap();
         assert_eq!(view.uid_validity, validity, "{node}");
     }
+    // A message larger than an internal frame can carry could never reach a node: a
+    // gateway does not start with an APPENDLIMIT above it.
+    let out = std::process::Command::new(&cluster.bin)
+        .args(["gateway", "--config"])
+        .arg(&cluster.config)
+        .args(["--imap", "127.0.0.1:0", "--imaps", ""])
+        .env("PLUTO_CLUSTER__NAME", "gw1")
+        .env("PLUTO_DATA_DIR", cluster.dir.path().join("gw-big"))
+        .env("PLUTO_LIMITS__APPEND_LIMIT", (100u32 << 20).to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a gateway started with a 100 MiB APPENDLIMIT"
+    );
+    assert!(stderr.contains("append_limit"), "{stderr}");
 }
 
 /// A body of `size` bytes, different for each `seed`.

@@ -16,6 +16,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// The largest frame: a message at APPENDLIMIT plus room for its envelope.
 pub const MAX_FRAME: usize = 80 * 1024 * 1024;
 
+/// The largest message body a cluster can carry: every frame that holds bodies holds a
+/// few MiB of them or one body alone, and this leaves room for the rest of the frame.
+/// A gateway in a cluster refuses an APPENDLIMIT above it.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
 /// What a link is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Service {

@@ -199,22 +199,23 @@ pub enum Reply {
     },
 }
 
-/// Bodies per [`Reply::Part`] frame, in bytes: a part closes once it holds this much
-/// (so one frame holds at most this plus one body, and a body is at most APPENDLIMIT,
-/// which [`crate::net::MAX_FRAME`] leaves room for).
+/// Bodies per [`Reply::Part`] frame, in bytes: a part holds bodies up to this much, or
+/// one body alone when it is larger (a body is at most [`crate::net::MAX_BODY`]), so a
+/// part always fits in a frame.
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
 
-/// Cuts `bodies` into runs of about [`PART_BYTES`]: every run but the last is sent as a
-/// [`Reply::Part`].
+/// Cuts `bodies` into runs of at most [`PART_BYTES`] (or one larger body): every run
+/// but the last is sent as a [`Reply::Part`].
 pub fn split_bodies(bodies: Vec<MessageBody>) -> Vec<Vec<MessageBody>> {
     let mut parts = vec![Vec::new()];
     let mut size = 0usize;
     for body in bodies {
-        if size >= PART_BYTES {
+        let len = body.bytes.len();
+        if size > 0 && size + len > PART_BYTES {
             parts.push(Vec::new());
             size = 0;
         }
-        size += body.bytes.len();
+        size += len;
         if let Some(last) = parts.last_mut() {
             last.push(body);
         }

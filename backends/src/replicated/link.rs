@@ -44,9 +44,9 @@ use crate::net::{FrameError, Framed, NodeTls, Service};
 const MAX_BATCH_RECORDS: usize = 2000;
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Bodies riding along with one batch, and bodies per [`ToPeer::Blobs`] frame, in
-/// bytes: a frame closes once it holds this much, so it holds at most this plus one
-/// body (a body is at most APPENDLIMIT, which [`crate::net::MAX_FRAME`] leaves room
-/// for). Bodies that do not ride are fetched by the receiver ([`FromPeer::Want`]).
+/// bytes: a frame holds bodies up to this much, or one body alone when it is larger (a
+/// body is at most [`crate::net::MAX_BODY`]), so it always fits in a frame. Bodies that
+/// do not ride are fetched by the receiver ([`FromPeer::Want`]).
 const MAX_RIDE_BYTES: usize = 16 * 1024 * 1024;
 const HEARTBEAT: Duration = Duration::from_millis(300);
 
@@ -319,7 +319,7 @@ async fn send_loop(
             let mut bodies = Vec::new();
             for (r, bytes) in read_blobs(store, ride).await? {
                 // Past the budget a body stays behind; the receiver asks for it.
-                if riding < MAX_RIDE_BYTES {
+                if riding == 0 || riding + bytes.len() <= MAX_RIDE_BYTES {
                     riding += bytes.len();
                     bodies.push((r, bytes));
                 }
@@ -392,7 +392,8 @@ async fn await_ack<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Answers a [`FromPeer::Want`]: the bodies in frames of about [`MAX_RIDE_BYTES`], then
+/// Answers a [`FromPeer::Want`]: the bodies in frames of at most [`MAX_RIDE_BYTES`] (or
+/// one larger body), then
 /// an empty [`ToPeer::Blobs`] that ends the answer (bodies this node lacks are left out).
 async fn send_blobs<S: AsyncRead + AsyncWrite + Unpin>(
     store: &ReplicatedStore,
@@ -403,14 +404,14 @@ async fn send_blobs<S: AsyncRead + AsyncWrite + Unpin>(
     let mut size = 0usize;
     for r in refs {
         for (r, bytes) in read_blobs(store, vec![r]).await? {
+            if size > 0 && size + bytes.len() > MAX_RIDE_BYTES {
+                framed
+                    .send(&ToPeer::Blobs(std::mem::take(&mut part)))
+                    .await?;
+                size = 0;
+            }
             size += bytes.len();
             part.push((r, bytes));
-        }
-        if size >= MAX_RIDE_BYTES {
-            framed
-                .send(&ToPeer::Blobs(std::mem::take(&mut part)))
-                .await?;
-            size = 0;
         }
     }
     if !part.is_empty() {
