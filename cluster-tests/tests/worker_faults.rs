@@ -416,6 +416,7 @@ async fn a_node_refuses_a_user_the_ring_does_not_place_on_it() {
         .args(["--imap", "127.0.0.1:0", "--imaps", ""])
         .env("PLUTO_CLUSTER__NAME", "gw1")
         .env("PLUTO_DATA_DIR", cluster.dir.path().join("gw-big"))
+        .env("PLUTO_AUTH__USERS_FILE", cluster.dir.path().join("users"))
         .env("PLUTO_LIMITS__APPEND_LIMIT", (100u32 << 20).to_string())
         .output()
         .unwrap();

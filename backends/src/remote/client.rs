@@ -80,9 +80,18 @@ struct Link {
 }
 
 impl Link {
-    fn close(&self) {
+    /// Ends every call on the link: one never written fails as unavailable (nothing
+    /// was done); one written is dropped, and its caller reports it unanswered.
+    fn close(&self, node: &str) {
         self.alive.store(false, Ordering::SeqCst);
-        lock(&self.pending).clear();
+        for (_, p) in lock(&self.pending).drain() {
+            if !p.sent {
+                let e = WireError::Unavailable(format!(
+                    "node {node}: link lost before the call was sent"
+                ));
+                let _ = p.tx.send(Answer::Final(Response::Error(e)));
+            }
+        }
         lock(&self.feeds).clear();
     }
 }
@@ -200,6 +209,10 @@ impl RemoteStore {
             lock(&link.pending).remove(&id);
             return Err(unavailable(&self.node, "link closed"));
         }
+        // Queued just as the link ended: nobody will write it.
+        if !link.alive.load(Ordering::SeqCst) && !withdraw() {
+            return Err(unavailable(&self.node, "link closed"));
+        }
         let mut parts: Vec<MessageBody> = Vec::new();
         loop {
             match tokio::time::timeout(self.call_timeout, rx.recv()).await {
@@ -210,14 +223,8 @@ impl RemoteStore {
                     return Ok(Response::Bodies(parts));
                 }
                 Ok(Some(Answer::Final(response))) => return Ok(response),
-                // The link ended: `drive` dropped every pending call.
-                Ok(None) => {
-                    return Err(if withdraw() {
-                        unanswered(&self.node, "link lost during the call")
-                    } else {
-                        unavailable(&self.node, "link lost before the call was sent")
-                    });
-                }
+                // The link ended after the call was written (`Link::close`).
+                Ok(None) => return Err(unanswered(&self.node, "link lost during the call")),
                 Err(_) => {
                     return Err(if withdraw() {
                         unanswered(
@@ -313,7 +320,7 @@ async fn drive(
             },
         }
     }
-    link.close();
+    link.close(&node);
 }
 
 /// A change feed on a remote mailbox; dropping it tells the node to stop.
