@@ -29,8 +29,8 @@ pub struct Routed {
     /// Set when the session is not on the user's home node: turns true once the home
     /// node is healthy and caught up again, and the session should move back.
     pub home_back: Option<watch::Receiver<bool>>,
-    /// The node's health, when it was healthy at routing: turns false when the probe
-    /// marks it down, and then the session ends with `* BYE [UNAVAILABLE]`.
+    /// Whether the node answers, when it did at routing: turns false when the probe
+    /// gets no answer, and then the session ends with `* BYE [UNAVAILABLE]`.
     pub node_up: Option<watch::Receiver<bool>>,
 }
 
@@ -78,13 +78,17 @@ pub struct NodeHandle {
     pub store: Arc<RemoteStore>,
     /// Healthy and caught up, as of the last probe.
     pub ready: watch::Sender<bool>,
+    /// Answers its probes (caught up or not), as of the last probe: what ends the
+    /// sessions on it when it turns false. (A node that is only catching up, e.g.
+    /// after a reload, keeps its sessions.)
+    pub answering: watch::Sender<bool>,
 }
 
 impl NodeHandle {
-    /// The node's health signal, if it is healthy now (a session sent to a node that
-    /// looked down, when no replica looked ready, is not ended by it staying down).
+    /// Whether the node answers, if it does now (a session sent to a node that looked
+    /// down, when no replica looked ready, is not ended by it staying down).
     fn up_signal(&self) -> Option<watch::Receiver<bool>> {
-        let rx = self.ready.subscribe();
+        let rx = self.answering.subscribe();
         let up = *rx.borrow();
         up.then_some(rx)
     }
@@ -134,14 +138,12 @@ impl Cluster {
                 let name = store.node().to_owned();
                 let handle = match self.nodes.get(&name) {
                     Some(old) if old.store.addr() == store.addr() => old.clone(),
-                    _ => {
-                        let (ready, _) = watch::channel(false);
-                        Arc::new(NodeHandle {
-                            name: name.clone(),
-                            store,
-                            ready,
-                        })
-                    }
+                    _ => Arc::new(NodeHandle {
+                        name: name.clone(),
+                        store,
+                        ready: watch::channel(false).0,
+                        answering: watch::channel(false).0,
+                    }),
                 };
                 (name, handle)
             })
@@ -158,8 +160,13 @@ impl Cluster {
             .into_iter()
             .map(|store| {
                 let name = store.node().to_owned();
-                let (ready, _) = watch::channel(false);
-                (name.clone(), Arc::new(NodeHandle { name, store, ready }))
+                let handle = NodeHandle {
+                    name: name.clone(),
+                    store,
+                    ready: watch::channel(false).0,
+                    answering: watch::channel(false).0,
+                };
+                (name, Arc::new(handle))
             })
             .collect();
         Arc::new(Cluster {
@@ -226,10 +233,19 @@ impl Cluster {
     /// Probes every node once, now.
     pub async fn probe_all(&self) {
         let probes = self.nodes.values().map(|node| async move {
-            let ready = match tokio::time::timeout(PROBE_TIMEOUT, node.store.node_status()).await {
-                Ok(Ok(status)) => status.caught_up,
-                _ => false,
-            };
+            let (answering, ready) =
+                match tokio::time::timeout(PROBE_TIMEOUT, node.store.node_status()).await {
+                    Ok(Ok(status)) => (true, status.caught_up),
+                    _ => (false, false),
+                };
+            node.answering.send_if_modified(|old| {
+                let changed = *old != answering;
+                if changed && !answering {
+                    tracing::warn!(node = %node.name, "node does not answer; ending its sessions");
+                }
+                *old = answering;
+                changed
+            });
             node.ready.send_if_modified(|old| {
                 let changed = *old != ready;
                 if changed {
