@@ -45,6 +45,12 @@ pub enum StoreError {
     /// `[UNAVAILABLE]`: the store (or the node behind it) cannot be reached now; try later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A call was sent to a node that then gave no answer (the link broke, or the call's
+    /// deadline passed): a write may or may not have been done. Never answered `NO`;
+    /// the gateway ends the session with `* BYE [UNAVAILABLE]` and the client learns
+    /// the truth when it resyncs.
+    #[error("no answer from the store: {0}")]
+    Unanswered(String),
     /// `[SERVERBUG]`: a disk or encoding error. Nothing was changed half-way.
     #[error("storage error: {0}")]
     Io(std::io::Error),

@@ -1,7 +1,7 @@
 //! Replicated nodes on loopback with real mutual TLS: writes on one node reach the
 //! others; a cut link (a proxy in the test) with writes on both sides heals into
 //! identical replicas and no UID ever names two messages; `ack = Replica` waits for a
-//! peer and falls back to local after the timeout; a restarted node, and a new one
+//! reachable peer and not for one known to be down; a restarted node, and a new one
 //! behind a truncated log (snapshots), catch up and then say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -364,7 +364,7 @@ async fn a_cut_link_with_writes_on_both_sides_heals_and_converges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ack_replica_waits_for_a_peer_and_falls_back_after_the_timeout() {
+async fn ack_replica_waits_for_a_reachable_peer_not_for_one_known_down() {
     let pki_dir = tempfile::tempdir().unwrap();
     let a = Spec { name: "a1", id: 1 };
     let b = Spec { name: "b2", id: 2 };
@@ -374,8 +374,9 @@ async fn ack_replica_waits_for_a_peer_and_falls_back_after_the_timeout() {
     let to_b = Proxy::start(lb.local_addr().unwrap()).await;
     let to_a = Proxy::start(la.local_addr().unwrap()).await;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    // Long enough that a loaded CI machine still gets the peer's ack before it.
-    let timeout = Duration::from_millis(3000);
+    // Long enough that a loaded CI machine still gets the peer's ack before it, and
+    // that five writes waiting it each could not pass for writes that did not.
+    let timeout = Duration::from_secs(20);
     let ca = config(
         &a,
         da.path(),
@@ -409,19 +410,35 @@ async fn ack_replica_waits_for_a_peer_and_falls_back_after_the_timeout() {
     assert_eq!(on_b.len(), 1, "acknowledged only once the peer held it");
     assert_eq!(on_b[0].bytes, msg("replicated").body);
 
-    // The peer unreachable: the write still succeeds, after the timeout.
+    // The peer unreachable and known to be: writes are not held up by the timeout
+    // (each would wait it whole), they are answered on the local fsync and counted.
     to_b.set_cut(true);
-    let started = Instant::now();
-    let out = sa
-        .append(&user, &inbox, vec![msg("local only")])
+    let seen_down = Instant::now();
+    while na.status().peers.iter().any(|p| p.connected) {
+        assert!(
+            seen_down.elapsed() < Duration::from_secs(20),
+            "the cut was never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = sa.local_only_acks();
+    let writes = async {
+        let mut uids = Vec::new();
+        for i in 0..5 {
+            let out = sa
+                .append(&user, &inbox, vec![msg(&format!("local only {i}"))])
+                .await
+                .unwrap();
+            uids.extend(out.uids);
+        }
+        uids
+    };
+    // Five writes in less than one timeout: none of them waited for the dead peer.
+    let uids = tokio::time::timeout(timeout, writes)
         .await
-        .unwrap();
-    let took = started.elapsed();
-    assert!(
-        took >= timeout,
-        "answered after {took:?}, before the timeout"
-    );
-    assert!(sb.fetch(&user, &inbox, &out.uids).await.unwrap().is_empty());
+        .expect("writes waited for a peer known to be down");
+    assert_eq!(sa.local_only_acks() - before, 5);
+    assert!(sb.fetch(&user, &inbox, &uids).await.unwrap().is_empty());
     // ack = Local does not wait.
     na.shutdown().await;
     drop(sa);
@@ -450,7 +467,7 @@ async fn ack_replica_waits_for_a_peer_and_falls_back_after_the_timeout() {
             .unwrap()
             .messages
             .len(),
-        3
+        7
     );
     na.shutdown().await;
     nb.shutdown().await;
@@ -608,4 +625,96 @@ async fn restarted_and_new_nodes_catch_up_then_say_so() {
     for n in [na, nb, nc] {
         n.shutdown().await;
     }
+}
+
+/// A body of `size` bytes, different for each `seed`.
+fn big_body(seed: u8, size: usize) -> Bytes {
+    let mut body = format!("Subject: big {seed}\r\n\r\n").into_bytes();
+    let line: Vec<u8> = (0..76u8)
+        .map(|i| b'a' + (i.wrapping_add(seed)) % 26)
+        .chain(*b"\r\n")
+        .collect();
+    while body.len() + line.len() <= size {
+        body.extend_from_slice(&line);
+    }
+    body.resize(size, b'x');
+    Bytes::from(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_45_mib_messages_in_one_write_replicate() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let a = Spec { name: "a1", id: 1 };
+    let b = Spec { name: "b2", id: 2 };
+    pki::generate(pki_dir.path(), &["a1".into(), "b2".into()], &[], false).unwrap();
+    let la = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr_a, addr_b) = (
+        la.local_addr().unwrap().to_string(),
+        lb.local_addr().unwrap().to_string(),
+    );
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ca = config(
+        &a,
+        da.path(),
+        vec![(&b, addr_b)],
+        AckMode::Local,
+        Duration::from_secs(5),
+    );
+    let cb = config(
+        &b,
+        db.path(),
+        vec![(&a, addr_a)],
+        AckMode::Local,
+        Duration::from_secs(5),
+    );
+    let na = Node::start(ca, tls(pki_dir.path(), "a1"), la)
+        .await
+        .unwrap();
+    let nb = Node::start(cb, tls(pki_dir.path(), "b2"), lb)
+        .await
+        .unwrap();
+    let (sa, sb) = (na.store(), nb.store());
+    let user = UserId::new("dave").unwrap();
+    let inbox = MailboxName::inbox();
+    sa.open_user(&user).await.unwrap();
+    let bodies = [big_body(1, 45 << 20), big_body(2, 45 << 20)];
+    // One write, one log record, two bodies: 90 MiB, more than one frame holds.
+    sa.append(
+        &user,
+        &inbox,
+        bodies
+            .iter()
+            .map(|body| NewMessage {
+                body: body.clone(),
+                flags: Flags::new(),
+                internal_date: None,
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let got = loop {
+        let snap = sb.select(&user, &inbox).await;
+        if let Ok(snap) = snap {
+            if snap.messages.len() == 2 {
+                let uids: Vec<Uid> = snap.messages.iter().map(|m| m.uid).collect();
+                break sb.fetch(&user, &inbox, &uids).await.unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the two big messages never reached the peer"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (got, sent) in got.iter().zip(&bodies) {
+        assert!(got.bytes == *sent, "a body arrived different");
+    }
+    // The link carries on: a small write after them arrives too.
+    sa.append(&user, &inbox, vec![msg("after")]).await.unwrap();
+    converge(&[sa.clone(), sb.clone()], &user, Duration::from_secs(60)).await;
+    na.shutdown().await;
+    nb.shutdown().await;
 }

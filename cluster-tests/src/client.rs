@@ -55,8 +55,23 @@ impl Client {
         Ok(c)
     }
 
-    /// One response line with its literals inline.
-    async fn line(&mut self) -> std::io::Result<Vec<u8>> {
+    /// Sends one raw line (CRLF added), e.g. `DONE`, or a command whose answer the test
+    /// reads itself with [`Client::line`].
+    pub async fn send_line(&mut self, line: &str) -> std::io::Result<()> {
+        self.stream
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+    }
+
+    /// The next tag [`Client::cmd`] would use.
+    pub fn next_tag(&mut self) -> String {
+        self.tag += 1;
+        format!("c{}", self.tag)
+    }
+
+    /// One response line with its literals inline (waits up to 30 s).
+    pub async fn line(&mut self) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         loop {
             let mut line = Vec::new();

@@ -56,6 +56,8 @@ pub struct Node {
     pub replication_proxy: FaultProxy,
     /// What gateways dial: the proxy in front of the node's Store service.
     pub store_proxy: FaultProxy,
+    /// Its Prometheus `/metrics` endpoint.
+    pub metrics: SocketAddr,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -65,6 +67,10 @@ pub struct Spec {
     pub storage: usize,
     /// "replica" or "local".
     pub ack: &'static str,
+    /// `cluster.ack_timeout_ms`.
+    pub ack_timeout_ms: u64,
+    /// `cluster.rpc_timeout_ms`.
+    pub rpc_timeout_ms: u64,
     pub users: Vec<String>,
 }
 
@@ -74,6 +80,8 @@ impl Default for Spec {
             workers: 2,
             storage: 1,
             ack: "replica",
+            ack_timeout_ms: 1500,
+            rpc_timeout_ms: 10_000,
             users: (1..=8).map(|i| format!("user{i}")).collect(),
         }
     }
@@ -121,9 +129,11 @@ impl Cluster {
         run(&bin, &pki_args, "");
 
         let mut toml = format!(
-            "[cluster]\npki_dir = \"{}\"\nack = \"{}\"\nack_timeout_ms = 1500\n",
+            "[cluster]\npki_dir = \"{}\"\nack = \"{}\"\nack_timeout_ms = {}\nrpc_timeout_ms = {}\n",
             pki.display(),
-            spec.ack
+            spec.ack,
+            spec.ack_timeout_ms,
+            spec.rpc_timeout_ms
         );
         let mut nodes = Vec::new();
         for (i, (name, role)) in names.iter().enumerate() {
@@ -145,6 +155,7 @@ impl Cluster {
                 data_dir: dir.path().join(name),
                 replication_proxy,
                 store_proxy,
+                metrics: reserve(),
                 child: None,
                 log: dir.path().join(format!("{name}.log")),
             });
@@ -195,6 +206,7 @@ impl Cluster {
             .arg(&self.config)
             .env("PLUTO_CLUSTER__NAME", &node.name)
             .env("PLUTO_DATA_DIR", &node.data_dir)
+            .env("PLUTO_METRICS__LISTEN", node.metrics.to_string())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -284,6 +296,36 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends a signal (`"STOP"`, `"CONT"`, …) to a node's process.
+    pub fn signal(&self, name: &str, signal: &str) {
+        let pid = self.node(name).child.as_ref().map(Child::id).unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {name}");
+    }
+
+    /// One value from a node's `/metrics` (the first sample of `metric`), if there.
+    pub async fn metric(&self, name: &str, metric: &str) -> Option<f64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(self.node(name).metrics)
+            .await
+            .ok()?;
+        tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .ok()?;
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).await.ok()?;
+        text.lines().find_map(|l| {
+            let rest = l.strip_prefix(metric)?;
+            let value = rest.rsplit(' ').next()?;
+            (rest.starts_with(' ') || rest.starts_with('{'))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
     }
 
     pub fn restart(&mut self, name: &str) {
@@ -509,6 +551,7 @@ impl Cluster {
             data_dir: self.dir.path().join(name),
             replication_proxy: FaultProxy::start_on(rl, repl_real),
             store_proxy: FaultProxy::start_on(sl, store_real),
+            metrics: reserve(),
             child: None,
             log: self.dir.path().join(format!("{name}.log")),
         });

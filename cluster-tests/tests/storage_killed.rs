@@ -1,5 +1,6 @@
 //! Issue scenario (c): the storage node is SIGKILLed under load with ack = "replica".
-//! Writes go on (answered after the ack timeout, from the worker alone); after the
+//! Writes go on (answered from the worker alone: after the ack timeout while the dead
+//! link is not yet noticed, at once after); after the
 //! storage node comes back and catches up, every acknowledged message is on every
 //! replica. Then the worker is killed too, and the storage node alone still has
 //! everything that was acknowledged.

@@ -497,18 +497,31 @@ pub fn placement(config: &Config) -> crate::route::Placement {
 /// The cluster as a gateway sees it: the placement and a Store client per node.
 pub fn cluster_router(config: &Config) -> Result<Arc<crate::route::Cluster>, GatewayError> {
     config.cluster.validate()?;
+    // A message travels to the nodes in one internal frame.
+    let max = pluto_backends::net::MAX_BODY;
+    if usize::try_from(config.limits.append_limit).map_or(true, |l| l > max) {
+        return Err(GatewayError::Config(format!(
+            "limits.append_limit = {} is above the largest message a cluster carries ({max} bytes)",
+            config.limits.append_limit
+        )));
+    }
     let tls = node_tls(config)?;
     let stores = config
         .cluster
         .nodes
         .iter()
         .map(|n| {
-            Arc::new(pluto_backends::remote::RemoteStore::new(
-                n.name.clone(),
-                n.store.clone(),
-                config.cluster.name.clone(),
-                tls.clone(),
-            ))
+            Arc::new(
+                pluto_backends::remote::RemoteStore::new(
+                    n.name.clone(),
+                    n.store.clone(),
+                    config.cluster.name.clone(),
+                    tls.clone(),
+                )
+                .with_call_timeout(std::time::Duration::from_millis(
+                    config.cluster.rpc_timeout_ms,
+                )),
+            )
         })
         .collect();
     Ok(crate::route::Cluster::new(placement(config), stores))

@@ -165,6 +165,10 @@ pub struct Cluster {
     /// after `ack_timeout_ms`, then locally); with "local", after the local fsync.
     pub ack: String,
     pub ack_timeout_ms: u64,
+    /// How long a gateway waits for a node to answer a Store call, or for the next
+    /// part of a long answer (a FETCH of big bodies comes in parts). Past it the session
+    /// ends with `* BYE [UNAVAILABLE]`. Must exceed `ack_timeout_ms`.
+    pub rpc_timeout_ms: u64,
     pub nodes: Vec<ClusterNode>,
 }
 
@@ -175,6 +179,7 @@ impl Default for Cluster {
             pki_dir: PathBuf::from("pki"),
             ack: "replica".to_owned(),
             ack_timeout_ms: 2_000,
+            rpc_timeout_ms: 10_000,
             nodes: Vec::new(),
         }
     }
@@ -293,6 +298,12 @@ impl Cluster {
             return err(format!(
                 "ack = {:?}: use \"replica\" or \"local\"",
                 self.ack
+            ));
+        }
+        if self.rpc_timeout_ms <= self.ack_timeout_ms {
+            return err(format!(
+                "rpc_timeout_ms = {} must exceed ack_timeout_ms = {} (a write may wait that long for a replica)",
+                self.rpc_timeout_ms, self.ack_timeout_ms
             ));
         }
         Ok(())

@@ -10,6 +10,8 @@
 //! | `pluto_replication_bytes_behind` | gauge | `peer` |
 //! | `pluto_replication_peer_connected` | gauge (0/1) | `peer` |
 //! | `pluto_node_caught_up` | gauge (0/1) | |
+//! | `pluto_replication_peers_reachable` | gauge | |
+//! | `pluto_writes_acked_locally_only_total` | counter | |
 //! | `pluto_header_cache_lookups_total` | counter | `result` (`hit`, `miss`) |
 
 use std::net::SocketAddr;
@@ -23,6 +25,11 @@ pub const OPS_BEHIND: &str = "pluto_replication_ops_behind";
 pub const BYTES_BEHIND: &str = "pluto_replication_bytes_behind";
 pub const PEER_CONNECTED: &str = "pluto_replication_peer_connected";
 pub const CAUGHT_UP: &str = "pluto_node_caught_up";
+/// Peers whose replication link from this node is up.
+pub const PEERS_REACHABLE: &str = "pluto_replication_peers_reachable";
+/// Writes under `cluster.ack = "replica"` answered after the local fsync alone: no
+/// replica of the user was reachable, or none acknowledged within `ack_timeout_ms`.
+pub const LOCAL_ONLY_ACKS: &str = "pluto_writes_acked_locally_only_total";
 pub const HEADER_CACHE: &str = "pluto_header_cache_lookups_total";
 
 /// Starts the `/metrics` endpoint when an address is configured. Call inside the runtime.

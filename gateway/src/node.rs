@@ -4,8 +4,13 @@
 //! by: the owner worker on the ring, then every storage node. On `SIGHUP` the node
 //! re-reads the cluster and reconfigures in place: new peers are linked, users that
 //! gain a holder are sent to it whole.
+//!
+//! A node serves only the users the placement puts on it: a call about any other user
+//! (a gateway with a wrong configuration) is refused with `[UNAVAILABLE]` and logged,
+//! so that the node never creates a stray copy of a user — whose fresh INBOX would
+//! otherwise merge with the real one and change its UIDVALIDITY everywhere.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pluto_backends::MailStore;
@@ -16,10 +21,39 @@ use tokio::sync::watch;
 
 use crate::config::{ClusterNode, Config, Role};
 use crate::error::GatewayError;
+use crate::route::Placement;
+
+/// Where users are placed now, and before the last reload: a user the reload moved
+/// away stays served here until its new home is ready (gateways send it here until
+/// then, see [`crate::route`]).
+#[derive(Clone)]
+struct Placements {
+    current: Placement,
+    previous: Option<Placement>,
+}
+
+type SharedPlacements = Arc<RwLock<Placements>>;
+
+/// Admits a user placed on `me` by the current or the previous placement.
+fn admit_fn(placements: SharedPlacements, me: String) -> remote::AdmitFn {
+    Arc::new(move |user| {
+        let p = placements.read().unwrap_or_else(|e| e.into_inner());
+        let holds = |placement: &Placement| placement.replica_set(user).contains(&me);
+        if holds(&p.current) || p.previous.as_ref().is_some_and(holds) {
+            Ok(())
+        } else {
+            Err(format!(
+                "node {me} does not hold user {user}: the ring places it on {}",
+                p.current.replica_set(user).join(", ")
+            ))
+        }
+    })
+}
 
 /// A running node process.
 pub struct RunningNode {
     node: Arc<Node>,
+    placements: SharedPlacements,
     name: String,
     stop: watch::Sender<bool>,
     store_task: tokio::task::JoinHandle<()>,
@@ -41,6 +75,9 @@ impl RunningNode {
         let me = this_node(config)?;
         let (peers, replicas_of) = peers_and_placement(config, me);
         self.node.reconfigure(peers, replicas_of).await?;
+        let mut p = self.placements.write().unwrap_or_else(|e| e.into_inner());
+        let previous = std::mem::replace(&mut p.current, crate::cli::placement(config));
+        p.previous = Some(previous);
         Ok(())
     }
 
@@ -106,6 +143,10 @@ fn spawn_lag_metrics(
     tokio::spawn(async move {
         loop {
             let status = node.status();
+            let reachable = status.peers.iter().filter(|p| p.connected).count();
+            metrics::gauge!(crate::metrics::PEERS_REACHABLE).set(reachable as f64);
+            metrics::counter!(crate::metrics::LOCAL_ONLY_ACKS)
+                .absolute(node.store().local_only_acks());
             metrics::gauge!(crate::metrics::CAUGHT_UP).set(if status.caught_up {
                 1.0
             } else {
@@ -182,17 +223,23 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
     });
     let (stop, stop_rx) = watch::channel(false);
     let metrics_task = spawn_lag_metrics(node.clone(), stop_rx.clone());
-    let store_task = tokio::spawn(remote::serve(
+    let placements = Arc::new(RwLock::new(Placements {
+        current: crate::cli::placement(&config),
+        previous: None,
+    }));
+    let store_task = tokio::spawn(remote::serve_admitting(
         store_listener,
         tls,
         name.clone(),
         store,
         status,
+        admit_fn(placements.clone(), name.clone()),
         stop_rx,
     ));
     tracing::info!(node = %name, ?role, store = %store_addr, "node started");
     Ok(RunningNode {
         node,
+        placements,
         name,
         stop,
         store_task,

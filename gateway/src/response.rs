@@ -68,6 +68,11 @@ pub enum CmdError {
     },
     /// The tagged answer was already sent (STARTTLS sends it before the handshake).
     Answered,
+    /// The store was asked and gave no answer (the link to its node broke after the
+    /// call was sent, or the call's deadline passed): a write may have been done, so the
+    /// command gets no tagged answer at all; the session ends with
+    /// `* BYE [UNAVAILABLE] text` and the client finds the truth when it resyncs.
+    Lost(String),
     /// The connection is gone: end the session.
     Io(std::io::Error),
 }
@@ -141,6 +146,10 @@ impl From<StoreError> for CmdError {
                     code("UNAVAILABLE"),
                     "Mail storage is temporarily unavailable, try again later",
                 )
+            }
+            StoreError::Unanswered(reason) => {
+                tracing::warn!(%reason, "store gave no answer; ending the session");
+                CmdError::Lost("Mail store did not answer; please reconnect".to_owned())
             }
             StoreError::Io(error) => {
                 tracing::error!(%error, "storage I/O error");
@@ -220,6 +229,14 @@ pub fn untagged(
 pub fn bye(t: impl Into<String>) -> Response<'static> {
     Response::Status(Status::Bye(imap_codec::imap_types::response::Bye {
         code: None,
+        text: text(t),
+    }))
+}
+
+/// `* BYE [UNAVAILABLE] …`: the store behind the session is gone or does not answer.
+pub fn bye_unavailable(t: impl Into<String>) -> Response<'static> {
+    Response::Status(Status::Bye(imap_codec::imap_types::response::Bye {
+        code: Some(code("UNAVAILABLE")),
         text: text(t),
     }))
 }

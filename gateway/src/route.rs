@@ -29,6 +29,9 @@ pub struct Routed {
     /// Set when the session is not on the user's home node: turns true once the home
     /// node is healthy and caught up again, and the session should move back.
     pub home_back: Option<watch::Receiver<bool>>,
+    /// Whether the node answers, when it did at routing: turns false when the probe
+    /// gets no answer, and then the session ends with `* BYE [UNAVAILABLE]`.
+    pub node_up: Option<watch::Receiver<bool>>,
 }
 
 pub enum Router {
@@ -62,6 +65,7 @@ impl Router {
                 store: store.clone(),
                 node: "local".to_owned(),
                 home_back: None,
+                node_up: None,
             }],
             Router::Cluster(cluster) => cluster.candidates(user),
         }
@@ -74,6 +78,20 @@ pub struct NodeHandle {
     pub store: Arc<RemoteStore>,
     /// Healthy and caught up, as of the last probe.
     pub ready: watch::Sender<bool>,
+    /// Answers its probes (caught up or not), as of the last probe: what ends the
+    /// sessions on it when it turns false. (A node that is only catching up, e.g.
+    /// after a reload, keeps its sessions.)
+    pub answering: watch::Sender<bool>,
+}
+
+impl NodeHandle {
+    /// Whether the node answers, if it does now (a session sent to a node that looked
+    /// down, when no replica looked ready, is not ended by it staying down).
+    fn up_signal(&self) -> Option<watch::Receiver<bool>> {
+        let rx = self.answering.subscribe();
+        let up = *rx.borrow();
+        up.then_some(rx)
+    }
 }
 
 /// Where a user's replicas are: the owner worker by the ring, then every storage node.
@@ -120,14 +138,12 @@ impl Cluster {
                 let name = store.node().to_owned();
                 let handle = match self.nodes.get(&name) {
                     Some(old) if old.store.addr() == store.addr() => old.clone(),
-                    _ => {
-                        let (ready, _) = watch::channel(false);
-                        Arc::new(NodeHandle {
-                            name: name.clone(),
-                            store,
-                            ready,
-                        })
-                    }
+                    _ => Arc::new(NodeHandle {
+                        name: name.clone(),
+                        store,
+                        ready: watch::channel(false).0,
+                        answering: watch::channel(false).0,
+                    }),
                 };
                 (name, handle)
             })
@@ -144,8 +160,13 @@ impl Cluster {
             .into_iter()
             .map(|store| {
                 let name = store.node().to_owned();
-                let (ready, _) = watch::channel(false);
-                (name.clone(), Arc::new(NodeHandle { name, store, ready }))
+                let handle = NodeHandle {
+                    name: name.clone(),
+                    store,
+                    ready: watch::channel(false).0,
+                    answering: watch::channel(false).0,
+                };
+                (name, Arc::new(handle))
             })
             .collect();
         Arc::new(Cluster {
@@ -169,6 +190,7 @@ impl Cluster {
                 (0, _) | (_, None) => None,
                 (_, Some(home)) => Some(home.ready.subscribe()),
             },
+            node_up: node.up_signal(),
         };
         let nodes: Vec<(usize, &Arc<NodeHandle>)> = set
             .iter()
@@ -196,6 +218,7 @@ impl Cluster {
                         store: prev.store.clone(),
                         node: prev.name.clone(),
                         home_back: Some(home.ready.subscribe()),
+                        node_up: prev.up_signal(),
                     },
                 );
             }
@@ -210,10 +233,19 @@ impl Cluster {
     /// Probes every node once, now.
     pub async fn probe_all(&self) {
         let probes = self.nodes.values().map(|node| async move {
-            let ready = match tokio::time::timeout(PROBE_TIMEOUT, node.store.node_status()).await {
-                Ok(Ok(status)) => status.caught_up,
-                _ => false,
-            };
+            let (answering, ready) =
+                match tokio::time::timeout(PROBE_TIMEOUT, node.store.node_status()).await {
+                    Ok(Ok(status)) => (true, status.caught_up),
+                    _ => (false, false),
+                };
+            node.answering.send_if_modified(|old| {
+                let changed = *old != answering;
+                if changed && !answering {
+                    tracing::warn!(node = %node.name, "node does not answer; ending its sessions");
+                }
+                *old = answering;
+                changed
+            });
             node.ready.send_if_modified(|old| {
                 let changed = *old != ready;
                 if changed {

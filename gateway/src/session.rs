@@ -34,6 +34,8 @@ pub struct Session {
     pub store: Option<Arc<dyn MailStore>>,
     /// Turns true when the user's home node is back and this session should move there.
     pub home_back: Option<watch::Receiver<bool>>,
+    /// The serving node's health (see [`crate::route::Routed::node_up`]).
+    pub node_up: Option<watch::Receiver<bool>>,
     /// The node serving this session, and the router generation it was chosen under.
     pub node: String,
     pub router_generation: Option<watch::Receiver<u64>>,
@@ -51,6 +53,23 @@ pub struct Session {
 
 const MAX_BAD_IN_A_ROW: u32 = 20;
 
+/// The BYE text when the health probe marks the session's node down.
+pub const NODE_DOWN: &str = "Mail store not responding; please reconnect";
+
+/// Resolves once the node behind `up` is marked down; never, without a signal (a
+/// local store, or a session routed while its node already looked down) or once the
+/// router forgot the node.
+pub async fn node_down(up: Option<watch::Receiver<bool>>) {
+    match up {
+        Some(mut rx) => {
+            if rx.wait_for(|up| !*up).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
 impl Session {
     pub fn new(
         shared: Arc<Shared>,
@@ -67,6 +86,7 @@ impl Session {
             user: None,
             store: None,
             home_back: None,
+            node_up: None,
             node: String::new(),
             router_generation: None,
             state: State::NotAuthenticated,
@@ -115,10 +135,17 @@ impl Session {
             };
             let max_nesting = self.shared.config.limits.max_nesting;
             let mut shutdown = self.shutdown.clone();
+            let node_down = node_down(self.node_up.clone());
             let incoming = tokio::select! {
                 read = tokio::time::timeout_at(deadline, self.conn.read_command(max_nesting)) => read,
                 _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
                     self.conn.send(&response::bye("Server shutting down")).await?;
+                    self.conn.flush().await?;
+                    return Ok(());
+                }
+                _ = node_down => {
+                    tracing::info!(node = %self.node, "node marked down; ending the session");
+                    self.conn.send(&response::bye_unavailable(NODE_DOWN)).await?;
                     self.conn.flush().await?;
                     return Ok(());
                 }
@@ -206,6 +233,11 @@ impl Session {
                 response::tagged(tag, StatusKind::Bad, code, text)
             }
             Err(CmdError::Answered) => return Ok(()),
+            Err(CmdError::Lost(text)) => {
+                self.conn.send(&response::bye_unavailable(text)).await?;
+                self.state = State::Logout;
+                return Ok(());
+            }
             Err(CmdError::Io(e)) => return Err(e),
         };
         self.conn.send(&response).await?;
@@ -350,7 +382,7 @@ impl Session {
         };
         // After every command in the selected state, tell the client what changed
         // elsewhere (EXPUNGE only where RFC 3501 allows it).
-        if let Err(CmdError::Io(_)) = result {
+        if let Err(CmdError::Io(_) | CmdError::Lost(_)) = result {
             return result;
         }
         self.after_command(allow_expunge, with_uid).await?;

@@ -16,6 +16,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// The largest frame: a message at APPENDLIMIT plus room for its envelope.
 pub const MAX_FRAME: usize = 80 * 1024 * 1024;
 
+/// The largest message body a cluster can carry: every frame that holds bodies holds a
+/// few MiB of them or one body alone, and this leaves room for the rest of the frame.
+/// A gateway in a cluster refuses an APPENDLIMIT above it.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
 /// What a link is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Service {
@@ -46,6 +51,9 @@ pub enum FrameError {
     Version { ours: u16, theirs: u16 },
     #[error("peer asked for the {theirs:?} service, this end serves {ours:?}")]
     WrongService { ours: Service, theirs: Service },
+    /// Refused before anything was written: the link is still usable.
+    #[error("a message of {len} bytes does not fit in a frame (at most {MAX_FRAME})")]
+    TooLarge { len: usize },
 }
 
 /// A framed, typed link.
@@ -68,8 +76,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         self.inner.get_ref()
     }
 
+    /// Sends one message. One too large for a frame is refused with
+    /// [`FrameError::TooLarge`] before a byte is written, so the link stays usable.
     pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), FrameError> {
         let bytes = postcard::to_stdvec(message)?;
+        if bytes.len() > MAX_FRAME {
+            return Err(FrameError::TooLarge { len: bytes.len() });
+        }
         self.inner.send(Bytes::from(bytes)).await?;
         Ok(())
     }

@@ -6,5 +6,5 @@ pub mod frame;
 pub mod pki;
 pub mod tls;
 
-pub use frame::{FrameError, Framed, Hello, PROTOCOL_VERSION, Service};
+pub use frame::{FrameError, Framed, Hello, MAX_BODY, MAX_FRAME, PROTOCOL_VERSION, Service};
 pub use tls::{NodeTls, NodeTlsError};

@@ -1,8 +1,18 @@
 //! The gateway side of the Store service: a [`MailStore`] whose calls run on a node.
 //!
-//! The link is dialled on first use and again after it drops; a call that cannot be
-//! made or answered in time fails with [`StoreError::Unavailable`], which the gateway
-//! answers with `NO [UNAVAILABLE]` (or routes to the next replica).
+//! The link is dialled on first use and again after it drops. A call that fails falls
+//! in one of two kinds, and the difference matters for writes:
+//!
+//! - never sent (no link, or the link broke before the call went out):
+//!   [`StoreError::Unavailable`] — nothing was done, and the gateway answers
+//!   `NO [UNAVAILABLE]` (or, at login, routes to the next replica);
+//! - sent, but no answer (the link broke after, or the call's deadline passed):
+//!   [`StoreError::Unanswered`] — the write may have been done, so the gateway never
+//!   answers NO but ends the session with `* BYE [UNAVAILABLE]`.
+//!
+//! The deadline ([`RemoteStore::with_call_timeout`]) counts from the call or from the
+//! latest part of its answer, so a FETCH of many big bodies, which comes in parts
+//! ([`Reply::Part`]), is not cut while it makes progress.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -14,12 +24,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::Stream;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::protocol::{Call, Reply, Request, Response};
+use super::protocol::{Call, Reply, Request, Response, WireError};
 use crate::error::{StoreError, StoreResult};
-use crate::net::{Framed, NodeTls, Service};
+use crate::net::{FrameError, Framed, MAX_FRAME, NodeTls, Service};
 use crate::store::{ChangeFeed, MailStore};
+use crate::types::MessageBody;
 use crate::types::*;
 
 macro_rules! expect {
@@ -33,8 +44,8 @@ macro_rules! expect {
 
 /// How long to wait for a link to come up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a call may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a call may wait for its answer (or the next part of it), by default.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A MailStore on another node.
 pub struct RemoteStore {
@@ -42,21 +53,45 @@ pub struct RemoteStore {
     addr: String,
     local_name: String,
     tls: NodeTls,
+    call_timeout: Duration,
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
+}
+
+/// What arrives for one call: parts of its answer, then the answer.
+enum Answer {
+    Part(Vec<MessageBody>),
+    Final(Response),
+}
+
+/// A call waiting for its answer. `sent` is set (under the `pending` lock) just before
+/// the call is written to the link: a call whose entry is gone before that is never
+/// written, so "not sent" is certain.
+struct Pending {
+    tx: mpsc::UnboundedSender<Answer>,
+    sent: bool,
 }
 
 struct Link {
     calls: mpsc::Sender<Call>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+    pending: Mutex<HashMap<u64, Pending>>,
     feeds: Mutex<HashMap<u64, mpsc::Sender<ModSeq>>>,
     next_id: AtomicU64,
     alive: AtomicBool,
 }
 
 impl Link {
-    fn close(&self) {
+    /// Ends every call on the link: one never written fails as unavailable (nothing
+    /// was done); one written is dropped, and its caller reports it unanswered.
+    fn close(&self, node: &str) {
         self.alive.store(false, Ordering::SeqCst);
-        lock(&self.pending).clear();
+        for (_, p) in lock(&self.pending).drain() {
+            if !p.sent {
+                let e = WireError::Unavailable(format!(
+                    "node {node}: link lost before the call was sent"
+                ));
+                let _ = p.tx.send(Answer::Final(Response::Error(e)));
+            }
+        }
         lock(&self.feeds).clear();
     }
 }
@@ -67,6 +102,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn unavailable(node: &str, why: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("node {node}: {why}"))
+}
+
+fn unanswered(node: &str, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unanswered(format!("node {node}: {why}"))
 }
 
 impl RemoteStore {
@@ -83,8 +122,16 @@ impl RemoteStore {
             addr: addr.into(),
             local_name: local_name.into(),
             tls,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             link: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// How long a call may wait for its answer, or for the next part of a long answer
+    /// (`cluster.rpc_timeout_ms`); past it, the call fails as unanswered.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     pub fn node(&self) -> &str {
@@ -151,21 +198,57 @@ impl RemoteStore {
     }
 
     async fn call_on(&self, link: &Arc<Link>, id: u64, request: Request) -> StoreResult<Response> {
-        let (tx, rx) = oneshot::channel();
-        lock(&link.pending).insert(id, tx);
-        if link.calls.send(Call { id, request }).await.is_err() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        lock(&link.pending).insert(id, Pending { tx, sent: false });
+        // A caller that gives up (a probe's own timeout) leaves nothing behind.
+        let _forget = Forget { link, id };
+        // Takes the call back; says whether it may have reached the node.
+        let withdraw = || lock(&link.pending).remove(&id).is_none_or(|p| p.sent);
+        let queued = tokio::time::timeout(self.call_timeout, link.calls.send(Call { id, request }));
+        if !matches!(queued.await, Ok(Ok(()))) {
             lock(&link.pending).remove(&id);
             return Err(unavailable(&self.node, "link closed"));
         }
-        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
-            Ok(Ok(Response::Error(e))) => Err(e.into()),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err(unavailable(&self.node, "link lost during the call")),
-            Err(_) => {
-                lock(&link.pending).remove(&id);
-                Err(unavailable(&self.node, "call timed out"))
+        // Queued just as the link ended: nobody will write it.
+        if !link.alive.load(Ordering::SeqCst) && !withdraw() {
+            return Err(unavailable(&self.node, "link closed"));
+        }
+        let mut parts: Vec<MessageBody> = Vec::new();
+        loop {
+            match tokio::time::timeout(self.call_timeout, rx.recv()).await {
+                Ok(Some(Answer::Part(bodies))) => parts.extend(bodies),
+                Ok(Some(Answer::Final(Response::Error(e)))) => return Err(e.into()),
+                Ok(Some(Answer::Final(Response::Bodies(last)))) if !parts.is_empty() => {
+                    parts.extend(last);
+                    return Ok(Response::Bodies(parts));
+                }
+                Ok(Some(Answer::Final(response))) => return Ok(response),
+                // The link ended after the call was written (`Link::close`).
+                Ok(None) => return Err(unanswered(&self.node, "link lost during the call")),
+                Err(_) => {
+                    return Err(if withdraw() {
+                        unanswered(
+                            &self.node,
+                            format!("no answer within {:?}", self.call_timeout),
+                        )
+                    } else {
+                        unavailable(&self.node, "the call could not be sent in time")
+                    });
+                }
             }
         }
+    }
+}
+
+/// Drops a call's pending entry when the call ends, however it ends.
+struct Forget<'a> {
+    link: &'a Link,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        lock(&self.link.pending).remove(&self.id);
     }
 }
 
@@ -181,8 +264,13 @@ async fn drive(
         tokio::select! {
             reply = framed.recv::<Reply>() => match reply {
                 Ok(Reply::Result { id, response }) => {
-                    if let Some(tx) = lock(&link.pending).remove(&id) {
-                        let _ = tx.send(response);
+                    if let Some(p) = lock(&link.pending).remove(&id) {
+                        let _ = p.tx.send(Answer::Final(response));
+                    }
+                }
+                Ok(Reply::Part { id, bodies }) => {
+                    if let Some(p) = lock(&link.pending).get(&id) {
+                        let _ = p.tx.send(Answer::Part(bodies));
                     }
                 }
                 Ok(Reply::Notify { id, modseq }) => {
@@ -199,16 +287,40 @@ async fn drive(
             },
             call = calls.recv() => match call {
                 Some(call) => {
-                    if let Err(e) = framed.send(&call).await {
-                        tracing::warn!(%node, error = %e, "store link lost");
-                        break;
+                    // A call given up before it was sent (its deadline passed) stays
+                    // unsent; the others are marked sent from here on, even if the
+                    // write fails half-way.
+                    let withdrawn = match lock(&link.pending).get_mut(&call.id) {
+                        Some(p) => {
+                            p.sent = true;
+                            false
+                        }
+                        None => !matches!(call.request, Request::Unwatch { .. }),
+                    };
+                    if withdrawn {
+                        continue;
+                    }
+                    match framed.send(&call).await {
+                        Ok(()) => {}
+                        // Nothing was written: this call fails, the link goes on.
+                        Err(FrameError::TooLarge { len }) => {
+                            if let Some(p) = lock(&link.pending).remove(&call.id) {
+                                let error = WireError::TooBig { limit: MAX_FRAME as u64 };
+                                tracing::warn!(%node, len, "a call too large for a frame");
+                                let _ = p.tx.send(Answer::Final(Response::Error(error)));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%node, error = %e, "store link lost");
+                            break;
+                        }
                     }
                 }
                 None => break,
             },
         }
     }
-    link.close();
+    link.close(&node);
 }
 
 /// A change feed on a remote mailbox; dropping it tells the node to stop.

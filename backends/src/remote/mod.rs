@@ -12,5 +12,7 @@ mod protocol;
 mod server;
 
 pub use client::RemoteStore;
-pub use protocol::{NodeStatus, PeerStatus, Request, Response, StatusFn, WireError};
-pub use server::serve;
+pub use protocol::{
+    AdmitFn, Call, NodeStatus, PeerStatus, Reply, Request, Response, StatusFn, WireError,
+};
+pub use server::{serve, serve_admitting};

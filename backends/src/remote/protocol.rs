@@ -106,6 +106,37 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The user the call is about (every call but the link's own bookkeeping).
+    pub fn user(&self) -> Option<&UserId> {
+        use Request as R;
+        match self {
+            R::OpenUser { user }
+            | R::List { user }
+            | R::CreateMailbox { user, .. }
+            | R::DeleteMailbox { user, .. }
+            | R::RenameMailbox { user, .. }
+            | R::SetSubscribed { user, .. }
+            | R::Status { user, .. }
+            | R::Select { user, .. }
+            | R::ChangesSince { user, .. }
+            | R::Watch { user, .. }
+            | R::Fetch { user, .. }
+            | R::Append { user, .. }
+            | R::StoreFlags { user, .. }
+            | R::Copy { user, .. }
+            | R::Move { user, .. }
+            | R::Expunge { user, .. }
+            | R::FetchHeaders { user, .. } => Some(user),
+            R::Unwatch { .. } | R::NodeStatus => None,
+        }
+    }
+}
+
+/// Whether a node serves a user: `Err(reason)` refuses every call about them with
+/// [`StoreError::Unavailable`] (a node serves only the users the ring places on it).
+pub type AdmitFn = std::sync::Arc<dyn Fn(&UserId) -> Result<(), String> + Send + Sync>;
+
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
     Done,
@@ -168,6 +199,37 @@ pub enum Reply {
         id: u64,
         modseq: ModSeq,
     },
+    /// Part of the answer to call `id`: some of its bodies (a [`Response::Bodies`]),
+    /// so that no frame has to hold a whole batch of big messages. The rest follows,
+    /// the last part as the `Result`. (Added last: postcard numbers variants in order.)
+    Part {
+        id: u64,
+        bodies: Vec<MessageBody>,
+    },
+}
+
+/// Bodies per [`Reply::Part`] frame, in bytes: a part holds bodies up to this much, or
+/// one body alone when it is larger (a body is at most [`crate::net::MAX_BODY`]), so a
+/// part always fits in a frame.
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Cuts `bodies` into runs of at most [`PART_BYTES`] (or one larger body): every run
+/// but the last is sent as a [`Reply::Part`].
+pub fn split_bodies(bodies: Vec<MessageBody>) -> Vec<Vec<MessageBody>> {
+    let mut parts = vec![Vec::new()];
+    let mut size = 0usize;
+    for body in bodies {
+        let len = body.bytes.len();
+        if size > 0 && size + len > PART_BYTES {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        if let Some(last) = parts.last_mut() {
+            last.push(body);
+        }
+    }
+    parts
 }
 
 /// A [`StoreError`] on the wire.
@@ -186,6 +248,8 @@ pub enum WireError {
     Corrupt(String),
     /// Appended last: older peers decode every variant before it unchanged.
     DiskFull(String),
+    /// Appended after `DiskFull`, for the same reason.
+    Unanswered(String),
 }
 
 impl From<StoreError> for WireError {
@@ -198,6 +262,9 @@ impl From<StoreError> for WireError {
             StoreError::TooBig { limit } => WireError::TooBig { limit },
             StoreError::OverQuota => WireError::OverQuota,
             StoreError::Unavailable(r) => WireError::Unavailable(r),
+            // A node's own store has no remote calls; should one ever lose an answer,
+            // the gateway must not say NO either.
+            StoreError::Unanswered(r) => WireError::Unanswered(r),
             StoreError::Io(e) => WireError::Io(e.to_string()),
             StoreError::Corrupt(r) => WireError::Corrupt(r),
             StoreError::DiskFull(e) => WireError::DiskFull(e.to_string()),
@@ -215,6 +282,7 @@ impl From<WireError> for StoreError {
             WireError::TooBig { limit } => StoreError::TooBig { limit },
             WireError::OverQuota => StoreError::OverQuota,
             WireError::Unavailable(r) => StoreError::Unavailable(r),
+            WireError::Unanswered(r) => StoreError::Unanswered(r),
             WireError::Io(r) => StoreError::Io(std::io::Error::other(format!("on the node: {r}"))),
             WireError::Corrupt(r) => StoreError::Corrupt(r),
             WireError::DiskFull(r) => StoreError::DiskFull(std::io::Error::new(

@@ -10,18 +10,37 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
-use super::protocol::{Call, Reply, Request, Response, StatusFn, WireError};
+#[cfg(doc)]
+use super::protocol::PART_BYTES;
+use super::protocol::{AdmitFn, Call, Reply, Request, Response, StatusFn, WireError, split_bodies};
 use crate::net::{Framed, NodeTls, Service};
 use crate::store::MailStore;
 
 /// Serves the Store service on `listener` until `stop` turns true. `status` answers
-/// the health probes of gateways.
+/// the health probes of gateways. Every user is served; see [`serve_admitting`].
 pub async fn serve(
     listener: TcpListener,
     tls: NodeTls,
     node: String,
     store: Arc<dyn MailStore>,
     status: StatusFn,
+    stop: watch::Receiver<bool>,
+) {
+    let admit: AdmitFn = Arc::new(|_| Ok(()));
+    serve_admitting(listener, tls, node, store, status, admit, stop).await;
+}
+
+/// [`serve`], refusing calls about a user `admit` refuses: they are answered
+/// [`StoreError::Unavailable`](crate::StoreError::Unavailable) (and logged) without
+/// reaching the store, so a misconfigured gateway cannot make this node create a user
+/// it does not hold.
+pub async fn serve_admitting(
+    listener: TcpListener,
+    tls: NodeTls,
+    node: String,
+    store: Arc<dyn MailStore>,
+    status: StatusFn,
+    admit: AdmitFn,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut links = JoinSet::new();
@@ -33,16 +52,17 @@ pub async fn serve(
         };
         let Ok((tcp, peer)) = accepted else { continue };
         let _ = tcp.set_nodelay(true);
-        let (tls, node, store, status, stop) = (
+        let (tls, node, store, status, admit, stop) = (
             tls.clone(),
             node.clone(),
             store.clone(),
             status.clone(),
+            admit.clone(),
             stop.clone(),
         );
         links.spawn(
             async move {
-                if let Err(e) = link(tcp, tls, node, store, status, stop).await {
+                if let Err(e) = link(tcp, tls, node, store, status, admit, stop).await {
                     tracing::debug!(error = %e, "store link ended");
                 }
             }
@@ -58,6 +78,7 @@ async fn link(
     node: String,
     store: Arc<dyn MailStore>,
     status: StatusFn,
+    admit: AdmitFn,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let stream = tls.accept(tcp).await?;
@@ -76,6 +97,12 @@ async fn link(
                     Err(crate::net::FrameError::Closed) => break Ok(()),
                     Err(e) => break Err(e.into()),
                 };
+                if let Some(Err(reason)) = call.request.user().map(|u| admit(u)) {
+                    tracing::warn!(%peer, user = ?call.request.user(), %reason, "refused a call about a user this node does not hold");
+                    let response = Response::Error(WireError::Unavailable(reason));
+                    let _ = tx.send(Reply::Result { id: call.id, response }).await;
+                    continue;
+                }
                 match call.request {
                     Request::Watch { user, name } => {
                         let reply = match store.watch(&user, &name).await {
@@ -109,14 +136,26 @@ async fn link(
                         let (store, tx, id) = (store.clone(), tx.clone(), call.id);
                         calls.spawn(async move {
                             let response = dispatch(store.as_ref(), request).await;
-                            let _ = tx.send(Reply::Result { id, response }).await;
+                            answer(&tx, id, response).await;
                         });
                     }
                 }
             }
             Some(reply) = rx.recv() => {
-                if let Err(e) = framed.send(&reply).await {
-                    break Err(e.into());
+                match framed.send(&reply).await {
+                    Ok(()) => {}
+                    // Nothing was written: that call gets an error, the link goes on.
+                    Err(crate::net::FrameError::TooLarge { len }) => {
+                        if let Reply::Result { id, .. } | Reply::Part { id, .. } = reply {
+                            tracing::warn!(len, "an answer too large for a frame");
+                            let response = Response::Error(WireError::Corrupt(format!(
+                                "an answer of {len} bytes does not fit in an internal frame"
+                            )));
+                            // Not awaited: this loop is what drains the queue.
+                            let _ = tx.try_send(Reply::Result { id, response });
+                        }
+                    }
+                    Err(e) => break Err(e.into()),
                 }
             }
             Some(_) = calls.join_next(), if !calls.is_empty() => {}
@@ -128,6 +167,28 @@ async fn link(
     }
     calls.abort_all();
     result
+}
+
+/// Sends the answer to call `id`; bodies go in parts of about [`PART_BYTES`], so that a
+/// batch of big messages never needs a frame larger than one of them.
+async fn answer(tx: &mpsc::Sender<Reply>, id: u64, response: Response) {
+    let Response::Bodies(bodies) = response else {
+        let _ = tx.send(Reply::Result { id, response }).await;
+        return;
+    };
+    let mut parts = split_bodies(bodies);
+    let last = parts.pop().unwrap_or_default();
+    for bodies in parts {
+        if tx.send(Reply::Part { id, bodies }).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx
+        .send(Reply::Result {
+            id,
+            response: Response::Bodies(last),
+        })
+        .await;
 }
 
 async fn dispatch(store: &dyn MailStore, request: Request) -> Response {

@@ -43,6 +43,11 @@ use crate::net::{FrameError, Framed, NodeTls, Service};
 
 const MAX_BATCH_RECORDS: usize = 2000;
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// Bodies riding along with one batch, and bodies per [`ToPeer::Blobs`] frame, in
+/// bytes: a frame holds bodies up to this much, or one body alone when it is larger (a
+/// body is at most [`crate::net::MAX_BODY`]), so it always fits in a frame. Bodies that
+/// do not ride are fetched by the receiver ([`FromPeer::Want`]).
+const MAX_RIDE_BYTES: usize = 16 * 1024 * 1024;
 const HEARTBEAT: Duration = Duration::from_millis(300);
 
 /// What the node knows of one peer's links.
@@ -278,6 +283,7 @@ async fn send_loop(
         }
         let mut wire = Vec::new();
         let mut users = BTreeSet::new();
+        let mut riding = 0usize;
         // One configuration for the whole batch. A record filtered out here under a
         // configuration that a reconfiguration has just replaced is covered by the
         // moved user's snapshot, which this sender takes later.
@@ -310,7 +316,14 @@ async fn send_loop(
                 })
                 .collect();
             let ride: Vec<BodyRef> = blobs.into_iter().filter(|b| needed.contains(b)).collect();
-            let bodies = read_blobs(store, ride).await?;
+            let mut bodies = Vec::new();
+            for (r, bytes) in read_blobs(store, ride).await? {
+                // Past the budget a body stays behind; the receiver asks for it.
+                if riding == 0 || riding + bytes.len() <= MAX_RIDE_BYTES {
+                    riding += bytes.len();
+                    bodies.push((r, bytes));
+                }
+            }
             wire.push(WireRecord {
                 lsn: rec.lsn,
                 user,
@@ -371,15 +384,41 @@ async fn await_ack<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match recv(framed, within).await? {
             FromPeer::Ack { upto } => return Ok(upto),
-            FromPeer::Want(refs) => {
-                let bodies = read_blobs(store, refs).await?;
-                framed.send(&ToPeer::Blobs(bodies)).await?;
-            }
+            FromPeer::Want(refs) => send_blobs(store, framed, refs).await?,
             FromPeer::Welcome { .. } => {
                 return Err(LinkError::Protocol("a second welcome".into()));
             }
         }
     }
+}
+
+/// Answers a [`FromPeer::Want`]: the bodies in frames of at most [`MAX_RIDE_BYTES`] (or
+/// one larger body), then
+/// an empty [`ToPeer::Blobs`] that ends the answer (bodies this node lacks are left out).
+async fn send_blobs<S: AsyncRead + AsyncWrite + Unpin>(
+    store: &ReplicatedStore,
+    framed: &mut Framed<S>,
+    refs: Vec<BodyRef>,
+) -> Result<(), LinkError> {
+    let mut part = Vec::new();
+    let mut size = 0usize;
+    for r in refs {
+        for (r, bytes) in read_blobs(store, vec![r]).await? {
+            if size > 0 && size + bytes.len() > MAX_RIDE_BYTES {
+                framed
+                    .send(&ToPeer::Blobs(std::mem::take(&mut part)))
+                    .await?;
+                size = 0;
+            }
+            size += bytes.len();
+            part.push((r, bytes));
+        }
+    }
+    if !part.is_empty() {
+        framed.send(&ToPeer::Blobs(part)).await?;
+    }
+    framed.send(&ToPeer::Blobs(Vec::new())).await?;
+    Ok(())
 }
 
 async fn read_blobs(
@@ -580,18 +619,22 @@ async fn fetch_missing<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let asked = missing.len();
     framed.send(&FromPeer::Want(missing)).await?;
-    let reply = tokio::time::timeout(link_timeout * 10, framed.recv::<ToPeer>()).await??;
-    let ToPeer::Blobs(bodies) = reply else {
-        return Err("expected bodies".into());
-    };
-    if bodies.len() < asked {
-        tracing::warn!(
-            asked,
-            got = bodies.len(),
-            "a peer lacks bodies its ops name"
-        );
+    // The bodies come in parts, each stored as it arrives; an empty part ends them.
+    let mut got = 0;
+    loop {
+        let reply = tokio::time::timeout(link_timeout * 10, framed.recv::<ToPeer>()).await??;
+        let ToPeer::Blobs(bodies) = reply else {
+            return Err("expected bodies".into());
+        };
+        if bodies.is_empty() {
+            break;
+        }
+        got += bodies.len();
+        store_blobs(store, bodies).await?;
     }
-    store_blobs(store, bodies).await?;
+    if got < asked {
+        tracing::warn!(asked, got, "a peer lacks bodies its ops name");
+    }
     Ok(())
 }
 

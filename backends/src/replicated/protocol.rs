@@ -22,7 +22,8 @@ pub(crate) enum ToPeer {
         user: UserId,
         state: Vec<u8>,
     },
-    /// Bodies the receiver asked for.
+    /// Bodies the receiver asked for, in parts of bounded size (no frame has to hold
+    /// a whole batch of big messages); an empty part ends the answer.
     Blobs(Vec<(BodyRef, Bytes)>),
     /// How many users' whole states (data moves after a reconfiguration) the sender
     /// still owes the receiver, under which configuration; answered with `Ack`.
@@ -63,7 +64,8 @@ pub(crate) struct WireRecord {
     pub lsn: u64,
     pub user: UserId,
     pub ops: Vec<Op>,
-    /// Bodies first stored at the sender by this record's write, riding with it.
+    /// Bodies first stored at the sender by this record's write, riding with it while
+    /// the batch's bodies stay within a budget; the others the receiver asks for.
     pub bodies: Vec<(BodyRef, Bytes)>,
 }
 

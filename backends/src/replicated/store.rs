@@ -165,6 +165,9 @@ pub struct ReplicatedStore {
     pub(crate) inbound: StdMutex<BTreeMap<String, u64>>,
     /// Peers believed reachable; `None` until the node knows.
     reachable: StdMutex<Option<BTreeSet<ReplicaId>>>,
+    /// Writes under `ack = Replica` answered on the local fsync alone, because no
+    /// replica of the user was reachable or none acknowledged within the timeout.
+    local_only_acks: AtomicU64,
     poisoned: AtomicBool,
     checkpoint_lock: Mutex<()>,
     since_checkpoint: AtomicU64,
@@ -436,6 +439,7 @@ impl ReplicatedStore {
             peer_acks: StdMutex::new(peer_acks),
             inbound: StdMutex::new(inbound),
             reachable: StdMutex::new(reachable),
+            local_only_acks: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             checkpoint_lock: Mutex::new(()),
             since_checkpoint: AtomicU64::new(0),
@@ -763,20 +767,32 @@ impl ReplicatedStore {
     }
 
     /// With `ack = Replica`: waits until a peer holding the user has acknowledged the
-    /// log through `lsn`, or the timeout.
+    /// log through `lsn`, or the timeout. Only peers whose link is up are waited for: a
+    /// replica known to be down would cost every write the whole timeout, so then the
+    /// write is answered on the local fsync alone (and counted, see
+    /// [`Self::local_only_acks`]); the record still reaches the replica once it is back.
     async fn await_replica(&self, user: &UserId, lsn: u64) {
         if self.ack == AckMode::Local {
             return;
         }
-        let holders: Vec<String> = self
+        let holders: Vec<(String, ReplicaId)> = self
             .membership()
             .holders(user)
             .into_iter()
-            .map(|p| p.name.clone())
+            .map(|p| (p.name.clone(), p.replica))
             .collect();
+        if holders.is_empty() {
+            return;
+        }
+        // Before the node knows who is reachable (just started), every holder counts.
+        let reachable = lock(&self.reachable).clone();
         let acks: Vec<watch::Sender<u64>> = {
             let all = lock(&self.peer_acks);
-            holders.iter().filter_map(|p| all.get(p).cloned()).collect()
+            holders
+                .iter()
+                .filter(|(_, id)| reachable.as_ref().is_none_or(|r| r.contains(id)))
+                .filter_map(|(p, _)| all.get(p).cloned())
+                .collect()
         };
         let waits: Vec<_> = acks
             .iter()
@@ -790,12 +806,22 @@ impl ReplicatedStore {
             })
             .collect();
         if waits.is_empty() {
+            tracing::debug!(%user, lsn, "no replica reachable; answering after the local write");
+            self.local_only_acks.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let acked = tokio::time::timeout(self.ack_timeout, futures::future::select_all(waits));
         if acked.await.is_err() {
             tracing::debug!(%user, lsn, "no replica acknowledged in time; answering after the local write");
+            self.local_only_acks.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// How many writes under `ack = Replica` were answered on the local fsync alone
+    /// since the node started: no replica of the user was reachable, or none
+    /// acknowledged within `ack_timeout`.
+    pub fn local_only_acks(&self) -> u64 {
+        self.local_only_acks.load(Ordering::Relaxed)
     }
 
     /// Counts records toward the next checkpoint and starts one when due.

@@ -187,9 +187,11 @@ impl Session {
                     routed = Some(candidate);
                     break;
                 }
-                Err(e @ StoreError::Unavailable(_)) => {
+                // Opening is harmless to repeat: a node that did not answer is skipped
+                // like one that cannot be reached.
+                Err(e @ (StoreError::Unavailable(_) | StoreError::Unanswered(_))) => {
                     tracing::info!(node = %candidate.node, error = %e, "replica unavailable, trying the next");
-                    last_error = Some(e);
+                    last_error = Some(StoreError::Unavailable(e.to_string()));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -202,6 +204,7 @@ impl Session {
         tracing::Span::current().record("node", routed.node.as_str());
         self.store = Some(routed.store);
         self.home_back = routed.home_back;
+        self.node_up = routed.node_up;
         self.node = routed.node;
         self.router_generation = Some(self.shared.router_generation.subscribe());
         tracing::Span::current().record("user", user_id.as_str());

@@ -43,7 +43,9 @@ impl Session {
                 Timeout,
                 Stop,
                 MoveHome,
+                NodeDown,
             }
+            let node_down = crate::session::node_down(self.node_up.clone());
             let mut home_back = self.home_back.clone();
             let mut generation = self.router_generation.clone();
             let reload = async move {
@@ -75,6 +77,7 @@ impl Session {
                 _ = &mut timeout => Event::Timeout,
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => Event::Stop,
                 _ = move_home => Event::MoveHome,
+                _ = node_down => Event::NodeDown,
                 _ = reload => Event::Poll,
             };
             match event {
@@ -115,6 +118,13 @@ impl Session {
                 }
                 Event::MoveHome => {
                     self.send(&response::bye("Your home server is back; please reconnect"))
+                        .await?;
+                    self.state = State::Logout;
+                    return Err(CmdError::Answered);
+                }
+                Event::NodeDown => {
+                    tracing::info!(node = %self.node, "node marked down; ending the session");
+                    self.send(&response::bye_unavailable(crate::session::NODE_DOWN))
                         .await?;
                     self.state = State::Logout;
                     return Err(CmdError::Answered);
