@@ -337,7 +337,8 @@ async fn messages_holding_nul_bytes_are_sent_as_valid_literals() {
     expected.extend_from_slice(&safe);
     expected.extend_from_slice(b" BODY[]<38> {9}\r\n");
     expected.extend_from_slice(&safe[38..47]);
-    expected.extend_from_slice(b" FLAGS (\\Seen))\r\n");
+    // \Recent: this session selected the mailbox first (RFC 3501 2.3.2).
+    expected.extend_from_slice(b" FLAGS (\\Seen \\Recent))\r\n");
     assert_eq!(
         String::from_utf8_lossy(&got[..expected.len().min(got.len())]),
         String::from_utf8_lossy(&expected)

@@ -59,7 +59,7 @@ async fn noop_brings_new_mail_flag_changes_and_expunges() {
     let r = ok(&mut a, "NOOP").await;
     assert_eq!(r.untagged.len(), 1, "{r:?}");
     assert!(
-        r.untagged[0].starts_with("* 2 FETCH (FLAGS (\\Flagged)"),
+        r.untagged[0].starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent)"),
         "{r:?}"
     );
 
@@ -104,7 +104,7 @@ async fn check_and_other_commands_bring_changes_too() {
 async fn own_changes_are_not_echoed_twice() {
     let (_server, mut a, _b) = two_sessions(2).await;
     let r = ok(&mut a, "STORE 1 +FLAGS (\\Seen)").await;
-    assert_eq!(r.untagged, ["* 1 FETCH (FLAGS (\\Seen))"]);
+    assert_eq!(r.untagged, ["* 1 FETCH (FLAGS (\\Seen \\Recent))"]);
     let r = ok(&mut a, "NOOP").await;
     assert!(r.untagged.is_empty(), "{r:?}");
     // An APPEND to the selected mailbox announces EXISTS (RFC 3501 6.3.11: SHOULD) once.
@@ -258,7 +258,10 @@ async fn idle_pushes_changes_from_another_session_within_a_second() {
 
     ok(&mut b, "STORE 1 +FLAGS.SILENT (\\Flagged)").await;
     let (line, took) = wait_for(&mut a, Duration::from_secs(5), |l| l.contains(" FETCH ")).await;
-    assert!(line.starts_with("* 1 FETCH (FLAGS (\\Flagged)"), "{line}");
+    assert!(
+        line.starts_with("* 1 FETCH (FLAGS (\\Flagged \\Recent)"),
+        "{line}"
+    );
     assert!(took < Duration::from_secs(1), "FETCH took {took:?}");
 
     ok(&mut b, "STORE 2 +FLAGS.SILENT (\\Deleted)").await;
@@ -481,14 +484,14 @@ async fn another_sessions_store_between_ours_is_not_lost() {
     let (_server, mut a, mut b) = two_sessions(3).await;
     // Ours, alone: answered with our FETCH, nothing more to learn.
     let r = ok(&mut a, "STORE 1 +FLAGS (\\Seen)").await;
-    assert_eq!(r.untagged, ["* 1 FETCH (FLAGS (\\Seen))"], "{r:?}");
+    assert_eq!(r.untagged, ["* 1 FETCH (FLAGS (\\Seen \\Recent))"], "{r:?}");
     // Theirs, then ours: ours is no longer the mailbox's next change.
     ok(&mut b, "STORE 2 +FLAGS.SILENT (\\Flagged)").await;
     let r = ok(&mut a, "STORE 3 +FLAGS (\\Answered)").await;
     let r2 = ok(&mut a, "NOOP").await;
     let lines: Vec<&String> = r.untagged.iter().chain(&r2.untagged).collect();
     assert!(
-        lines.contains(&&"* 3 FETCH (FLAGS (\\Answered))".to_owned()),
+        lines.contains(&&"* 3 FETCH (FLAGS (\\Answered \\Recent))".to_owned()),
         "{lines:?}"
     );
     let theirs: Vec<_> = lines

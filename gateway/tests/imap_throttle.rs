@@ -218,3 +218,28 @@ async fn a_wait_longer_than_the_time_to_log_in_is_refused_at_once() {
         .await;
     assert!(third.line().await.starts_with("* BYE"));
 }
+
+#[tokio::test]
+async fn parallel_logins_with_the_right_password_are_not_delayed() {
+    // A client that opens several connections at once (Thunderbird, mbsync, a phone):
+    // every attempt reserves a slot before its password is checked, but a success lets
+    // the ones queued behind it go at once. Penalty 10 s: the six get slots 0, 10, …,
+    // 50 s, so without that the third would not be answered within PROMPT (15 s).
+    let server = TestServer::start_with(|c| {
+        c.throttle.base_delay_ms = 10_000;
+        c.throttle.max_delay_ms = 10_000;
+    })
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(server.raw().await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut raw in clients {
+        tasks.spawn(async move { login_within(&mut raw, USER, PASSWORD, PROMPT).await });
+    }
+    for answer in tasks.join_all().await {
+        let answer = answer.expect("a login with the right password was held up");
+        assert!(answer.contains("OK"), "{answer}");
+    }
+}

@@ -15,7 +15,12 @@
 //! lock in memory), and counts as a failure until it succeeds. A slot is no
 //! earlier than now and one penalty after the previous attempt's slot, so
 //! 40 parallel guesses queue up one behind the other exactly as 40
-//! sequential ones would. A success clears its own (user, address) key and
+//! sequential ones would. A success wakes the attempts of the same user from
+//! the same address that were queued on this gateway behind it
+//! ([`Throttle::wait`]): their wait was for an attempt that turned out not to
+//! be a failure, so each takes a fresh slot, and a client that opens five
+//! connections with the right password at once is not held up by penalties.
+//! A success clears its own (user, address) key and
 //! takes that key's attempts back from the address's count (an attacker
 //! cannot wipe the address's record of guesses at *other* users by logging
 //! into an account of their own). An attempt that failed for a reason that
@@ -36,6 +41,8 @@ mod redis;
 
 use std::net::IpAddr;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::AuthError;
 
@@ -178,7 +185,7 @@ pub fn penalty(failures: u64, base: Duration, max: Duration) -> Duration {
 ///
 /// ```text
 /// let wait = throttle.reserve(peer_ip, &user).await;   // counts as failed from now on
-/// tokio::time::sleep(wait).await;
+/// throttle.wait(peer_ip, &user, wait).await;          // shortened by a success
 /// match authenticator.authenticate(&user, &password).await {
 ///     Ok(_) => throttle.record_success(peer_ip, &user).await,
 ///     Err(AuthError::Failed | AuthError::Disabled) => {}    // already counted
@@ -191,6 +198,8 @@ pub struct Throttle {
     delays: Delays,
     local: MemoryCounters,
     redis: Option<RedisCounters>,
+    /// Bumped by every successful login, to wake attempts queued behind one.
+    successes: watch::Sender<u64>,
 }
 
 impl Throttle {
@@ -207,6 +216,7 @@ impl Throttle {
             delays: Delays::of(&config),
             redis,
             config,
+            successes: watch::Sender::new(0),
         })
     }
 
@@ -218,6 +228,36 @@ impl Throttle {
             delays: Delays::of(&config),
             redis: None,
             config,
+            successes: watch::Sender::new(0),
+        }
+    }
+
+    /// Waits out a reserved `delay`, unless a login of the same user from the
+    /// same address succeeds on this gateway meanwhile: that success took
+    /// back the attempts this one queued behind (none of them had failed), so
+    /// this attempt takes a fresh slot instead and waits for that.
+    /// Cancel-safe.
+    pub async fn wait(&self, ip: IpAddr, user: &str, delay: Duration) {
+        let subject = Subject::new(ip, user);
+        let mut successes = self.successes.subscribe();
+        let mut until = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                changed = successes.changed() => {
+                    if changed.is_err() {
+                        tokio::time::sleep_until(until).await;
+                        return;
+                    }
+                    // Our own reservation went with the success's key. The local
+                    // mirror knows (this gateway's success cleared it there too),
+                    // so a busy gateway's waiters cost no Redis call per success.
+                    if self.local.attempts(&subject).0 == 0 {
+                        let fresh = self.reserve(ip, user).await;
+                        until = until.min(tokio::time::Instant::now() + fresh);
+                    }
+                }
+            }
         }
     }
 
@@ -244,6 +284,7 @@ impl Throttle {
         if let Some(redis) = &self.redis {
             redis.record_success(&subject).await;
         }
+        self.successes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Takes back a reserved attempt whose failure was not the client's

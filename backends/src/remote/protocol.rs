@@ -127,7 +127,8 @@ impl Request {
             | R::Copy { user, .. }
             | R::Move { user, .. }
             | R::Expunge { user, .. }
-            | R::FetchHeaders { user, .. } => Some(user),
+            | R::FetchHeaders { user, .. }
+            | R::Recent { user, .. } => Some(user),
             R::Unwatch { .. } | R::NodeStatus => None,
         }
     }

@@ -144,7 +144,8 @@ impl Session {
             ));
         }
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            // A success of the same user from this address meanwhile shortens it.
+            self.shared.throttle.wait(ip, user, delay).await;
         }
         let authenticated = match self.shared.auth.authenticate(user, password).await {
             Ok(a) => a,
