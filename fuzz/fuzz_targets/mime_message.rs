@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use imap_codec::ResponseCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
+use imap_codec::imap_types::body::{Body, BodyStructure, SpecificFields};
 use imap_codec::imap_types::core::{AString, Vec1};
 use imap_codec::imap_types::fetch::{MessageDataItem, Part, Section};
 use imap_codec::imap_types::response::{Data, Response};
@@ -19,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let envelope = message.envelope();
     let body = message.body_structure(false);
     let structure = message.body_structure(true);
+    let nesting = depth(&structure);
     let items = Vec1::try_from(vec![
         MessageDataItem::Envelope(envelope),
         MessageDataItem::Body(body),
@@ -31,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
             items,
         }))
         .dump();
-    if let Err(error) = ResponseCodec::default().decode(&line) {
+    // imap-codec's parser reads bodies nested at most 8 deep; pluto, like Dovecot, sends
+    // up to pluto_mime::MAX_DEPTH (see docs/FUZZING.md). Deeper lines are not checked.
+    if let (true, Err(error)) = (nesting <= 7, ResponseCodec::default().decode(&line)) {
         panic!(
             "the FETCH line does not parse ({error:?}): {}",
             String::from_utf8_lossy(&line)
@@ -48,6 +52,24 @@ fuzz_target!(|data: &[u8]| {
     let _ = message.sent_date();
     let _ = pluto_backends::header_len(data);
 });
+
+/// How many body structures deep `body` goes (a single part is 1).
+fn depth(body: &BodyStructure<'_>) -> usize {
+    match body {
+        BodyStructure::Single {
+            body:
+                Body {
+                    specific: SpecificFields::Message { body_structure, .. },
+                    ..
+                },
+            ..
+        } => 1 + depth(body_structure),
+        BodyStructure::Single { .. } => 1,
+        BodyStructure::Multi { bodies, .. } => {
+            1 + bodies.as_ref().iter().map(depth).max().unwrap_or(0)
+        }
+    }
+}
 
 /// BODY[], and sections whose part numbers come from the input's first bytes, so that
 /// nested parts of a fuzzed message are reached too.
