@@ -19,6 +19,8 @@
 pub mod conformance;
 pub mod error;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod maildir;
 pub mod net;
 pub mod recent;

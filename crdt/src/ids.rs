@@ -109,7 +109,8 @@ impl VersionVector {
     /// The number of operations in the set. It grows strictly along causality, which
     /// makes `(sum, origin)` a total order that extends the causal order.
     pub fn sum(&self) -> u64 {
-        self.0.iter().map(|(_, n)| n).sum()
+        // Saturating: a snapshot or a peer's op may carry any counters.
+        self.0.iter().fold(0, |sum, (_, n)| sum.saturating_add(*n))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {

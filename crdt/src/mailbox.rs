@@ -148,7 +148,7 @@ impl Mailbox {
     /// operations, and above any HIGHESTMODSEQ a replica showed before the message last
     /// changed there.
     pub(crate) fn begin(&mut self, deps: &VersionVector) {
-        self.modseq += 1;
+        self.modseq = self.modseq.saturating_add(1);
         if self.recent_vv.le(deps) {
             return;
         }
@@ -162,7 +162,7 @@ impl Mailbox {
         bumped.dedup();
         for id in bumped {
             if let Some(m) = self.messages.get_mut(&id) {
-                m.modseq += 1;
+                m.modseq = m.modseq.saturating_add(1);
             }
         }
     }

@@ -149,7 +149,7 @@ impl Op {
     /// writes to one register (a mailbox's name) must pick a winner everywhere alike.
     pub fn stamp(&self) -> Stamp {
         Stamp {
-            lamport: self.deps.sum() + 1,
+            lamport: self.deps.sum().saturating_add(1),
             dot: self.id,
         }
     }

@@ -145,7 +145,10 @@ impl UserState {
     }
 
     fn create_op(&mut self, name: &str, special_use: Option<SpecialUse>) -> Result<Op, CrdtError> {
-        let incarnation = self.incarnations.get(name).map_or(0, |i| i + 1);
+        let incarnation = self
+            .incarnations
+            .get(name)
+            .map_or(0, |i| i.saturating_add(1));
         let uid_validity = fresh(
             self.max_uid_validity,
             self.replica.0,
@@ -373,7 +376,7 @@ impl UserState {
     /// Makes an operation of this replica and applies it.
     fn issue(&mut self, kind: OpKind) -> Op {
         let op = Op {
-            id: Dot::new(self.replica, self.clock.get(self.replica) + 1),
+            id: Dot::new(self.replica, self.clock.get(self.replica).saturating_add(1)),
             deps: self.clock.clone(),
             kind,
         };
@@ -496,7 +499,7 @@ impl UserState {
     }
 
     fn is_ready(&self, op: &Op) -> bool {
-        self.clock.get(op.id.replica) + 1 == op.id.seq && op.deps.le(&self.clock)
+        self.clock.get(op.id.replica).checked_add(1) == Some(op.id.seq) && op.deps.le(&self.clock)
     }
 
     fn deliver_pending(&mut self, batch: &mut Batch) {
@@ -504,7 +507,7 @@ impl UserState {
             let mut progressed = false;
             let mut origin = self.pending.keys().next().map(|d| d.replica);
             while let Some(r) = origin {
-                let next = Dot::new(r, self.clock.get(r) + 1);
+                let next = Dot::new(r, self.clock.get(r).saturating_add(1));
                 if let Some(op) = self.pending.get(&next).filter(|op| op.deps.le(&self.clock)) {
                     let op = op.clone();
                     self.pending.remove(&next);

@@ -8,7 +8,7 @@
 //! routed to a live replica).
 
 mod client;
-mod protocol;
+pub(crate) mod protocol;
 mod server;
 
 pub use client::RemoteStore;

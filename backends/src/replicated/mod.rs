@@ -24,7 +24,7 @@ mod convert;
 mod link;
 pub mod node;
 pub mod oplog;
-mod protocol;
+pub(crate) mod protocol;
 pub mod store;
 
 pub use config::{AckMode, NodeConfig, PeerConfig, ReplicasOf};
