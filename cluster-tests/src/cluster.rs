@@ -102,9 +102,31 @@ async fn free_port() -> (TcpListener, SocketAddr) {
     (l, a)
 }
 
+/// A port for a child process to bind later. Taken below the kernel's ephemeral range
+/// (32768 and up on Linux), from which `bind(:0)` and every outgoing connection draw:
+/// a port reserved that way and released could be handed to someone else before the
+/// child binds it, and was (a node's metrics port, taken meanwhile by another test).
+/// Each port is handed out once per process; the start is spread by the process id so
+/// that test binaries run side by side rarely meet.
 fn reserve() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 12_000;
+    const SPAN: u16 = 20_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        (std::process::id() % u32::from(SPAN)) as u16 + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], FIRST + offset));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
 }
 
 impl Cluster {
