@@ -460,7 +460,7 @@ async fn fetching_a_body_sets_seen_and_peek_does_not() {
 
     // BODY[] sets \Seen and the response says so.
     let r = ok(&mut raw, "FETCH 2 BODY[TEXT]").await;
-    assert!(r.untagged[0].contains("FLAGS (\\Seen)"), "{r:?}");
+    assert!(r.untagged[0].contains("FLAGS (\\Seen \\Recent)"), "{r:?}");
     let r = ok(&mut raw, "FETCH 3 RFC822.TEXT").await;
     assert!(r.untagged[0].contains("\\Seen"), "{r:?}");
     assert!(

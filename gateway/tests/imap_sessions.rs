@@ -496,7 +496,7 @@ async fn another_sessions_store_between_ours_is_not_lost() {
     );
     let theirs: Vec<_> = lines
         .iter()
-        .filter(|l| l.starts_with("* 2 FETCH (FLAGS (\\Flagged)"))
+        .filter(|l| l.starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent)"))
         .collect();
     assert_eq!(theirs.len(), 1, "their change told once: {lines:?}");
     // And ours after theirs is current again: nothing left to tell.
