@@ -12,8 +12,12 @@
 //! 3. [`session`] is the state machine (not authenticated → authenticated → selected →
 //!    logout) and the command loop with its timeouts (before login one deadline from
 //!    the connection, handshakes included; after it, the idle timeout); it hands each
-//!    command to its module in `command/` (one file per command or tight family:
-//!    `fetch.rs`, `search.rs`, `store.rs`, `copy.rs` for COPY/MOVE, `idle.rs`, …).
+//!    command to its module in `command/`, one file per command or tight pair, named
+//!    after it (`select.rs` for SELECT/EXAMINE, `close.rs` with UNSELECT, `expunge.rs`,
+//!    `list.rs` with LSUB, `copy.rs` for COPY/MOVE, `fetch.rs`, …). What a family
+//!    shares has its own module: `credentials.rs` (plaintext policy, login throttle,
+//!    the credential check, routing the user) for LOGIN and AUTHENTICATE,
+//!    `mailbox_rules.rs` (per-user bounds, missing parents) for CREATE and RENAME.
 //! 4. Commands speak to storage only through [`pluto_backends::MailStore`], in UIDs:
 //!    [`selected`] keeps the session's view of the selected mailbox (sequence numbers)
 //!    and turns changes made elsewhere into `EXISTS`/`EXPUNGE`/`FETCH` at the moments
