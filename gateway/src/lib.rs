@@ -29,8 +29,16 @@
 //! [`cache`] keeps message headers and ENVELOPEs once read, for all sessions (a message
 //! never changes under its UIDVALIDITY and UID, so nothing there goes stale).
 //!
-//! [`config`] is the one typed configuration; [`cli`] the `pluto` subcommands;
-//! `pluto pki` calls `pluto_backends::net::pki`.
+//! [`shared`] holds what every session of a process shares ([`Shared`]: configuration,
+//! router, authenticator, throttle, TLS, header cache). [`route`] picks a user's store
+//! (and reads the cluster's placement); [`tls`] makes the client acceptor and this
+//! node's identity on internal links; [`node`] runs `pluto worker` / `pluto storage`.
+//!
+//! [`config`] is the one typed configuration; [`cli`] the `pluto` command line: its
+//! grammar in `cli/mod.rs`, the long-running processes in `cli/serve.rs`, starting a
+//! server from a configuration in `cli/start.rs`, the admin tools (`user`, `auth
+//! init-postgres`, `pki`, `cluster status`) in `cli/admin.rs`; `pluto pki` calls
+//! `pluto_backends::net::pki`.
 
 pub mod cache;
 pub mod cli;
@@ -47,9 +55,11 @@ pub mod route;
 pub mod selected;
 pub mod server;
 pub mod session;
+pub mod shared;
 pub mod tls;
 pub mod wire;
 
 pub use config::Config;
 pub use error::GatewayError;
-pub use server::{Server, Shared};
+pub use server::Server;
+pub use shared::Shared;

@@ -75,7 +75,7 @@ fn this_node(config: &Config) -> Result<&ClusterNode, GatewayError> {
 
 /// Every other node as a peer, and which of them hold each user.
 fn peers_and_placement(config: &Config, me: &ClusterNode) -> (Vec<PeerConfig>, ReplicasOf) {
-    let placement = crate::cli::placement(config);
+    let placement = crate::route::placement(config);
     let my_name = me.name.clone();
     let replicas_of: ReplicasOf = Arc::new(move |user| {
         placement
@@ -137,7 +137,7 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
             me.name, me.role
         )));
     }
-    let tls = crate::cli::node_tls(&config)?;
+    let tls = crate::tls::node_tls(&config)?;
     let (peers, replicas_of) = peers_and_placement(&config, me);
     let mut node_config = NodeConfig::new(me.name.clone(), me.id, config.data_dir.join("node"));
     node_config.peers = peers;

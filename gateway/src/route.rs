@@ -6,6 +6,10 @@
 //! next replica takes new sessions within a probe interval or two, and when the owner
 //! is back and caught up, sessions that were sent elsewhere are told to reconnect
 //! (`* BYE`), so that the owner takes them again (fail-back).
+//!
+//! Also here: [`placement`] (the ring and storage nodes from the [cluster] section,
+//! which workers and storage nodes replicate by too) and [`cluster_router`] (the
+//! placement with a Store client per node).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -254,4 +258,52 @@ impl Cluster {
     pub fn ring(&self) -> &Ring {
         &self.placement.ring
     }
+}
+
+/// Where users' replicas are, from the [cluster] section.
+pub fn placement(config: &crate::config::Config) -> Placement {
+    use crate::config::Role;
+    use crate::ring::{Ring, RingNode};
+    let ring = Ring::new(
+        config
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Worker)
+            .map(|n| RingNode {
+                name: n.name.clone(),
+                weight: n.weight,
+            })
+            .collect(),
+    );
+    let storage = config
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Storage)
+        .map(|n| n.name.clone())
+        .collect();
+    Placement { ring, storage }
+}
+
+/// The cluster as a gateway sees it: the placement and a Store client per node.
+pub fn cluster_router(
+    config: &crate::config::Config,
+) -> Result<Arc<Cluster>, crate::error::GatewayError> {
+    config.cluster.validate()?;
+    let tls = crate::tls::node_tls(config)?;
+    let stores = config
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            Arc::new(pluto_backends::remote::RemoteStore::new(
+                n.name.clone(),
+                n.store.clone(),
+                config.cluster.name.clone(),
+                tls.clone(),
+            ))
+        })
+        .collect();
+    Ok(Cluster::new(placement(config), stores))
 }
