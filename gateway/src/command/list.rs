@@ -8,7 +8,7 @@ use imap_codec::imap_types::core::{Atom, QuotedChar};
 use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Data, Response};
-use pluto_backends::{MailboxName, SpecialUse};
+use pluto_backends::{MailboxList, MailboxName, SpecialUse};
 
 use crate::names::{self, to_wire};
 use crate::response::{CmdResult, Done};
@@ -31,6 +31,77 @@ fn attr(name: &'static str) -> FlagNameAttribute<'static> {
     FlagNameAttribute::from(Atom::unvalidated(Cow::Borrowed(name)))
 }
 
+/// One `* LIST` or `* LSUB` line.
+fn list_data(
+    lsub: bool,
+    items: Vec<FlagNameAttribute<'static>>,
+    mailbox: Mailbox<'static>,
+) -> Data<'static> {
+    let delimiter = Some(QuotedChar::unvalidated('/'));
+    if lsub {
+        Data::Lsub {
+            items,
+            delimiter,
+            mailbox,
+        }
+    } else {
+        Data::List {
+            items,
+            delimiter,
+            mailbox,
+        }
+    }
+}
+
+/// The answer to an empty pattern: the hierarchy delimiter and the reference's root
+/// (RFC 3501 6.3.8).
+fn root_line(reference: &str, lsub: bool) -> Data<'static> {
+    let root = names::reference_root(reference);
+    let root = if root.is_empty() {
+        Mailbox::try_from("").unwrap_or(Mailbox::Inbox)
+    } else {
+        names::wire_text(root)
+    };
+    list_data(lsub, vec![FlagNameAttribute::Noselect], root)
+}
+
+/// Every name LIST or LSUB considers for the pattern `full`, with whether it exists
+/// (and its special use).
+fn candidates(
+    list: &MailboxList,
+    lsub: bool,
+    full: &str,
+) -> BTreeMap<MailboxName, Option<Option<SpecialUse>>> {
+    // Every name to consider, with (exists, special use); parents that do not exist
+    // are shown \Noselect.
+    let mut names: BTreeMap<MailboxName, Option<Option<SpecialUse>>> = BTreeMap::new();
+    let source: Vec<MailboxName> = if lsub {
+        list.subscriptions.clone()
+    } else {
+        list.mailboxes.iter().map(|m| m.name.clone()).collect()
+    };
+    // Parents that are not themselves listed appear as \Noselect; for LSUB only
+    // where a `%` stops short of the subscribed name (RFC 3501 6.3.9).
+    if !lsub || full.contains('%') {
+        for name in &source {
+            for ancestor in name.ancestors() {
+                names.entry(ancestor).or_insert(None);
+            }
+        }
+    }
+    for info in &list.mailboxes {
+        if !lsub || list.subscriptions.contains(&info.name) {
+            names.insert(info.name.clone(), Some(info.special_use));
+        }
+    }
+    for name in &list.subscriptions {
+        if lsub {
+            names.entry(name.clone()).or_insert(None);
+        }
+    }
+    names
+}
+
 impl Session {
     pub(crate) async fn cmd_list(
         &mut self,
@@ -48,60 +119,15 @@ impl Session {
         ) else {
             return Ok(Done::ok(format!("{command} completed")));
         };
-        let delimiter = Some(QuotedChar::unvalidated('/'));
         if pattern.is_empty() {
             // The hierarchy delimiter and the reference's root (RFC 3501 6.3.8).
-            let root = names::reference_root(&reference);
-            let root = if root.is_empty() {
-                Mailbox::try_from("").unwrap_or(Mailbox::Inbox)
-            } else {
-                names::wire_text(root)
-            };
-            let data = if lsub {
-                Data::Lsub {
-                    items: vec![FlagNameAttribute::Noselect],
-                    delimiter,
-                    mailbox: root,
-                }
-            } else {
-                Data::List {
-                    items: vec![FlagNameAttribute::Noselect],
-                    delimiter,
-                    mailbox: root,
-                }
-            };
-            self.send(&Response::Data(data)).await?;
+            self.send(&Response::Data(root_line(&reference, lsub)))
+                .await?;
             return Ok(Done::ok(format!("{command} completed")));
         }
         let full = names::join_reference(&reference, &pattern);
         let list = self.store()?.list(&user).await?;
-        // Every name to consider, with (exists, special use); parents that do not exist
-        // are shown \Noselect.
-        let mut names: BTreeMap<MailboxName, Option<Option<SpecialUse>>> = BTreeMap::new();
-        let source: Vec<MailboxName> = if lsub {
-            list.subscriptions.clone()
-        } else {
-            list.mailboxes.iter().map(|m| m.name.clone()).collect()
-        };
-        // Parents that are not themselves listed appear as \Noselect; for LSUB only
-        // where a `%` stops short of the subscribed name (RFC 3501 6.3.9).
-        if !lsub || full.contains('%') {
-            for name in &source {
-                for ancestor in name.ancestors() {
-                    names.entry(ancestor).or_insert(None);
-                }
-            }
-        }
-        for info in &list.mailboxes {
-            if !lsub || list.subscriptions.contains(&info.name) {
-                names.insert(info.name.clone(), Some(info.special_use));
-            }
-        }
-        for name in &list.subscriptions {
-            if lsub {
-                names.entry(name.clone()).or_insert(None);
-            }
-        }
+        let names = candidates(&list, lsub, &full);
         let all: Vec<&MailboxName> = list.mailboxes.iter().map(|m| &m.name).collect();
         let mut out = Vec::new();
         for (name, exists) in &names {
@@ -124,20 +150,7 @@ impl Session {
                     items.push(special_use_attr(*special));
                 }
             }
-            let mailbox = to_wire(name);
-            out.push(if lsub {
-                Data::Lsub {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
-            } else {
-                Data::List {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
-            });
+            out.push(list_data(lsub, items, to_wire(name)));
         }
         for data in out {
             self.send(&Response::Data(data)).await?;
