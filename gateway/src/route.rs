@@ -7,7 +7,7 @@
 //! is back and caught up, sessions that were sent elsewhere are told to reconnect
 //! (`* BYE`), so that the owner takes them again (fail-back).
 //!
-//! Also here: [`placement`] (the ring and storage nodes from the [cluster] section,
+//! Also here: [`placement`] (the ring and storage nodes from the `[cluster]` section,
 //! which workers and storage nodes replicate by too) and [`cluster_router`] (the
 //! placement with a Store client per node).
 
@@ -260,7 +260,7 @@ impl Cluster {
     }
 }
 
-/// Where users' replicas are, from the [cluster] section.
+/// Where users' replicas are, from the `[cluster]` section.
 pub fn placement(config: &crate::config::Config) -> Placement {
     use crate::config::Role;
     use crate::ring::{Ring, RingNode};

@@ -7,7 +7,7 @@
 //! - [`start`]: starting a server from a configuration (`start_serve`,
 //!   `start_gateway`, with `_with` variants taking an authenticator of your own), the
 //!   first start of a data dir, the configured authenticator.
-//! - [`admin`]: the one-shot tools — `user` (users file or PostgreSQL), `auth
+//! - `admin`: the one-shot tools — `user` (users file or PostgreSQL), `auth
 //!   init-postgres`, `pki`, `cluster status`.
 //!
 //! Output meant for the person at the terminal goes to stdout/stderr in these modules

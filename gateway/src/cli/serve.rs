@@ -1,7 +1,7 @@
 //! The long-running `pluto` processes: `serve`, `gateway`, `worker` and `storage`.
 //! Each reads its configuration (file, `PLUTO_…` variables, flags), starts logging and
 //! the metrics listener, runs until SIGTERM/SIGINT and stops gracefully; `gateway`,
-//! `worker` and `storage` reload the [cluster] section on SIGHUP
+//! `worker` and `storage` reload the `[cluster]` section on SIGHUP
 //! ([`reload_cluster`]).
 
 use std::io::IsTerminal;

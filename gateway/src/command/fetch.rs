@@ -1,4 +1,4 @@
-//! FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8): every data item, the macros, BODY[section]<partial>
+//! FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8): every data item, the macros, `BODY[section]<partial>`
 //! and BODY.PEEK. Bodies are fetched from the store in batches, and only when an item
 //! needs them; a non-peek body fetch sets `\Seen` first, and the response carries the
 //! new flags. Header-only FETCHes (ENVELOPE, BODY[HEADER…], RFC822.HEADER), with or
