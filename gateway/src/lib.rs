@@ -12,8 +12,12 @@
 //! 3. [`session`] is the state machine (not authenticated → authenticated → selected →
 //!    logout) and the command loop with its timeouts (before login one deadline from
 //!    the connection, handshakes included; after it, the idle timeout); it hands each
-//!    command to its module in `command/` (one file per command or tight family:
-//!    `fetch.rs`, `search.rs`, `store.rs`, `copy.rs` for COPY/MOVE, `idle.rs`, …).
+//!    command to its module in `command/`, one file per command or tight pair, named
+//!    after it (`select.rs` for SELECT/EXAMINE, `close.rs` with UNSELECT, `expunge.rs`,
+//!    `list.rs` with LSUB, `copy.rs` for COPY/MOVE, `fetch.rs`, …). What a family
+//!    shares has its own module: `credentials.rs` (plaintext policy, login throttle,
+//!    the credential check, routing the user) for LOGIN and AUTHENTICATE,
+//!    `mailbox_rules.rs` (per-user bounds, missing parents) for CREATE and RENAME.
 //! 4. Commands speak to storage only through [`pluto_backends::MailStore`], in UIDs:
 //!    [`selected`] keeps the session's view of the selected mailbox (sequence numbers)
 //!    and turns changes made elsewhere into `EXISTS`/`EXPUNGE`/`FETCH` at the moments
@@ -25,8 +29,16 @@
 //! [`cache`] keeps message headers and ENVELOPEs once read, for all sessions (a message
 //! never changes under its UIDVALIDITY and UID, so nothing there goes stale).
 //!
-//! [`config`] is the one typed configuration; [`cli`] the `pluto` subcommands;
-//! `pluto pki` calls `pluto_backends::net::pki`.
+//! [`shared`] holds what every session of a process shares ([`Shared`]: configuration,
+//! router, authenticator, throttle, TLS, header cache). [`route`] picks a user's store
+//! (and reads the cluster's placement); [`tls`] makes the client acceptor and this
+//! node's identity on internal links; [`node`] runs `pluto worker` / `pluto storage`.
+//!
+//! [`config`] is the one typed configuration; [`cli`] the `pluto` command line: its
+//! grammar in `cli/mod.rs`, the long-running processes in `cli/serve.rs`, starting a
+//! server from a configuration in `cli/start.rs`, the admin tools (`user`, `auth
+//! init-postgres`, `pki`, `cluster status`) in `cli/admin.rs`; `pluto pki` calls
+//! `pluto_backends::net::pki`.
 
 pub mod cache;
 pub mod cli;
@@ -43,9 +55,11 @@ pub mod route;
 pub mod selected;
 pub mod server;
 pub mod session;
+pub mod shared;
 pub mod tls;
 pub mod wire;
 
 pub use config::Config;
 pub use error::GatewayError;
-pub use server::{Server, Shared};
+pub use server::Server;
+pub use shared::Shared;

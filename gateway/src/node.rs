@@ -76,7 +76,7 @@ impl RunningNode {
         let (peers, replicas_of) = peers_and_placement(config, me);
         self.node.reconfigure(peers, replicas_of).await?;
         let mut p = self.placements.write().unwrap_or_else(|e| e.into_inner());
-        let previous = std::mem::replace(&mut p.current, crate::cli::placement(config));
+        let previous = std::mem::replace(&mut p.current, crate::route::placement(config));
         p.previous = Some(previous);
         Ok(())
     }
@@ -112,7 +112,7 @@ fn this_node(config: &Config) -> Result<&ClusterNode, GatewayError> {
 
 /// Every other node as a peer, and which of them hold each user.
 fn peers_and_placement(config: &Config, me: &ClusterNode) -> (Vec<PeerConfig>, ReplicasOf) {
-    let placement = crate::cli::placement(config);
+    let placement = crate::route::placement(config);
     let my_name = me.name.clone();
     let replicas_of: ReplicasOf = Arc::new(move |user| {
         placement
@@ -178,7 +178,7 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
             me.name, me.role
         )));
     }
-    let tls = crate::cli::node_tls(&config)?;
+    let tls = crate::tls::node_tls(&config)?;
     let (peers, replicas_of) = peers_and_placement(&config, me);
     let mut node_config = NodeConfig::new(me.name.clone(), me.id, config.data_dir.join("node"));
     node_config.peers = peers;
@@ -224,7 +224,7 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
     let (stop, stop_rx) = watch::channel(false);
     let metrics_task = spawn_lag_metrics(node.clone(), stop_rx.clone());
     let placements = Arc::new(RwLock::new(Placements {
-        current: crate::cli::placement(&config),
+        current: crate::route::placement(&config),
         previous: None,
     }));
     let store_task = tokio::spawn(remote::serve_admitting(

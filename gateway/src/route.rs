@@ -6,6 +6,10 @@
 //! next replica takes new sessions within a probe interval or two, and when the owner
 //! is back and caught up, sessions that were sent elsewhere are told to reconnect
 //! (`* BYE`), so that the owner takes them again (fail-back).
+//!
+//! Also here: [`placement`] (the ring and storage nodes from the `[cluster]` section,
+//! which workers and storage nodes replicate by too) and [`cluster_router`] (the
+//! placement with a Store client per node).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -286,4 +290,65 @@ impl Cluster {
     pub fn ring(&self) -> &Ring {
         &self.placement.ring
     }
+}
+
+/// Where users' replicas are, from the `[cluster]` section.
+pub fn placement(config: &crate::config::Config) -> Placement {
+    use crate::config::Role;
+    use crate::ring::{Ring, RingNode};
+    let ring = Ring::new(
+        config
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Worker)
+            .map(|n| RingNode {
+                name: n.name.clone(),
+                weight: n.weight,
+            })
+            .collect(),
+    );
+    let storage = config
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Storage)
+        .map(|n| n.name.clone())
+        .collect();
+    Placement { ring, storage }
+}
+
+/// The cluster as a gateway sees it: the placement and a Store client per node.
+pub fn cluster_router(
+    config: &crate::config::Config,
+) -> Result<Arc<Cluster>, crate::error::GatewayError> {
+    config.cluster.validate()?;
+    // A message travels to the nodes in one internal frame.
+    let max = pluto_backends::net::MAX_BODY;
+    if usize::try_from(config.limits.append_limit).map_or(true, |l| l > max) {
+        return Err(crate::error::GatewayError::Config(format!(
+            "limits.append_limit = {} is above the largest message a cluster carries ({max} bytes)",
+            config.limits.append_limit
+        )));
+    }
+    let tls = crate::tls::node_tls(config)?;
+    let stores = config
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            Arc::new(
+                pluto_backends::remote::RemoteStore::new(
+                    n.name.clone(),
+                    n.store.clone(),
+                    config.cluster.name.clone(),
+                    tls.clone(),
+                )
+                .with_call_timeout(std::time::Duration::from_millis(
+                    config.cluster.rpc_timeout_ms,
+                )),
+            )
+        })
+        .collect();
+    Ok(Cluster::new(placement(config), stores))
 }

@@ -7,67 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pluto_auth::Authenticator;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::session::Session;
+use crate::shared::Shared;
 use crate::wire::{Connection, Stream};
-
-/// What every session shares.
-pub struct Shared {
-    pub config: Config,
-    /// Replaced as a whole when the cluster configuration is reloaded (SIGHUP).
-    pub router: std::sync::RwLock<Arc<crate::route::Router>>,
-    /// Counts router replacements, so that sessions notice a reload.
-    pub router_generation: watch::Sender<u64>,
-    pub auth: Arc<dyn Authenticator>,
-    pub throttle: pluto_auth::Throttle,
-    pub tls: Option<TlsAcceptor>,
-    /// Message headers and ENVELOPEs already read, for every session of the process.
-    pub headers: crate::cache::HeaderCache,
-    /// Literal bytes held by connections that have not logged in, all together.
-    pub preauth_literals: Arc<crate::wire::PreauthBudget>,
-}
-
-impl Shared {
-    pub fn new(
-        config: Config,
-        router: crate::route::Router,
-        auth: Arc<dyn Authenticator>,
-        throttle: pluto_auth::Throttle,
-        tls: Option<TlsAcceptor>,
-    ) -> Self {
-        let headers = crate::cache::HeaderCache::new(config.cache.header_bytes());
-        Self {
-            config,
-            router: std::sync::RwLock::new(Arc::new(router)),
-            router_generation: watch::channel(0).0,
-            auth,
-            throttle,
-            tls,
-            headers,
-            preauth_literals: Arc::default(),
-        }
-    }
-
-    /// The router as of now.
-    pub fn router(&self) -> Arc<crate::route::Router> {
-        self.router
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub fn set_router(&self, router: crate::route::Router) {
-        *self.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
-        self.router_generation.send_modify(|g| *g += 1);
-    }
-}
 
 /// Which kind of listener a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::response::{self, CmdError, CmdResult, Done};
 use crate::selected::Selected;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::wire::{Connection, Incoming, ReadError};
 
 pub enum State {

@@ -1,6 +1,8 @@
 //! TLS for the client listeners: rustls with the ring provider, certificates read from
 //! PEM with `rustls-pki-types`. `serve` without a configured certificate generates a
-//! self-signed one into the data dir at first start and reuses it afterwards.
+//! self-signed one into the data dir at first start and reuses it afterwards
+//! ([`client_tls`] picks one or the other). [`node_tls`] loads this process's identity
+//! on internal links (mTLS under the cluster's private CA).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::Config;
 use crate::error::GatewayError;
 
 /// Builds the acceptor from PEM files.
@@ -61,6 +64,38 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), Gateway
     write(&cert_path, certified.cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok((cert_path, key_path))
+}
+
+/// The TLS acceptor for client listeners: the configured certificate, or (for `serve`
+/// and trials) a self-signed one generated into the data dir.
+pub fn client_tls(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, GatewayError> {
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Ok(Some(acceptor(cert, key)?)),
+        (None, None) => {
+            let (cert, key) = ensure_self_signed(&config.data_dir)?;
+            Ok(Some(acceptor(&cert, &key)?))
+        }
+        _ => Err(GatewayError::Config(
+            "tls.cert and tls.key go together: set both or neither".into(),
+        )),
+    }
+}
+
+/// This process's identity on internal links.
+pub fn node_tls(config: &Config) -> Result<pluto_backends::net::NodeTls, GatewayError> {
+    let c = &config.cluster;
+    if c.name.is_empty() {
+        return Err(GatewayError::Config(
+            "cluster.name is not set (this node's name)".into(),
+        ));
+    }
+    pluto_backends::net::NodeTls::load(&c.ca(), &c.cert(), &c.key()).map_err(|e| {
+        GatewayError::Tls(format!(
+            "{e} (make the files with `pluto pki --out {} {}`)",
+            c.pki_dir.display(),
+            c.name
+        ))
+    })
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), GatewayError> {

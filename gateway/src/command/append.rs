@@ -1,4 +1,5 @@
-//! APPEND, answered with UIDPLUS's APPENDUID (RFC 4315) once the message is durable.
+//! APPEND (RFC 3501 6.3.11), answered with UIDPLUS's APPENDUID (RFC 4315 3) once the
+//! message is durable.
 
 use bytes::Bytes;
 use imap_codec::imap_types::datetime::DateTime;

@@ -1,4 +1,4 @@
-//! COPY and MOVE (RFC 6851), with UIDPLUS's COPYUID (RFC 4315).
+//! COPY (RFC 3501 6.4.7) and MOVE (RFC 6851 3), with UIDPLUS's COPYUID (RFC 4315 3).
 
 use std::num::NonZeroU32;
 

@@ -1,4 +1,4 @@
-//! FETCH and UID FETCH: every RFC 3501 data item, the macros, BODY[section]<partial>
+//! FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8): every data item, the macros, `BODY[section]<partial>`
 //! and BODY.PEEK. Bodies are fetched from the store in batches, and only when an item
 //! needs them; a non-peek body fetch sets `\Seen` first, and the response carries the
 //! new flags. Header-only FETCHes (ENVELOPE, BODY[HEADER…], RFC822.HEADER), with or
@@ -30,7 +30,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid, UserId};
 
 use crate::cache::{CachedHeader, MailboxKey};
-use crate::response::{CmdResult, Done, fetch_item_bytes};
+use crate::response::{CmdError, CmdResult, Done, fetch_item_bytes};
 use crate::selected::Msg;
 use crate::session::{Session, State};
 use crate::wire::Connection;
@@ -207,6 +207,210 @@ fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     )
 }
 
+/// The item names a FETCH asks for, macros expanded; UID FETCH always answers with the
+/// UID (RFC 3501 6.4.8).
+fn item_names(
+    items: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+) -> Result<Vec<MessageDataItemName<'static>>, CmdError> {
+    let mut names = match items {
+        MacroOrMessageDataItemNames::Macro(m) => match m {
+            Macro::Fast => vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+            ],
+            Macro::All => vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+                MessageDataItemName::Envelope,
+            ],
+            Macro::Full => vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+                MessageDataItemName::Envelope,
+                MessageDataItemName::Body,
+            ],
+            #[allow(unreachable_patterns)]
+            _ => return Err(CmdError::bad("Unknown FETCH macro")),
+        },
+        MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
+    };
+    if uid && !names.contains(&MessageDataItemName::Uid) {
+        names.insert(0, MessageDataItemName::Uid);
+    }
+    Ok(names)
+}
+
+/// What a FETCH's items need, decided once before the first batch.
+struct Plan {
+    /// Some item needs the message's bytes (its header at least).
+    want_body: bool,
+    /// BODY/BODYSTRUCTURE with header items only: answered from the cache too
+    /// (entries made from whole messages keep it).
+    structural: bool,
+    /// Some item sets `\Seen`, and the mailbox is read-write.
+    want_seen: bool,
+    /// The header cache's key, when the items can be answered from it.
+    cache_key: Option<Arc<MailboxKey>>,
+    /// Whole bodies are read, so batches are bounded by bytes as well as by count.
+    whole_bodies: bool,
+}
+
+impl Plan {
+    fn new(
+        names: &[MessageDataItemName<'_>],
+        read_only: bool,
+        key: impl FnOnce() -> MailboxKey,
+    ) -> Self {
+        let want_body = names.iter().any(needs_body);
+        let only_header = names.iter().all(header_only);
+        let structural = names.iter().any(structure_item)
+            && names.iter().all(|n| header_only(n) || structure_item(n));
+        let want_seen = !read_only && names.iter().any(sets_seen);
+        let cache_key = (want_body && (only_header || structural)).then(|| Arc::new(key()));
+        let whole_bodies = want_body && (cache_key.is_none() || structural);
+        Self {
+            want_body,
+            structural,
+            want_seen,
+            cache_key,
+            whole_bodies,
+        }
+    }
+}
+
+/// Writes one message's `* n FETCH (…)` line, item by item, straight into the
+/// connection's output; `body` is what the store or the cache gave for it (absent when
+/// no item needs it), `extra_flags` adds FLAGS the items did not ask for (after a
+/// `\Seen` change).
+async fn write_message(
+    conn: &mut Connection,
+    names: &[MessageDataItemName<'_>],
+    seq: NonZeroU32,
+    msg: &Msg,
+    body: Option<&Fetched>,
+    want_body: bool,
+    extra_flags: bool,
+) -> std::io::Result<()> {
+    let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
+    let cached = body.and_then(|b| b.cached.as_ref());
+    // Parsed at the first item that needs it (a cached ENVELOPE does not). Header-only
+    // and BODYSTRUCTURE FETCHes get cache entries, whose bytes are the header alone.
+    let mut parsed: Option<pluto_mime::Message<'_>> = None;
+    let mut line = FetchLine::new(seq);
+    for item in names {
+        write_item(
+            conn,
+            &mut line,
+            item,
+            msg,
+            raw,
+            cached,
+            &mut parsed,
+            want_body,
+        )
+        .await?;
+    }
+    if extra_flags {
+        let flags = MessageDataItem::Flags(msg.wire_flags());
+        line.item(conn, &fetch_item_bytes(flags)).await?;
+    }
+    line.end(conn).await
+}
+
+/// One item of a message's line: encoded here, taken from the cache, or (message
+/// bytes) sent as a literal.
+#[allow(clippy::too_many_arguments)]
+async fn write_item<'a>(
+    conn: &mut Connection,
+    line: &mut FetchLine,
+    item: &MessageDataItemName<'_>,
+    msg: &Msg,
+    raw: &'a [u8],
+    cached: Option<&Arc<CachedHeader>>,
+    parsed: &mut Option<pluto_mime::Message<'a>>,
+    want_body: bool,
+) -> std::io::Result<()> {
+    let structure = cached.and_then(|c| c.structure());
+    let data: Cow<'_, [u8]> = match item {
+        MessageDataItemName::Flags => {
+            let flags = MessageDataItem::Flags(msg.wire_flags());
+            return line.item(conn, &fetch_item_bytes(flags)).await;
+        }
+        MessageDataItemName::Uid => {
+            let uid = fetch_item_bytes(MessageDataItem::Uid(msg.uid.0));
+            return line.item(conn, &uid).await;
+        }
+        MessageDataItemName::InternalDate => {
+            let date = MessageDataItem::InternalDate(DateTime::unvalidated(msg.internal_date));
+            return line.item(conn, &fetch_item_bytes(date)).await;
+        }
+        MessageDataItemName::Rfc822Size => {
+            let size = fetch_item_bytes(MessageDataItem::Rfc822Size(msg.size));
+            return line.item(conn, &size).await;
+        }
+        MessageDataItemName::Envelope => {
+            return match cached {
+                Some(c) => line.item(conn, c.envelope_wire()).await,
+                None if want_body => {
+                    let m = parse(parsed, raw);
+                    let envelope = MessageDataItem::Envelope(m.envelope());
+                    line.item(conn, &fetch_item_bytes(envelope)).await
+                }
+                None => Ok(()),
+            };
+        }
+        MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+            let extended = matches!(item, MessageDataItemName::BodyStructure);
+            return match structure {
+                Some(s) if extended => line.item(conn, &s.body_structure).await,
+                Some(s) => line.item(conn, &s.body).await,
+                None if want_body => {
+                    let m = parse(parsed, raw);
+                    let shape = m.body_structure(extended);
+                    let shape = if extended {
+                        MessageDataItem::BodyStructure(shape)
+                    } else {
+                        MessageDataItem::Body(shape)
+                    };
+                    line.item(conn, &fetch_item_bytes(shape)).await
+                }
+                None => Ok(()),
+            };
+        }
+        MessageDataItemName::Rfc822 => Cow::Borrowed(raw),
+        MessageDataItemName::Rfc822Header => section(parsed, raw, Some(&Section::Header(None))),
+        MessageDataItemName::Rfc822Text => section(parsed, raw, Some(&Section::Text(None))),
+        MessageDataItemName::BodyExt {
+            section: wanted,
+            partial,
+            ..
+        } => {
+            let data = section(parsed, raw, wanted.as_ref());
+            match partial {
+                Some((start, length)) => {
+                    let start_at = (*start as usize).min(data.len());
+                    let end = start_at
+                        .saturating_add(length.get() as usize)
+                        .min(data.len());
+                    match data {
+                        Cow::Borrowed(d) => Cow::Borrowed(&d[start_at..end]),
+                        Cow::Owned(d) => Cow::Owned(d[start_at..end].to_vec()),
+                    }
+                }
+                None => data,
+            }
+        }
+        #[allow(unreachable_patterns)]
+        _ => return Ok(()),
+    };
+    let prefix = literal_prefix(item);
+    line.literal(conn, &prefix, &data).await
+}
+
 impl Session {
     pub(crate) async fn cmd_fetch(
         &mut self,
@@ -215,243 +419,152 @@ impl Session {
         uid: bool,
     ) -> CmdResult {
         let user = self.user()?.clone();
-        let mut names = match items {
-            MacroOrMessageDataItemNames::Macro(m) => match m {
-                Macro::Fast => vec![
-                    MessageDataItemName::Flags,
-                    MessageDataItemName::InternalDate,
-                    MessageDataItemName::Rfc822Size,
-                ],
-                Macro::All => vec![
-                    MessageDataItemName::Flags,
-                    MessageDataItemName::InternalDate,
-                    MessageDataItemName::Rfc822Size,
-                    MessageDataItemName::Envelope,
-                ],
-                Macro::Full => vec![
-                    MessageDataItemName::Flags,
-                    MessageDataItemName::InternalDate,
-                    MessageDataItemName::Rfc822Size,
-                    MessageDataItemName::Envelope,
-                    MessageDataItemName::Body,
-                ],
-                #[allow(unreachable_patterns)]
-                _ => return Err(crate::response::CmdError::bad("Unknown FETCH macro")),
-            },
-            MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
-        };
-        // UID FETCH always answers with the UID (RFC 3501 6.4.8).
-        if uid && !names.contains(&MessageDataItemName::Uid) {
-            names.insert(0, MessageDataItemName::Uid);
-        }
+        let names = item_names(items, uid)?;
         let selected = self.selected()?;
         let indexes = selected.resolve(&set, uid)?;
         let name = selected.name.clone();
-        let read_only = selected.read_only;
-        let want_body = names.iter().any(needs_body);
-        let only_header = names.iter().all(header_only);
-        // BODYSTRUCTURE with header items only: answered from the cache too (entries made
-        // from whole messages keep it).
-        let structural = names.iter().any(structure_item)
-            && names.iter().all(|n| header_only(n) || structure_item(n));
-        let want_seen = !read_only && names.iter().any(sets_seen);
-        let cache_key = (want_body && (only_header || structural)).then(|| {
-            Arc::new(MailboxKey {
-                user: user.clone(),
-                mailbox: name.clone(),
-                uid_validity: selected.uid_validity,
-            })
+        let plan = Plan::new(&names, selected.read_only, || MailboxKey {
+            user: user.clone(),
+            mailbox: name.clone(),
+            uid_validity: selected.uid_validity,
         });
-
-        // Whole bodies go to the store in batches bounded by bytes as well as by count.
-        let whole_bodies = want_body && (cache_key.is_none() || structural);
-        let batches = batches(&indexes, |i| selected.messages[i].size, whole_bodies);
+        let batches = batches(&indexes, |i| selected.messages[i].size, plan.whole_bodies);
         for chunk in batches {
-            // Mark \Seen first, so that the response shows the flags as they now are.
-            let mut flags_changed: Vec<Uid> = Vec::new();
-            if want_seen {
-                let selected = self.selected()?;
-                let unseen: Vec<Uid> = chunk
-                    .iter()
-                    .map(|&i| &selected.messages[i])
-                    .filter(|m| !m.flags.contains(&Flag::Seen))
-                    .map(|m| m.uid)
-                    .collect();
-                if !unseen.is_empty() {
-                    let change = FlagChange {
-                        op: FlagOp::Add,
-                        flags: Flags::from_iter([Flag::Seen]),
-                    };
-                    let outcome = self
-                        .store()?
-                        .store_flags(&user, &name, &unseen, &change, None)
-                        .await?;
-                    let selected = self.selected()?;
-                    selected.note_own_store(&outcome.updated);
-                    for meta in outcome.updated {
-                        if let Some(i) = selected.index_of(meta.uid) {
-                            selected.messages[i].flags = meta.flags;
-                            selected.messages[i].modseq = meta.modseq;
-                            flags_changed.push(meta.uid);
-                        }
-                    }
-                }
-            }
-            let bodies = if want_body {
-                let selected = self.selected()?;
-                let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
-                match &cache_key {
-                    Some(key) => self.cached(&user, &name, key, &uids, structural).await?,
-                    None => self
-                        .store()?
-                        .fetch(&user, &name, &uids)
-                        .await?
-                        .into_iter()
-                        .map(|b| Fetched {
-                            uid: b.uid,
-                            bytes: b.bytes,
-                            cached: None,
-                        })
-                        .collect(),
-                }
-            } else {
-                Vec::new()
-            };
-            // The batch's metadata, copied: the selected mailbox (with its change feed)
-            // cannot be held across the writes.
-            let State::Selected(selected) = &self.state else {
+            if !self
+                .fetch_batch(&user, &name, &names, &plan, &chunk)
+                .await?
+            {
                 break;
-            };
-            let metas: Vec<(usize, Msg)> = chunk
-                .iter()
-                .map(|&i| (i, selected.messages[i].clone()))
-                .collect();
-            // One message at a time, item by item, straight into the connection's output
-            // (flushed as it fills): nothing but this batch's bodies is held, and no
-            // section is copied.
-            let mut body_iter = bodies.iter().peekable();
-            for &(i, ref msg) in &metas {
-                let body = if want_body {
-                    // Bodies come back in the order asked, expunged ones left out.
-                    match body_iter.peek() {
-                        Some(b) if b.uid == msg.uid => body_iter.next(),
-                        _ => continue,
-                    }
-                } else {
-                    None
-                };
-                let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
-                let cached = body.and_then(|b| b.cached.as_ref());
-                let structure = cached.and_then(|c| c.structure());
-                // Parsed at the first item that needs it (a cached ENVELOPE does not).
-                // Header-only and BODYSTRUCTURE FETCHes get cache entries, whose bytes
-                // are the header alone.
-                let mut parsed: Option<pluto_mime::Message<'_>> = None;
-                let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
-                let mut line = FetchLine::new(seq);
-                let extra_flags = flags_changed.contains(&msg.uid)
-                    && !names.contains(&MessageDataItemName::Flags);
-                let items = names.iter().map(Some).chain(extra_flags.then_some(None));
-                for item in items {
-                    let Some(item) = item else {
-                        let flags = MessageDataItem::Flags(msg.wire_flags());
-                        line.item(&mut self.conn, &fetch_item_bytes(flags)).await?;
-                        continue;
-                    };
-                    let data: Cow<'_, [u8]> = match item {
-                        MessageDataItemName::Flags => {
-                            let flags = MessageDataItem::Flags(msg.wire_flags());
-                            line.item(&mut self.conn, &fetch_item_bytes(flags)).await?;
-                            continue;
-                        }
-                        MessageDataItemName::Uid => {
-                            let uid = fetch_item_bytes(MessageDataItem::Uid(msg.uid.0));
-                            line.item(&mut self.conn, &uid).await?;
-                            continue;
-                        }
-                        MessageDataItemName::InternalDate => {
-                            let date = MessageDataItem::InternalDate(DateTime::unvalidated(
-                                msg.internal_date,
-                            ));
-                            line.item(&mut self.conn, &fetch_item_bytes(date)).await?;
-                            continue;
-                        }
-                        MessageDataItemName::Rfc822Size => {
-                            let size = fetch_item_bytes(MessageDataItem::Rfc822Size(msg.size));
-                            line.item(&mut self.conn, &size).await?;
-                            continue;
-                        }
-                        MessageDataItemName::Envelope => {
-                            match cached {
-                                Some(c) => line.item(&mut self.conn, c.envelope_wire()).await?,
-                                None if want_body => {
-                                    let m = parse(&mut parsed, raw);
-                                    let envelope = MessageDataItem::Envelope(m.envelope());
-                                    line.item(&mut self.conn, &fetch_item_bytes(envelope))
-                                        .await?
-                                }
-                                None => {}
-                            }
-                            continue;
-                        }
-                        MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
-                            let extended = matches!(item, MessageDataItemName::BodyStructure);
-                            match structure {
-                                Some(s) if extended => {
-                                    line.item(&mut self.conn, &s.body_structure).await?
-                                }
-                                Some(s) => line.item(&mut self.conn, &s.body).await?,
-                                None if want_body => {
-                                    let m = parse(&mut parsed, raw);
-                                    let shape = m.body_structure(extended);
-                                    let shape = if extended {
-                                        MessageDataItem::BodyStructure(shape)
-                                    } else {
-                                        MessageDataItem::Body(shape)
-                                    };
-                                    line.item(&mut self.conn, &fetch_item_bytes(shape)).await?
-                                }
-                                None => {}
-                            }
-                            continue;
-                        }
-                        MessageDataItemName::Rfc822 => Cow::Borrowed(raw),
-                        MessageDataItemName::Rfc822Header => {
-                            section(&mut parsed, raw, Some(&Section::Header(None)))
-                        }
-                        MessageDataItemName::Rfc822Text => {
-                            section(&mut parsed, raw, Some(&Section::Text(None)))
-                        }
-                        MessageDataItemName::BodyExt {
-                            section: wanted,
-                            partial,
-                            ..
-                        } => {
-                            let data = section(&mut parsed, raw, wanted.as_ref());
-                            match partial {
-                                Some((start, length)) => {
-                                    let start_at = (*start as usize).min(data.len());
-                                    let end = start_at
-                                        .saturating_add(length.get() as usize)
-                                        .min(data.len());
-                                    match data {
-                                        Cow::Borrowed(d) => Cow::Borrowed(&d[start_at..end]),
-                                        Cow::Owned(d) => Cow::Owned(d[start_at..end].to_vec()),
-                                    }
-                                }
-                                None => data,
-                            }
-                        }
-                        #[allow(unreachable_patterns)]
-                        _ => continue,
-                    };
-                    let prefix = literal_prefix(item);
-                    line.literal(&mut self.conn, &prefix, &data).await?;
-                }
-                line.end(&mut self.conn).await?;
             }
         }
         Ok(Done::ok("Fetch completed"))
+    }
+
+    /// One batch: `\Seen` first (so that the response shows the flags as they now are),
+    /// then the bodies, then each message's line. False when the mailbox is no longer
+    /// selected.
+    async fn fetch_batch(
+        &mut self,
+        user: &UserId,
+        name: &MailboxName,
+        names: &[MessageDataItemName<'static>],
+        plan: &Plan,
+        chunk: &[usize],
+    ) -> Result<bool, CmdError> {
+        let flags_changed = if plan.want_seen {
+            self.mark_seen(user, name, chunk).await?
+        } else {
+            Vec::new()
+        };
+        let bodies = if plan.want_body {
+            self.batch_bodies(user, name, plan, chunk).await?
+        } else {
+            Vec::new()
+        };
+        // The batch's metadata, copied: the selected mailbox (with its change feed)
+        // cannot be held across the writes.
+        let State::Selected(selected) = &self.state else {
+            return Ok(false);
+        };
+        let metas: Vec<(usize, Msg)> = chunk
+            .iter()
+            .map(|&i| (i, selected.messages[i].clone()))
+            .collect();
+        // One message at a time, item by item, straight into the connection's output
+        // (flushed as it fills): nothing but this batch's bodies is held, and no
+        // section is copied.
+        let mut body_iter = bodies.iter().peekable();
+        for (i, msg) in &metas {
+            let body = if plan.want_body {
+                // Bodies come back in the order asked, expunged ones left out.
+                match body_iter.peek() {
+                    Some(b) if b.uid == msg.uid => body_iter.next(),
+                    _ => continue,
+                }
+            } else {
+                None
+            };
+            let seq = NonZeroU32::new(*i as u32 + 1).unwrap_or(NonZeroU32::MIN);
+            let extra_flags =
+                flags_changed.contains(&msg.uid) && !names.contains(&MessageDataItemName::Flags);
+            write_message(
+                &mut self.conn,
+                names,
+                seq,
+                msg,
+                body,
+                plan.want_body,
+                extra_flags,
+            )
+            .await?;
+        }
+        Ok(true)
+    }
+
+    /// The `\Seen` step: sets the flag on the batch's unseen messages and takes the new
+    /// flags into the session's view. Returns the UIDs whose flags changed.
+    async fn mark_seen(
+        &mut self,
+        user: &UserId,
+        name: &MailboxName,
+        chunk: &[usize],
+    ) -> Result<Vec<Uid>, CmdError> {
+        let mut flags_changed: Vec<Uid> = Vec::new();
+        let selected = self.selected()?;
+        let unseen: Vec<Uid> = chunk
+            .iter()
+            .map(|&i| &selected.messages[i])
+            .filter(|m| !m.flags.contains(&Flag::Seen))
+            .map(|m| m.uid)
+            .collect();
+        if unseen.is_empty() {
+            return Ok(flags_changed);
+        }
+        let change = FlagChange {
+            op: FlagOp::Add,
+            flags: Flags::from_iter([Flag::Seen]),
+        };
+        let outcome = self
+            .store()?
+            .store_flags(user, name, &unseen, &change, None)
+            .await?;
+        let selected = self.selected()?;
+        selected.note_own_store(&outcome.updated);
+        for meta in outcome.updated {
+            if let Some(i) = selected.index_of(meta.uid) {
+                selected.messages[i].flags = meta.flags;
+                selected.messages[i].modseq = meta.modseq;
+                flags_changed.push(meta.uid);
+            }
+        }
+        Ok(flags_changed)
+    }
+
+    /// The batch's message bytes, in the order asked (expunged ones left out): through
+    /// the header cache when the plan allows, else whole from the store.
+    async fn batch_bodies(
+        &mut self,
+        user: &UserId,
+        name: &MailboxName,
+        plan: &Plan,
+        chunk: &[usize],
+    ) -> Result<Vec<Fetched>, CmdError> {
+        let selected = self.selected()?;
+        let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
+        Ok(match &plan.cache_key {
+            Some(key) => self.cached(user, name, key, &uids, plan.structural).await?,
+            None => self
+                .store()?
+                .fetch(user, name, &uids)
+                .await?
+                .into_iter()
+                .map(|b| Fetched {
+                    uid: b.uid,
+                    bytes: b.bytes,
+                    cached: None,
+                })
+                .collect(),
+        })
     }
 
     /// The cache entries of `uids` (in that order, expunged ones left out): from the cache,
@@ -464,7 +577,7 @@ impl Session {
         key: &Arc<MailboxKey>,
         uids: &[Uid],
         structure: bool,
-    ) -> Result<Vec<Fetched>, crate::response::CmdError> {
+    ) -> Result<Vec<Fetched>, CmdError> {
         let cache = &self.shared.headers;
         let mut found = cache.get(key, uids, |e| !structure || e.structure().is_some());
         let missing: Vec<Uid> = uids

@@ -1,4 +1,4 @@
-//! IDLE (RFC 2177): changes reach the client as they happen, until it sends DONE.
+//! IDLE (RFC 2177 3): changes reach the client as they happen, until it sends DONE.
 //! Besides the store's change feed, the mailbox is looked at every 30 s, which finds
 //! mail another program dropped into the store behind pluto's back.
 

@@ -1,4 +1,4 @@
-//! SEARCH and UID SEARCH: every RFC 3501 search key, CHARSET UTF-8 and US-ASCII.
+//! SEARCH and UID SEARCH (RFC 3501 6.4.4, 6.4.8): every search key, CHARSET UTF-8 and US-ASCII.
 //! Keys that look only at metadata never touch message bodies; the others fetch the
 //! bodies in batches (bounded by count and bytes, as FETCH's) and parse each message once.
 

@@ -1,17 +1,16 @@
-//! Opening and closing a mailbox: SELECT, EXAMINE, CLOSE, UNSELECT (RFC 3691); and
-//! EXPUNGE with UIDPLUS's UID EXPUNGE (RFC 4315).
+//! SELECT and EXAMINE (RFC 3501 6.3.1, 6.3.2): open a mailbox read-write or
+//! read-only, claim its recent messages (SELECT only) and tell the client its state.
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
-use imap_codec::imap_types::sequence::SequenceSet;
-use pluto_backends::{Flag, Keyword, Uid};
+use pluto_backends::{Flag, Keyword};
 
 use crate::flags;
 use crate::names::mailbox_name;
-use crate::response::{self, CmdError, CmdResult, Done, code};
+use crate::response::{self, CmdResult, Done, code};
 use crate::selected::Selected;
 use crate::session::{Session, State};
 
@@ -115,56 +114,5 @@ impl Session {
         } else {
             Done::ok_code(Code::ReadWrite, "Select completed")
         })
-    }
-
-    /// CLOSE: expunge silently (when read-write), then leave the mailbox.
-    pub(crate) async fn cmd_close(&mut self) -> CmdResult {
-        let user = self.user()?.clone();
-        let selected = self.selected()?;
-        if !selected.read_only {
-            let name = selected.name.clone();
-            self.store()?.expunge(&user, &name, None).await?;
-        }
-        self.state = State::Authenticated;
-        Ok(Done::ok("Close completed"))
-    }
-
-    pub(crate) async fn cmd_unselect(&mut self) -> CmdResult {
-        self.selected()?;
-        self.state = State::Authenticated;
-        Ok(Done::ok("Unselect completed"))
-    }
-
-    pub(crate) async fn cmd_expunge(&mut self, uids: Option<SequenceSet>) -> CmdResult {
-        let user = self.user()?.clone();
-        let selected = self.selected()?;
-        if selected.read_only {
-            return Err(CmdError::no_code(
-                code("READ-ONLY"),
-                "Mailbox is read-only (EXAMINE)",
-            ));
-        }
-        let name = selected.name.clone();
-        let only: Option<Vec<Uid>> = match &uids {
-            Some(set) => {
-                let indexes = selected.resolve(set, true)?;
-                Some(
-                    indexes
-                        .into_iter()
-                        .map(|i| selected.messages[i].uid)
-                        .collect(),
-                )
-            }
-            None => None,
-        };
-        let expunged = self.store()?.expunge(&user, &name, only.as_deref()).await?;
-        // Changes made elsewhere first, so that sequence numbers line up, then ours.
-        self.refresh(true, uids.is_some()).await?;
-        if let State::Selected(selected) = &mut self.state {
-            for r in selected.expunged_here(&expunged) {
-                self.conn.send(&r).await?;
-            }
-        }
-        Ok(Done::ok("Expunge completed"))
     }
 }

@@ -1,4 +1,5 @@
-//! STORE and UID STORE: flag changes, answered with the new flags unless `.SILENT`.
+//! STORE and UID STORE (RFC 3501 6.4.6, 6.4.8): flag changes, answered with the new
+//! flags unless `.SILENT`.
 
 use imap_codec::imap_types::flag::{Flag as WireFlag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;

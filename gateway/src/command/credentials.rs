@@ -1,124 +1,34 @@
-//! Getting in: STARTTLS, LOGIN, AUTHENTICATE PLAIN (with SASL-IR, RFC 4959).
-//!
-//! Plaintext credentials are accepted only over TLS or, when configured, from loopback.
-//! Every attempt passes the login throttle (a growing delay after failures, shared by
-//! all gateways); unknown user and wrong password get the same answer.
+//! What LOGIN and AUTHENTICATE share (RFC 3501 6.2.2, 6.2.3): plaintext credentials
+//! only over TLS or, when configured, from loopback; every attempt through the login
+//! throttle (a growing delay after failures, shared by all gateways); the same answer
+//! for an unknown user and a wrong password; too many failures end the session; then
+//! the user is routed to the first replica that opens their mail.
 
-use std::borrow::Cow;
-
-use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
-use imap_codec::imap_types::core::{AString, IString, Tag};
 use imap_codec::imap_types::response::Code;
-use imap_codec::imap_types::secret::Secret;
 use pluto_auth::AuthError;
 use pluto_backends::{StoreError, UserId};
 
 use crate::response::{CmdError, CmdResult, Done, code};
 use crate::session::{Session, State};
-use crate::wire::Incoming;
 
-fn astring_text(value: &AString<'_>) -> Vec<u8> {
-    match value {
-        AString::Atom(a) => a.inner().as_bytes().to_vec(),
-        AString::String(IString::Quoted(q)) => q.inner().as_bytes().to_vec(),
-        AString::String(IString::Literal(l)) => l.data().to_vec(),
-    }
-}
+/// Failed logins (throttle refusals included) after which the session ends with BYE.
+const MAX_FAILED_LOGINS: u32 = 3;
 
 impl Session {
-    pub(crate) async fn cmd_starttls(&mut self, tag: Tag<'static>) -> CmdResult {
-        if self.conn.is_tls() {
-            return Err(CmdError::bad("TLS is already active"));
-        }
-        let Some(acceptor) = self.shared.tls.clone() else {
-            return Err(CmdError::no("TLS is not configured on this server"));
-        };
-        // The OK goes out in the clear, then the handshake starts.
-        self.finish(tag, Ok(Done::ok("Begin TLS negotiation now")))
-            .await?;
-        self.conn.start_tls(&acceptor).await?;
-        tracing::debug!("STARTTLS done");
-        Err(CmdError::Answered)
-    }
-
-    pub(crate) async fn cmd_login(
-        &mut self,
-        username: AString<'static>,
-        password: Secret<AString<'static>>,
-    ) -> CmdResult {
+    /// Refuses plaintext credentials where they would travel in the clear.
+    pub(super) fn require_plaintext_allowed(&self) -> Result<(), CmdError> {
         if !self.plaintext_allowed() {
             return Err(CmdError::no_code(
                 code("PRIVACYREQUIRED"),
                 "Plaintext authentication is disallowed without TLS (use STARTTLS or port 993)",
             ));
         }
-        let user = String::from_utf8_lossy(&astring_text(&username)).into_owned();
-        let password = String::from_utf8_lossy(&astring_text(password.declassify())).into_owned();
-        self.log_in(&user, &password).await
-    }
-
-    pub(crate) async fn cmd_authenticate(
-        &mut self,
-        mechanism: AuthMechanism<'static>,
-        initial_response: Option<Secret<Cow<'static, [u8]>>>,
-    ) -> CmdResult {
-        if mechanism != AuthMechanism::Plain {
-            return Err(CmdError::no(format!(
-                "Unsupported authentication mechanism {mechanism}; use PLAIN"
-            )));
-        }
-        if !self.plaintext_allowed() {
-            return Err(CmdError::no_code(
-                code("PRIVACYREQUIRED"),
-                "Plaintext authentication is disallowed without TLS (use STARTTLS or port 993)",
-            ));
-        }
-        let data: Vec<u8> = match initial_response {
-            Some(data) => data.declassify().to_vec(),
-            None => {
-                self.conn.send_raw(b"+ \r\n");
-                self.conn.flush().await?;
-                let read = self.conn.read_authenticate_data().await;
-                match read {
-                    Ok(Incoming::Message(AuthenticateData::Continue(data))) => {
-                        data.declassify().to_vec()
-                    }
-                    Ok(Incoming::Message(AuthenticateData::Cancel)) => {
-                        return Err(CmdError::bad("Authentication cancelled"));
-                    }
-                    Ok(Incoming::Invalid { reason, .. }) => return Err(CmdError::bad(reason)),
-                    Ok(Incoming::Refused) => return Err(CmdError::bad("Unexpected literal")),
-                    Err(e) => return Err(CmdError::Io(std::io::Error::other(e.to_string()))),
-                }
-            }
-        };
-        // PLAIN: authzid NUL authcid NUL password (RFC 4616).
-        let mut parts = data.split(|&b| b == 0);
-        let (Some(authzid), Some(authcid), Some(password), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(CmdError::bad("Malformed PLAIN authentication data"));
-        };
-        let (Ok(authzid), Ok(authcid), Ok(password)) = (
-            std::str::from_utf8(authzid),
-            std::str::from_utf8(authcid),
-            std::str::from_utf8(password),
-        ) else {
-            return Err(CmdError::bad("PLAIN authentication data must be UTF-8"));
-        };
-        if !authzid.is_empty() && authzid != authcid {
-            return Err(CmdError::no_code(
-                code("AUTHORIZATIONFAILED"),
-                "Logging in as another user is not supported",
-            ));
-        }
-        let (authcid, password) = (authcid.to_owned(), password.to_owned());
-        self.log_in(&authcid, &password).await
+        Ok(())
     }
 
     /// Checks credentials through the throttle and the authenticator, then opens the
     /// user's mail.
-    async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
+    pub(super) async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
         let ip = self.peer.ip();
         // The slot is reserved before the password is checked, so parallel guesses
         // queue behind each other instead of sharing one delay.
@@ -223,5 +133,3 @@ impl Session {
         Ok(Done::ok_code(Code::Capability(caps), "Logged in"))
     }
 }
-
-const MAX_FAILED_LOGINS: u32 = 3;
