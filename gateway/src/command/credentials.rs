@@ -42,12 +42,7 @@ impl Session {
             metrics::counter!(crate::metrics::LOGINS, "result" => "throttled").increment(1);
             tracing::info!(user, wait = ?delay, "login refused: throttled");
             // Counted like a failure, so one connection cannot spin on refusals.
-            self.failed_logins += 1;
-            if self.failed_logins >= MAX_FAILED_LOGINS {
-                self.send(&crate::response::bye("Too many failed logins"))
-                    .await?;
-                self.state = State::Logout;
-            }
+            self.count_failed_login().await?;
             return Err(CmdError::no_code(
                 code("UNAVAILABLE"),
                 "Too many failed logins from your address; try again later",
@@ -71,12 +66,7 @@ impl Session {
             Err(error) => {
                 metrics::counter!(crate::metrics::LOGINS, "result" => "failed").increment(1);
                 tracing::info!(user, %error, "login failed");
-                self.failed_logins += 1;
-                if self.failed_logins >= MAX_FAILED_LOGINS {
-                    self.send(&crate::response::bye("Too many failed logins"))
-                        .await?;
-                    self.state = State::Logout;
-                }
+                self.count_failed_login().await?;
                 return Err(CmdError::no_code(
                     code("AUTHENTICATIONFAILED"),
                     "Authentication failed",
@@ -131,5 +121,16 @@ impl Session {
             .collect();
         let caps = imap_codec::imap_types::core::Vec1::unvalidated(caps);
         Ok(Done::ok_code(Code::Capability(caps), "Logged in"))
+    }
+    /// One more failed login in this session (a throttle refusal counts too); the
+    /// `MAX_FAILED_LOGINS`th ends the session with BYE.
+    async fn count_failed_login(&mut self) -> Result<(), CmdError> {
+        self.failed_logins += 1;
+        if self.failed_logins >= MAX_FAILED_LOGINS {
+            self.send(&crate::response::bye("Too many failed logins"))
+                .await?;
+            self.state = State::Logout;
+        }
+        Ok(())
     }
 }
