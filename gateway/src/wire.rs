@@ -374,6 +374,20 @@ impl Connection {
         }
     }
 
+    /// Throws away the message whose literal was just refused (before the client sent
+    /// it) and returns its tag for the answer, `*` when none could be read.
+    fn drop_refused_message(&mut self) -> String {
+        let tag = self
+            .fragmentizer
+            .decode_tag()
+            .map(|t| t.inner().to_owned())
+            .unwrap_or_else(|| "*".to_owned());
+        self.fragmentizer.skip_message();
+        self.line_start = 0;
+        self.in_literal = false;
+        tag
+    }
+
     /// Reads the next command. Cancel-safe: bytes read are kept for the next call.
     /// A SEARCH nested deeper than imap-codec follows is read by
     /// [`search_syntax`](crate::command::search_syntax), up to `max_nesting` levels.
@@ -516,14 +530,7 @@ impl Connection {
                             // let decoding reject it.
                             self.fragmentizer.poison_message();
                         } else if let Some(why) = self.preauth_refusal(length) {
-                            let tag = self
-                                .fragmentizer
-                                .decode_tag()
-                                .map(|t| t.inner().to_owned())
-                                .unwrap_or_else(|| "*".to_owned());
-                            self.fragmentizer.skip_message();
-                            self.line_start = 0;
-                            self.in_literal = false;
+                            let tag = self.drop_refused_message();
                             let line = match mode {
                                 LiteralMode::Sync => format!("{tag} NO {why}\r\n"),
                                 // Its bytes are on their way and will not be kept: close.
@@ -538,14 +545,7 @@ impl Connection {
                         } else if length > self.literal_limit {
                             match mode {
                                 LiteralMode::Sync => {
-                                    let tag = self
-                                        .fragmentizer
-                                        .decode_tag()
-                                        .map(|t| t.inner().to_owned())
-                                        .unwrap_or_else(|| "*".to_owned());
-                                    self.fragmentizer.skip_message();
-                                    self.line_start = 0;
-                                    self.in_literal = false;
+                                    let tag = self.drop_refused_message();
                                     let line = format!(
                                         "{tag} NO [TOOBIG] Literal is larger than the limit of {} bytes\r\n",
                                         self.literal_limit
