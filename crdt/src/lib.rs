@@ -28,7 +28,7 @@ pub use error::CrdtError;
 pub use flags::{Flag, FlagChange, FlagSet};
 pub use ids::{Dot, MailboxId, MessageId, ModSeq, ReplicaId, Uid, UidValidity, VersionVector};
 pub use op::{BodyRef, InternalDate, MessageData, NewMessage, Op, OpKind, SpecialUse, Stamp};
-pub use state::{Config, SNAPSHOT_VERSION, UserState};
+pub use state::{Config, DEFAULT_UID_VALIDITY, SNAPSHOT_VERSION, UserState};
 pub use view::{
     AppendOutcome, Applied, Changes, CompactionReport, CopyOutcome, MailboxInfo, MailboxSnapshot,
     MailboxStatus, MessageView, StateStats, StoreOutcome,

@@ -59,6 +59,10 @@ struct Progress {
     usable: Option<VersionVector>,
 }
 
+/// The UIDVALIDITY of the mailboxes a user starts with
+/// ([`UserState::create_default_mailbox`]); the same on every replica.
+pub const DEFAULT_UID_VALIDITY: u32 = 1;
+
 /// One replica's state of one user's mail.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserState {
@@ -142,6 +146,30 @@ impl UserState {
             return Err(CrdtError::MailboxExists(name.to_owned()));
         }
         Ok(vec![self.create_op(name, special_use)?])
+    }
+
+    /// A mailbox every user starts with (INBOX and the special-use defaults), created
+    /// the same on every replica: incarnation 0 with [`DEFAULT_UID_VALIDITY`]. Two
+    /// replicas that both create a user's defaults (one had not caught up yet) thus make
+    /// the *same* mailbox with the same UIDVALIDITY, so no client's UIDVALIDITY changes
+    /// because another replica appeared. Nothing is created (no op) for a name that
+    /// has, or ever had, an incarnation here.
+    pub fn create_default_mailbox(
+        &mut self,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Vec<Op> {
+        if self.incarnations.contains_key(name) || self.names.contains_key(name) {
+            return Vec::new();
+        }
+        vec![self.issue(OpKind::Create {
+            mailbox: MailboxId {
+                name: name.to_owned(),
+                incarnation: 0,
+            },
+            special_use,
+            uid_validity: UidValidity(DEFAULT_UID_VALIDITY),
+        })]
     }
 
     fn create_op(&mut self, name: &str, special_use: Option<SpecialUse>) -> Result<Op, CrdtError> {
@@ -489,7 +517,17 @@ impl UserState {
                 messages.iter().all(|m| own(m.uid.0))
             }
             OpKind::Bind { bindings, .. } => bindings.iter().all(|(_, u)| own(u.0)),
-            OpKind::Create { uid_validity, .. } => own(uid_validity.0),
+            // A first incarnation may carry the shared default UIDVALIDITY: it has no
+            // earlier incarnation to stay above, and concurrent first creates of a name
+            // are one incarnation anyway.
+            OpKind::Create {
+                mailbox,
+                uid_validity,
+                ..
+            } => {
+                own(uid_validity.0)
+                    || (mailbox.incarnation == 0 && uid_validity.0 == DEFAULT_UID_VALIDITY)
+            }
             _ => true,
         };
         if !uids_ok {

@@ -1264,18 +1264,15 @@ impl MailStore for ReplicatedStore {
     async fn open_user(&self, user: &UserId) -> StoreResult<()> {
         self.write(user, Vec::new(), |st, ops| {
             // Only a user nobody has written yet gets the defaults: a replica that is
-            // merely behind must not re-create what the user deleted elsewhere.
+            // merely behind must not re-create what the user deleted elsewhere. A
+            // replica that has no state yet although others do (new, or it lost its
+            // data) creates the very mailboxes the first replica created: same
+            // incarnation, same UIDVALIDITY, so nothing changes for the user's clients.
             if !st.version().is_empty() {
                 return Ok(());
             }
-            let names = names_of(st);
             for (name, special) in DEFAULT_MAILBOXES {
-                if !names.contains(name) {
-                    ops.extend(
-                        st.create_mailbox(name, special.map(special_to_crdt))
-                            .map_err(error_from_crdt)?,
-                    );
-                }
+                ops.extend(st.create_default_mailbox(name, special.map(special_to_crdt)));
             }
             Ok(())
         })
