@@ -718,3 +718,74 @@ async fn two_45_mib_messages_in_one_write_replicate() {
     na.shutdown().await;
     nb.shutdown().await;
 }
+
+/// A replica that holds a user but has no state for them yet (new, or it lost its data)
+/// and gets a session before it caught up creates the user's default mailboxes itself:
+/// once the replicas meet, the user's UIDVALIDITYs and UIDs are what the first replica's
+/// clients had seen (issue: "a user's UIDVALIDITY must never change because a new
+/// replica appeared").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_opening_a_user_before_catching_up_changes_no_uidvalidity() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let a = Spec { name: "wa", id: 1 };
+    let b = Spec { name: "sb", id: 2 };
+    pki::generate(pki_dir.path(), &["wa".into(), "sb".into()], &[], false).unwrap();
+    let la = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let to_b = Proxy::start(lb.local_addr().unwrap()).await;
+    let to_a = Proxy::start(la.local_addr().unwrap()).await;
+    to_b.set_cut(true);
+    to_a.set_cut(true);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let peer = |p: &Spec, dir: &Path, other: &Spec, addr: SocketAddr| {
+        config(
+            p,
+            dir,
+            vec![(other, addr.to_string())],
+            AckMode::Local,
+            Duration::from_millis(300),
+        )
+    };
+    let na = Node::start(
+        peer(&a, da.path(), &b, to_b.addr),
+        tls(pki_dir.path(), "wa"),
+        la,
+    )
+    .await
+    .unwrap();
+    let nb = Node::start(
+        peer(&b, db.path(), &a, to_a.addr),
+        tls(pki_dir.path(), "sb"),
+        lb,
+    )
+    .await
+    .unwrap();
+    let (sa, sb) = (na.store(), nb.store());
+    let user = UserId::new("carol").unwrap();
+    let inbox = MailboxName::inbox();
+
+    sa.open_user(&user).await.unwrap();
+    sa.append(&user, &inbox, vec![msg("one"), msg("two")])
+        .await
+        .unwrap();
+    let mut observer = Observer::default();
+    observer.look(&sa, &user).await;
+    let before = sa.status(&user, &inbox).await.unwrap().uid_validity;
+    let listed_before = sa.list(&user).await.unwrap();
+
+    // b knows nothing of carol yet and a session reaches it.
+    sb.open_user(&user).await.unwrap();
+    assert_eq!(sb.status(&user, &inbox).await.unwrap().uid_validity, before);
+
+    to_b.set_cut(false);
+    to_a.set_cut(false);
+    converge(&[sa.clone(), sb.clone()], &user, Duration::from_secs(20)).await;
+    for s in [&sa, &sb] {
+        assert_eq!(s.status(&user, &inbox).await.unwrap().uid_validity, before);
+        assert_eq!(
+            s.list(&user).await.unwrap().mailboxes,
+            listed_before.mailboxes
+        );
+        observer.look(s, &user).await;
+    }
+}

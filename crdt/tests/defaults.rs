@@ -79,7 +79,11 @@ fn a_replica_that_had_not_caught_up_creates_the_same_defaults() {
     let follow_b = b.apply_remote(follow_a).unwrap();
     a.apply_remote(follow_b).unwrap();
 
-    assert_eq!(describe(&a), before, "the first replica's view did not change");
+    assert_eq!(
+        describe(&a),
+        before,
+        "the first replica's view did not change"
+    );
     assert_eq!(describe(&b), before);
 }
 
