@@ -19,6 +19,7 @@
 //! - `convert`: MailStore types ⇄ CRDT types.
 
 pub mod blobs;
+mod concurrency;
 pub mod config;
 mod convert;
 mod link;

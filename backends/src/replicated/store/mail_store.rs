@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pluto_crdt::{self as crdt, BodyRef, UserState};
 
-use super::{ReplicatedStore, blocking_err};
+use super::ReplicatedStore;
 use crate::error::{StoreError, StoreResult};
 use crate::replicated::blobs::BlobStore;
+use crate::replicated::concurrency::blocking_err;
 use crate::replicated::convert::*;
 use crate::store::{ChangeFeed, MailStore};
 use crate::types::*;

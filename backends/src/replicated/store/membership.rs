@@ -9,9 +9,10 @@ use std::sync::Arc;
 use pluto_crdt::ReplicaId;
 use tokio::sync::watch;
 
-use super::{MOVES_FILE, ReplicatedStore, blocking_err, bytes_of, lock, reshape_snapshot};
+use super::{MOVES_FILE, ReplicatedStore, bytes_of, reshape_snapshot};
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::write_atomic;
+use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::config::{PeerConfig, ReplicasOf};
 use crate::types::*;
 

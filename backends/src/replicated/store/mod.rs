@@ -44,6 +44,7 @@ use pluto_crdt::{self as crdt, ReplicaId, UserState, VersionVector};
 use tokio::sync::{Mutex, watch};
 
 use super::blobs::BlobStore;
+use super::concurrency::lock;
 use super::config::AckMode;
 use super::convert::*;
 use super::oplog::OpLog;
@@ -119,14 +120,6 @@ pub struct ReplicatedStore {
     max_lag_records: u64,
     me: Weak<ReplicatedStore>,
     _lock: File,
-}
-
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn blocking_err(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Io(std::io::Error::other(format!("blocking task failed: {e}")))
 }
 
 impl ReplicatedStore {

@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
 
 use super::membership::{Membership, MembershipState, PeerInfo, members};
-use super::{MOVES_FILE, ReplicatedStore, UserEntry, UserSlot, blocking_err, bytes_of, lock};
+use super::{MOVES_FILE, ReplicatedStore, UserEntry, UserSlot, bytes_of};
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::write_atomic;
 use crate::replicated::blobs::BlobStore;
+use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::config::NodeConfig;
 use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};

@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use pluto_crdt::{BodyRef, Op, OpKind, ReplicaId, VersionVector};
 
 use super::recovery::encode_snapshot_file;
-use super::{PeerInfo, ReplicatedStore, UserSlot, blocking_err, bytes_of, lock, reshape_snapshot};
+use super::{PeerInfo, ReplicatedStore, UserSlot, bytes_of, reshape_snapshot};
 use crate::error::StoreResult;
 use crate::fsutil::write_atomic;
+use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};
 use crate::types::*;

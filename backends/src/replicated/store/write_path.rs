@@ -11,9 +11,10 @@ use pluto_crdt::{BodyRef, Op, ReplicaId, UserState};
 use tokio::sync::watch;
 
 use super::mail_store::crdt_uids;
-use super::{ReplicatedStore, UserEntry, UserSlot, blocking_err, lock};
+use super::{ReplicatedStore, UserEntry, UserSlot};
 use crate::error::StoreResult;
 use crate::replicated::blobs::BlobStore;
+use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::config::AckMode;
 use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};
