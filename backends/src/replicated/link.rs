@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
+use super::concurrency::{blocking_err, lock};
 use super::oplog::{Entry, LogReader};
 use super::protocol::{Batch, FromPeer, MovesReport, ToPeer, WireRecord};
 use super::store::{PeerInfo, ReplicatedStore};
@@ -91,7 +92,7 @@ impl PeerLink {
     /// The peer has reported, under `cluster`, that it owes this node no data move,
     /// and its log has reached this node since.
     pub(crate) fn moves_settled(&self, cluster: &[(String, u16)]) -> (Option<u64>, bool) {
-        let seen = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = lock(&self.moves);
         match &seen.report {
             Some(r) if r.cluster == cluster => (Some(r.pending), r.pending == 0 && seen.settled),
             _ => (None, false),
@@ -113,10 +114,6 @@ enum LinkError {
     Protocol(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-}
-
-fn blocking_err(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Io(std::io::Error::other(format!("blocking task failed: {e}")))
 }
 
 async fn recv<S: AsyncRead + AsyncWrite + Unpin>(
@@ -575,7 +572,7 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
                     if !link.delivered.swap(true, Ordering::AcqRel) {
                         tracing::info!(peer = %peer.name, upto = batch.upto, "peer's backlog delivered");
                     }
-                    let mut seen = link.moves.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut seen = lock(&link.moves);
                     if seen.report.as_ref().is_some_and(|r| r.pending == 0) {
                         seen.settled = true;
                     }
@@ -597,7 +594,7 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
             }
             ToPeer::Moves(report) => {
                 {
-                    let mut seen = link.moves.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut seen = lock(&link.moves);
                     // A repeated report (a new connection) keeps what was settled.
                     if seen.report.as_ref() != Some(&report) {
                         tracing::info!(peer = %peer.name, pending = report.pending, "peer reports data moves");

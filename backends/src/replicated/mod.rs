@@ -7,6 +7,10 @@
 //! - [`store`]: [`ReplicatedStore`], the MailStore: every write is blob durable → ops
 //!   logged durably → applied → watchers told → queued for the peers; restart is
 //!   per-user snapshots plus log replay; checkpoints write snapshots and truncate.
+//!   Cut by concern: `store/write_path.rs` (write and read paths),
+//!   `store/mail_store.rs` (`impl MailStore`), `store/replication.rs` (what the links
+//!   call), `store/recovery.rs` (open, replay, checkpoints), `store/membership.rs`
+//!   (peers, holders, reachability, data moves).
 //! - `protocol` and `link`: replication over `crate::net` (mutual TLS, the
 //!   `Replication` service): each node streams its log to each peer from the peer's
 //!   durable cursor, in batches, one in flight (back-pressure), bodies riding with
@@ -17,8 +21,11 @@
 //!   dialed, gone ones dropped, users that gain a holder sent to it whole).
 //! - [`config`]: the node's settings, [`NodeConfig`].
 //! - `convert`: MailStore types ⇄ CRDT types.
+//! - `concurrency`: the shared poison-tolerant mutex `lock` and `spawn_blocking`
+//!   error mapping.
 
 pub mod blobs;
+mod concurrency;
 pub mod config;
 mod convert;
 mod link;

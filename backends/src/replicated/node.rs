@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
+use super::concurrency::{blocking_err, lock};
 use super::config::{NodeConfig, PeerConfig, ReplicasOf};
 use super::link::{PeerLink, run_sender, serve_inbound};
 use super::store::{PeerInfo, ReplicatedStore};
@@ -32,10 +33,6 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 /// The node's links by peer name. Shared with the accept loop and reachability, and
 /// changed by a reconfiguration.
 type Links = Arc<StdMutex<BTreeMap<String, Arc<PeerLink>>>>;
-
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A running sender: its own stop (a reconfiguration stops one without the others).
 struct Sender {
@@ -105,7 +102,7 @@ impl Node {
         let open_config = config.clone();
         let store = tokio::task::spawn_blocking(move || ReplicatedStore::open(&open_config))
             .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+            .map_err(blocking_err)??;
         let (stop, stop_rx) = watch::channel(false);
         let (changed, changed_rx) = watch::channel(0u64);
         let peers = store.membership().peers.clone();

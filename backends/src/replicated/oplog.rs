@@ -31,6 +31,7 @@ use pluto_crdt::{BodyRef, Op};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::concurrency::lock;
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::sync_dir;
 use crate::types::UserId;
@@ -101,11 +102,6 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
 
 fn corrupt(what: String) -> StoreError {
     StoreError::Corrupt(what)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding one of these small locks leaves plain data behind.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One frame read: `Ok(None)` at a clean end of file, `Err(reason)` for a torn or
