@@ -1,7 +1,8 @@
 //! [`Shared`]: what every session of a process shares — the configuration, the router
 //! (swapped whole on a cluster reload, with a generation counter sessions watch), the
-//! authenticator and login throttle, the client TLS acceptor, the header cache and the
-//! budget for literals before login.
+//! authenticator and login throttle, the client TLS acceptor, the header cache, the
+//! budget for literals before login, and the per-user lock that keeps the mailbox
+//! limits exact.
 
 use std::sync::Arc;
 
@@ -25,6 +26,40 @@ pub struct Shared {
     pub headers: crate::cache::HeaderCache,
     /// Literal bytes held by connections that have not logged in, all together.
     pub preauth_literals: Arc<crate::wire::PreauthBudget>,
+    /// Held by a CREATE or RENAME from its count of the user's mailboxes to its write,
+    /// so that parallel sessions of one user cannot each pass the limit check.
+    pub mailbox_writes: UserLocks,
+}
+
+/// A fixed set of locks, a user hashed to one: bounded memory whatever the number of
+/// users, at the price of two users sometimes waiting for each other's CREATE.
+pub struct UserLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl UserLocks {
+    const STRIPES: usize = 64;
+
+    pub fn lock(
+        &self,
+        user: &pluto_backends::UserId,
+    ) -> impl Future<Output = tokio::sync::MutexGuard<'_, ()>> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(user.as_str());
+        // The modulo keeps the index below STRIPES, which fits in usize.
+        let index = (hash % Self::STRIPES as u64) as usize;
+        self.stripes[index].lock()
+    }
+}
+
+impl Default for UserLocks {
+    fn default() -> Self {
+        Self {
+            stripes: (0..Self::STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
 }
 
 impl Shared {
@@ -45,6 +80,7 @@ impl Shared {
             tls,
             headers,
             preauth_literals: Arc::default(),
+            mailbox_writes: UserLocks::default(),
         }
     }
 

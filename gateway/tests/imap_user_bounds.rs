@@ -202,3 +202,39 @@ async fn a_full_disk_answers_overquota_and_changes_nothing() {
     assert!(raw.cmd("RENAME keep moved/here").await.ok());
     assert!(raw.append("INBOX", "", &big).await.ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_creates_of_one_user_stay_within_the_limit() {
+    let server = TestServer::start_with(|c| c.limits.max_mailboxes = 20).await;
+    let mut first = server.login().await;
+    let existing = names(&mut first).await.len();
+    let mut sessions = vec![first];
+    for _ in 1..8 {
+        sessions.push(server.login().await);
+    }
+    // Eight sessions, each creating its own names at once: without a lock held from
+    // the count to the write, several pass the check together and overshoot.
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(s, mut raw)| {
+            tokio::spawn(async move {
+                let mut made = 0;
+                for i in 0..6 {
+                    if raw.cmd(&format!("CREATE s{s}/box{i}")).await.ok() {
+                        made += 1;
+                    }
+                }
+                (made, raw)
+            })
+        })
+        .collect();
+    let mut raws = Vec::new();
+    for t in tasks {
+        raws.push(t.await.unwrap().1);
+    }
+    let total = names(&mut raws[0]).await.len();
+    assert!(existing < 20, "{existing}");
+    // Reached (a last CREATE that needs a parent too may not fit) and never passed.
+    assert!((19..=20).contains(&total), "{total} mailboxes, limit 20");
+}

@@ -23,6 +23,8 @@ impl Session {
                 "INBOX always exists",
             ));
         }
+        let shared = self.shared.clone();
+        let _counted = shared.mailbox_writes.lock(&user).await;
         let list = self.store()?.list(&user).await?;
         if !list.mailboxes.iter().any(|m| m.name == name) {
             let made = missing_with_parents(&list, &name);

@@ -29,6 +29,8 @@ impl Session {
                 "Cannot rename a mailbox into itself",
             ));
         }
+        let shared = self.shared.clone();
+        let _counted = shared.mailbox_writes.lock(&user).await;
         let list = self.store()?.list(&user).await?;
         // The moved names keep their count (INBOX's messages go to a new mailbox, and
         // INBOX stays); parents of the target that are missing are new.
