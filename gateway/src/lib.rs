@@ -10,7 +10,8 @@
 //!    `BAD` and is skipped; before login only small literals, within a server-wide
 //!    budget), and encodes responses, streaming message bytes out as literals.
 //! 3. [`session`] is the state machine (not authenticated → authenticated → selected →
-//!    logout) and the command loop with its timeouts (before login one deadline from
+//!    logout; each state carries its data: the login, then also the selected mailbox)
+//!    and the command loop with its timeouts (before login one deadline from
 //!    the connection, handshakes included; after it, the idle timeout); it hands each
 //!    command to its module in `command/`, one file per command or tight pair, named
 //!    after it (`select.rs` for SELECT/EXAMINE, `close.rs` with UNSELECT, `expunge.rs`,

@@ -57,7 +57,9 @@ impl Msg {
     }
 }
 
-pub struct Selected {
+/// One session's view of its selected mailbox; the session's selected state holds it
+/// beside the login.
+pub struct MailboxView {
     pub name: MailboxName,
     pub read_only: bool,
     pub uid_validity: UidValidity,
@@ -83,7 +85,7 @@ pub struct Selected {
     pub announced_recent: u32,
 }
 
-impl Selected {
+impl MailboxView {
     pub fn new(
         name: MailboxName,
         read_only: bool,

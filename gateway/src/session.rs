@@ -1,6 +1,15 @@
-//! One client session: the IMAP state machine (not authenticated → authenticated →
-//! selected → logout), the command loop with its timeouts, and the hand-off of each
-//! command to its module under `command/`.
+//! One client session: the IMAP state machine, the command loop with its timeouts, and
+//! the hand-off of each command to its module under `command/`.
+//!
+//! [`State`] is RFC 3501's state diagram with each state's data inside it: a logged-in
+//! state holds the [`Authenticated`] login (the user, the store and node serving them,
+//! the signals about that node), the selected state the login and the mailbox's
+//! [`MailboxView`] ([`Selected`]). The dispatcher matches the state once per command:
+//! a command the state does not allow is answered BAD there, and every other goes to
+//! its handler with the data of the state, so a handler that needs a selected mailbox
+//! is given one. A handler that changes the state returns a [`Transition`], applied
+//! once it is done. RFC 3501's logout state is [`Client::logging_out`]: a `* BYE` went
+//! out and the session ends once the command in hand is answered.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,32 +23,123 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::response::{self, CmdError, CmdResult, Done};
-use crate::selected::Selected;
+use crate::selected::MailboxView;
 use crate::shared::Shared;
 use crate::wire::{Connection, Incoming, ReadError};
 
+/// Where a session is in RFC 3501's state diagram (3, 6), with what that state needs.
 pub enum State {
     NotAuthenticated,
-    Authenticated,
+    Authenticated(Authenticated),
     Selected(Box<Selected>),
-    Logout,
 }
 
-pub struct Session {
-    pub shared: Arc<Shared>,
-    pub conn: Connection,
-    pub peer: SocketAddr,
-    pub user: Option<UserId>,
+/// A logged-in user and where their mail is served: what every command after login
+/// works with.
+pub struct Authenticated {
+    pub user: UserId,
     /// The store this session's user was routed to at login.
-    pub store: Option<Arc<dyn MailStore>>,
+    pub store: Arc<dyn MailStore>,
+    /// The node serving this session.
+    pub node: String,
     /// Turns true when the user's home node is back and this session should move there.
     pub home_back: Option<watch::Receiver<bool>>,
     /// The serving node's health (see [`crate::route::Routed::node_up`]).
     pub node_up: Option<watch::Receiver<bool>>,
-    /// The node serving this session, and the router generation it was chosen under.
-    pub node: String,
-    pub router_generation: Option<watch::Receiver<u64>>,
-    pub state: State,
+    /// The router generation the node was chosen under.
+    pub router_generation: watch::Receiver<u64>,
+}
+
+/// The selected state: the login, and the selected mailbox as this session sees it.
+pub struct Selected {
+    pub login: Authenticated,
+    pub mailbox: MailboxView,
+}
+
+/// A change of state a command asks for; the session applies it once the command is
+/// done.
+pub enum Transition {
+    /// LOGIN or AUTHENTICATE succeeded.
+    LogIn(Authenticated),
+    /// SELECT or EXAMINE opened this mailbox, in place of any selected before.
+    Select(MailboxView),
+    /// No mailbox is selected any more: CLOSE, UNSELECT, a DELETE of the selected
+    /// mailbox, a SELECT that failed (RFC 3501 6.3.1).
+    Unselect,
+}
+
+/// How a command that may change the state ended: its result and the transition.
+pub type Stepped = (CmdResult, Option<Transition>);
+
+/// What a handler that changes the state when it succeeds returns.
+pub type StepResult = Result<(Done, Option<Transition>), CmdError>;
+
+/// A handler's result with the transition it asks for on success, as [`Stepped`].
+pub fn stepped(result: StepResult) -> Stepped {
+    match result {
+        Ok((done, transition)) => (Ok(done), transition),
+        Err(e) => (Err(e), None),
+    }
+}
+
+impl State {
+    /// The login, in either logged-in state.
+    pub fn login(&self) -> Option<&Authenticated> {
+        match self {
+            State::NotAuthenticated => None,
+            State::Authenticated(login) => Some(login),
+            State::Selected(selected) => Some(&selected.login),
+        }
+    }
+
+    fn login_mut(&mut self) -> Option<&mut Authenticated> {
+        match self {
+            State::NotAuthenticated => None,
+            State::Authenticated(login) => Some(login),
+            State::Selected(selected) => Some(&mut selected.login),
+        }
+    }
+
+    fn selected(&mut self) -> Option<&mut Selected> {
+        match self {
+            State::Selected(selected) => Some(selected),
+            _ => None,
+        }
+    }
+
+    /// Moves to the state `transition` names. The dispatcher asks for a transition only
+    /// where it applies (LOGIN before login, SELECT and the others after it); one that
+    /// does not apply (leaving a mailbox when none is selected) leaves the state as it is.
+    fn apply(&mut self, transition: Transition) {
+        let now = std::mem::replace(self, State::NotAuthenticated);
+        *self = match (now, transition) {
+            (_, Transition::LogIn(login)) => State::Authenticated(login),
+            (State::Authenticated(login), Transition::Select(mailbox)) => {
+                State::Selected(Box::new(Selected { login, mailbox }))
+            }
+            (State::Selected(mut selected), Transition::Select(mailbox)) => {
+                selected.mailbox = mailbox;
+                State::Selected(selected)
+            }
+            (State::Selected(selected), Transition::Unselect) => {
+                State::Authenticated(selected.login)
+            }
+            (unchanged, _) => unchanged,
+        };
+    }
+}
+
+pub struct Session {
+    client: Client,
+    state: State,
+}
+
+/// One client's connection and what a session keeps in every state; the command
+/// handlers (`command/`) are its methods, given the data of the session's state.
+pub struct Client {
+    pub shared: Arc<Shared>,
+    pub conn: Connection,
+    pub peer: SocketAddr,
     pub shutdown: watch::Receiver<bool>,
     /// Failed logins in this session; too many end it.
     pub failed_logins: u32,
@@ -49,6 +149,10 @@ pub struct Session {
     /// after it connected, whatever it does meanwhile (TLS handshakes and SASL
     /// exchanges included).
     pub preauth_deadline: tokio::time::Instant,
+    /// A `* BYE` went out (LOGOUT, or the server ends the session): RFC 3501's logout
+    /// state. The session ends once the command in hand is answered, and nothing more
+    /// is said about the selected mailbox.
+    pub logging_out: bool,
 }
 
 const MAX_BAD_IN_A_ROW: u32 = 20;
@@ -79,35 +183,33 @@ impl Session {
         preauth_deadline: tokio::time::Instant,
     ) -> Self {
         conn.set_write_deadline(preauth_deadline);
-        Self {
+        let client = Client {
             shared,
             conn,
             peer,
-            user: None,
-            store: None,
-            home_back: None,
-            node_up: None,
-            node: String::new(),
-            router_generation: None,
-            state: State::NotAuthenticated,
             shutdown,
             failed_logins: 0,
             bad_in_a_row: 0,
             preauth_deadline,
+            logging_out: false,
+        };
+        Self {
+            client,
+            state: State::NotAuthenticated,
         }
     }
 
     /// Runs the session to its end. Never panics on client input; returns when the
     /// client logs out, the connection drops, a timeout strikes, or the server stops.
     pub async fn run(mut self, id: u64) {
-        let span = tracing::info_span!("session", id, peer = %self.peer, user = tracing::field::Empty, node = tracing::field::Empty, tls = self.conn.is_tls());
+        let span = tracing::info_span!("session", id, peer = %self.client.peer, user = tracing::field::Empty, node = tracing::field::Empty, tls = self.client.conn.is_tls());
         async move {
             let _gauge = crate::metrics::SessionGauge::new();
             tracing::debug!("connected");
             if let Err(e) = self.serve().await {
                 tracing::debug!(error = %e, "session ended");
             }
-            self.conn.shutdown().await;
+            self.client.conn.shutdown().await;
             tracing::debug!("closed");
         }
         .instrument(span)
@@ -117,48 +219,51 @@ impl Session {
     async fn serve(&mut self) -> std::io::Result<()> {
         let greeting = format!(
             "* OK [CAPABILITY {}] pluto ready.\r\n",
-            self.capabilities().join(" ")
+            self.client.capabilities(false).join(" ")
         );
-        self.conn.send_raw(greeting.as_bytes());
-        self.conn.flush().await?;
+        self.client.conn.send_raw(greeting.as_bytes());
+        self.client.conn.flush().await?;
         loop {
-            if matches!(self.state, State::Logout) {
+            if self.client.logging_out {
                 return Ok(());
             }
+            let logged_in = self.state.login().is_some();
             // Logged in: the idle timeout starts again with each command. Not yet: the
             // deadline counts from the connection, so NOOPs cannot keep a client there.
-            let deadline = if self.user.is_some() {
+            let deadline = if logged_in {
                 tokio::time::Instant::now()
-                    + Duration::from_secs(self.shared.config.limits.idle_timeout_secs)
+                    + Duration::from_secs(self.client.shared.config.limits.idle_timeout_secs)
             } else {
-                self.preauth_deadline
+                self.client.preauth_deadline
             };
-            let max_nesting = self.shared.config.limits.max_nesting;
-            let mut shutdown = self.shutdown.clone();
-            let node_down = node_down(self.node_up.clone());
+            let max_nesting = self.client.shared.config.limits.max_nesting;
+            let mut shutdown = self.client.shutdown.clone();
+            let node_down = node_down(self.state.login().and_then(|l| l.node_up.clone()));
+            let conn = &mut self.client.conn;
             let incoming = tokio::select! {
-                read = tokio::time::timeout_at(deadline, self.conn.read_command(max_nesting)) => read,
+                read = tokio::time::timeout_at(deadline, conn.read_command(max_nesting)) => read,
                 _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
-                    self.conn.send(&response::bye("Server shutting down")).await?;
-                    self.conn.flush().await?;
+                    conn.send(&response::bye("Server shutting down")).await?;
+                    conn.flush().await?;
                     return Ok(());
                 }
                 _ = node_down => {
-                    tracing::info!(node = %self.node, "node marked down; ending the session");
-                    self.conn.send(&response::bye_unavailable(NODE_DOWN)).await?;
-                    self.conn.flush().await?;
+                    let node = self.state.login().map(|l| l.node.as_str()).unwrap_or_default();
+                    tracing::info!(node = %node, "node marked down; ending the session");
+                    conn.send(&response::bye_unavailable(NODE_DOWN)).await?;
+                    conn.flush().await?;
                     return Ok(());
                 }
             };
             let incoming = match incoming {
                 Err(_elapsed) => {
-                    let text = if self.user.is_some() {
+                    let text = if logged_in {
                         "Autologout; idle for too long"
                     } else {
                         "Autologout; took too long to log in"
                     };
-                    self.conn.send(&response::bye(text)).await?;
-                    self.conn.flush().await?;
+                    self.client.conn.send(&response::bye(text)).await?;
+                    self.client.conn.flush().await?;
                     return Ok(());
                 }
                 Ok(Err(ReadError::Closed)) => return Ok(()),
@@ -166,11 +271,11 @@ impl Session {
                 Ok(Ok(incoming)) => incoming,
             };
             match incoming {
-                Incoming::Message(command) if self.user.is_none() => {
+                Incoming::Message(command) if !logged_in => {
                     // Before login the whole exchange (a STARTTLS handshake, an
                     // AUTHENTICATE continuation, a throttled LOGIN) is held to the deadline.
-                    let handled =
-                        tokio::time::timeout_at(self.preauth_deadline, self.handle(command)).await;
+                    let deadline = self.client.preauth_deadline;
+                    let handled = tokio::time::timeout_at(deadline, self.handle(command)).await;
                     match handled {
                         Ok(handled) => handled?,
                         Err(_elapsed) => {
@@ -178,31 +283,32 @@ impl Session {
                             // Mid-handshake there is no stream to say BYE on: the socket
                             // just closes.
                             let bye = response::bye("Autologout; took too long to log in");
-                            let _ = self.conn.send(&bye).await;
-                            let _ = self.conn.flush().await;
+                            let _ = self.client.conn.send(&bye).await;
+                            let _ = self.client.conn.flush().await;
                             return Ok(());
                         }
                     }
                 }
                 Incoming::Message(command) => self.handle(command).await?,
                 Incoming::Invalid { tag, reason } => {
-                    self.bad_in_a_row += 1;
+                    self.client.bad_in_a_row += 1;
                     let response = match tag {
                         Some(tag) => response::tagged(tag, StatusKind::Bad, None, reason),
                         None => response::untagged(StatusKind::Bad, None, reason),
                     };
-                    self.conn.send(&response).await?;
+                    self.client.conn.send(&response).await?;
                 }
                 Incoming::Refused => {}
             }
-            if self.bad_in_a_row >= MAX_BAD_IN_A_ROW {
-                self.conn
+            if self.client.bad_in_a_row >= MAX_BAD_IN_A_ROW {
+                self.client
+                    .conn
                     .send(&response::bye("Too many invalid commands"))
                     .await?;
-                self.conn.flush().await?;
+                self.client.conn.flush().await?;
                 return Ok(());
             }
-            self.conn.flush().await?;
+            self.client.conn.flush().await?;
         }
     }
 
@@ -215,10 +321,280 @@ impl Session {
         self.finish(tag, result).await
     }
 
-    /// Sends the tagged answer for a command, with any untagged updates first.
-    pub async fn finish(&mut self, tag: Tag<'static>, result: CmdResult) -> std::io::Result<()> {
+    /// Sends the tagged answer for a command, then the BYE that moves a logged-in
+    /// session off a node that is lost, or back to its home node.
+    async fn finish(&mut self, tag: Tag<'static>, result: CmdResult) -> std::io::Result<()> {
         let store_lost = matches!(&result, Err(CmdError::No { code: Some(c), .. }) if *c == response::code("UNAVAILABLE"))
-            && self.user.is_some();
+            && self.state.login().is_some();
+        if !self.client.answer(tag, result).await? {
+            return Ok(());
+        }
+        let shared = &self.client.shared;
+        if store_lost {
+            // The node behind this session is gone: the client should reconnect, and the
+            // gateway will send it to a live replica.
+            self.client
+                .conn
+                .send(&response::bye("Mail store lost; please reconnect"))
+                .await?;
+            self.client.logging_out = true;
+        } else if self
+            .state
+            .login_mut()
+            .is_some_and(|login| login.should_move_home(shared))
+        {
+            self.client
+                .conn
+                .send(&response::bye("Your home server is back; please reconnect"))
+                .await?;
+            self.client.logging_out = true;
+        }
+        Ok(())
+    }
+
+    /// Matches the state once and hands the command to its handler with the state's
+    /// data; applies the transition the handler asks for; then tells the client what
+    /// changed in the selected mailbox meanwhile.
+    async fn dispatch(&mut self, tag: Tag<'static>, body: CommandBody<'static>) -> CmdResult {
+        use CommandBody as C;
+        let client = &mut self.client;
+        // Commands valid in any state.
+        match body {
+            C::Capability => return client.cmd_capability(self.state.login().is_some()).await,
+            C::Noop => return client.cmd_noop(self.state.selected()).await,
+            C::Logout => return client.cmd_logout().await,
+            C::Id { parameters } => return client.cmd_id(parameters).await,
+            _ => {}
+        }
+        // RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH by number.
+        let (allow_expunge, with_uid) = match &body {
+            C::Fetch { uid, .. } | C::Store { uid, .. } | C::Search { uid, .. } => (*uid, *uid),
+            C::Copy { uid, .. } | C::Move { uid, .. } => (true, *uid),
+            _ => (true, false),
+        };
+        let (result, transition) = match &mut self.state {
+            State::NotAuthenticated => client.before_login(tag, body).await,
+            State::Authenticated(login) => {
+                if needs_selected(&body) {
+                    return Err(CmdError::bad(format!(
+                        "{} needs a selected mailbox (SELECT first)",
+                        command_name(&body)
+                    )));
+                }
+                client.logged_in(login, None, tag, body).await
+            }
+            State::Selected(selected) => client.in_selected(selected, tag, body).await,
+        };
+        if let Some(transition) = transition {
+            self.state.apply(transition);
+        }
+        // After every command in the selected state, tell the client what changed
+        // elsewhere (EXPUNGE only where RFC 3501 allows it).
+        if let Err(CmdError::Io(_) | CmdError::Lost(_)) = result {
+            return result;
+        }
+        self.after_command(allow_expunge, with_uid).await?;
+        result
+    }
+
+    /// Brings in changes the feed told of, after a command.
+    async fn after_command(&mut self, allow_expunge: bool, with_uid: bool) -> Result<(), CmdError> {
+        if self.client.logging_out {
+            return Ok(());
+        }
+        let State::Selected(selected) = &mut self.state else {
+            return Ok(());
+        };
+        let Selected { login, mailbox } = &mut **selected;
+        mailbox.drain_feed();
+        if mailbox.feed_dirty {
+            self.client
+                .refresh(login, mailbox, allow_expunge, with_uid)
+                .await?;
+        } else if allow_expunge && !mailbox.pending_expunge.is_empty() {
+            for response in mailbox.take_expunges() {
+                self.client.conn.send(&response).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The commands that need a selected mailbox (RFC 3501 6.4, RFC 3691, RFC 4315, RFC 6851).
+fn needs_selected(body: &CommandBody<'_>) -> bool {
+    use CommandBody as C;
+    matches!(
+        body,
+        C::Check
+            | C::Close
+            | C::Unselect
+            | C::Expunge
+            | C::ExpungeUid { .. }
+            | C::Search { .. }
+            | C::Fetch { .. }
+            | C::Store { .. }
+            | C::Copy { .. }
+            | C::Move { .. }
+    )
+}
+
+impl Client {
+    /// The not authenticated state: STARTTLS, LOGIN, AUTHENTICATE.
+    async fn before_login(&mut self, tag: Tag<'static>, body: CommandBody<'static>) -> Stepped {
+        use CommandBody as C;
+        match body {
+            C::StartTLS => (self.cmd_starttls(tag).await, None),
+            C::Login { username, password } => stepped(self.cmd_login(username, password).await),
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } => stepped(self.cmd_authenticate(mechanism, initial_response).await),
+            _ => (
+                Err(CmdError::bad(format!(
+                    "{} is not allowed before logging in",
+                    command_name(&body)
+                ))),
+                None,
+            ),
+        }
+    }
+
+    /// The selected state: the commands on the selected mailbox, then those of the
+    /// authenticated state.
+    async fn in_selected(
+        &mut self,
+        selected: &mut Selected,
+        tag: Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Stepped {
+        use CommandBody as C;
+        let result = match body {
+            C::Check => self.cmd_noop_named("CHECK", Some(selected)).await,
+            C::Close => return stepped(self.cmd_close(selected).await),
+            C::Unselect => return stepped(self.cmd_unselect().await),
+            C::Expunge => self.cmd_expunge(selected, None).await,
+            C::ExpungeUid { sequence_set } => self.cmd_expunge(selected, Some(sequence_set)).await,
+            C::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.cmd_search(selected, charset, criteria, uid).await,
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => {
+                self.cmd_fetch(selected, sequence_set, macro_or_item_names, uid)
+                    .await
+            }
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => {
+                self.cmd_store(selected, sequence_set, kind, response, flags, uid)
+                    .await
+            }
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.cmd_copy(selected, sequence_set, mailbox, uid, false)
+                    .await
+            }
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.cmd_copy(selected, sequence_set, mailbox, uid, true)
+                    .await
+            }
+            other => {
+                let Selected { login, mailbox } = selected;
+                return self.logged_in(login, Some(mailbox), tag, other).await;
+            }
+        };
+        (result, None)
+    }
+
+    /// The authenticated state (and the selected one, which allows the same commands):
+    /// `view` is the selected mailbox, if any.
+    async fn logged_in(
+        &mut self,
+        login: &mut Authenticated,
+        view: Option<&mut MailboxView>,
+        tag: Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Stepped {
+        use CommandBody as C;
+        let result = match body {
+            C::StartTLS | C::Login { .. } | C::Authenticate { .. } => {
+                Err(CmdError::bad("Already logged in"))
+            }
+            C::Enable { capabilities } => self.cmd_enable(capabilities).await,
+            C::Namespace => self.cmd_namespace().await,
+            C::Select { mailbox, .. } => {
+                return self.cmd_select(login, view.is_some(), mailbox, false).await;
+            }
+            C::Examine { mailbox, .. } => {
+                return self.cmd_select(login, view.is_some(), mailbox, true).await;
+            }
+            C::Create { mailbox } => self.cmd_create(login, mailbox).await,
+            C::Delete { mailbox } => {
+                let selected = view.map(|v| &v.name);
+                return stepped(self.cmd_delete(login, selected, mailbox).await);
+            }
+            C::Rename { from, to } => self.cmd_rename(login, from, to).await,
+            C::Subscribe { mailbox } => self.cmd_subscribe(login, mailbox, true).await,
+            C::Unsubscribe { mailbox } => self.cmd_subscribe(login, mailbox, false).await,
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.cmd_list(login, reference, mailbox_wildcard, false)
+                    .await
+            }
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.cmd_list(login, reference, mailbox_wildcard, true)
+                    .await
+            }
+            C::Status {
+                mailbox,
+                item_names,
+            } => {
+                self.cmd_status(login, mailbox, item_names.into_owned())
+                    .await
+            }
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                self.cmd_append(login, view, mailbox, flags, date, message)
+                    .await
+            }
+            C::Idle => self.cmd_idle(login, view, tag).await,
+            other => Err(CmdError::bad(format!(
+                "{} is not supported",
+                command_name(&other)
+            ))),
+        };
+        (result, None)
+    }
+
+    /// Sends the tagged line for a command's result, or for an outcome that was lost the
+    /// BYE that ends the session; true when a tagged line went out.
+    pub async fn answer(&mut self, tag: Tag<'static>, result: CmdResult) -> std::io::Result<bool> {
         let response = match result {
             Ok(Done { kind, code, text }) => {
                 self.bad_in_a_row = 0;
@@ -232,191 +608,31 @@ impl Session {
                 self.bad_in_a_row += 1;
                 response::tagged(tag, StatusKind::Bad, code, text)
             }
-            Err(CmdError::Answered) => return Ok(()),
+            Err(CmdError::Answered) => return Ok(false),
             Err(CmdError::Lost(text)) => {
                 self.conn.send(&response::bye_unavailable(text)).await?;
-                self.state = State::Logout;
-                return Ok(());
+                self.logging_out = true;
+                return Ok(false);
             }
             Err(CmdError::Io(e)) => return Err(e),
         };
         self.conn.send(&response).await?;
-        if store_lost {
-            // The node behind this session is gone: the client should reconnect, and the
-            // gateway will send it to a live replica.
-            self.conn
-                .send(&response::bye("Mail store lost; please reconnect"))
-                .await?;
-            self.state = State::Logout;
-        } else if self.should_move_home() {
-            self.conn
-                .send(&response::bye("Your home server is back; please reconnect"))
-                .await?;
-            self.state = State::Logout;
-        }
-        Ok(())
-    }
-
-    async fn dispatch(&mut self, tag: Tag<'static>, body: CommandBody<'static>) -> CmdResult {
-        use CommandBody as C;
-        // Commands valid in any state.
-        match body {
-            C::Capability => return self.cmd_capability().await,
-            C::Noop => return self.cmd_noop().await,
-            C::Logout => return self.cmd_logout().await,
-            C::Id { parameters } => return self.cmd_id(parameters).await,
-            _ => {}
-        }
-        if self.user.is_none() {
-            return match body {
-                C::StartTLS => self.cmd_starttls(tag).await,
-                C::Login { username, password } => self.cmd_login(username, password).await,
-                C::Authenticate {
-                    mechanism,
-                    initial_response,
-                } => self.cmd_authenticate(mechanism, initial_response).await,
-                _ => Err(CmdError::bad(format!(
-                    "{} is not allowed before logging in",
-                    command_name(&body)
-                ))),
-            };
-        }
-        let selected_only = matches!(
-            body,
-            C::Check
-                | C::Close
-                | C::Unselect
-                | C::Expunge
-                | C::ExpungeUid { .. }
-                | C::Search { .. }
-                | C::Fetch { .. }
-                | C::Store { .. }
-                | C::Copy { .. }
-                | C::Move { .. }
-        );
-        if selected_only && !matches!(self.state, State::Selected(_)) {
-            return Err(CmdError::bad(format!(
-                "{} needs a selected mailbox (SELECT first)",
-                command_name(&body)
-            )));
-        }
-        // RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH by number.
-        let (allow_expunge, with_uid) = match &body {
-            C::Fetch { uid, .. } | C::Store { uid, .. } | C::Search { uid, .. } => (*uid, *uid),
-            C::Copy { uid, .. } | C::Move { uid, .. } => (true, *uid),
-            _ => (true, false),
-        };
-        let result = match body {
-            C::StartTLS | C::Login { .. } | C::Authenticate { .. } => {
-                Err(CmdError::bad("Already logged in"))
-            }
-            C::Enable { capabilities } => self.cmd_enable(capabilities).await,
-            C::Namespace => self.cmd_namespace().await,
-            C::Select { mailbox, .. } => self.cmd_select(mailbox, false).await,
-            C::Examine { mailbox, .. } => self.cmd_select(mailbox, true).await,
-            C::Create { mailbox } => self.cmd_create(mailbox).await,
-            C::Delete { mailbox } => self.cmd_delete(mailbox).await,
-            C::Rename { from, to } => self.cmd_rename(from, to).await,
-            C::Subscribe { mailbox } => self.cmd_subscribe(mailbox, true).await,
-            C::Unsubscribe { mailbox } => self.cmd_subscribe(mailbox, false).await,
-            C::List {
-                reference,
-                mailbox_wildcard,
-            } => self.cmd_list(reference, mailbox_wildcard, false).await,
-            C::Lsub {
-                reference,
-                mailbox_wildcard,
-            } => self.cmd_list(reference, mailbox_wildcard, true).await,
-            C::Status {
-                mailbox,
-                item_names,
-            } => self.cmd_status(mailbox, item_names.into_owned()).await,
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.cmd_append(mailbox, flags, date, message).await,
-            C::Idle => self.cmd_idle(tag).await,
-            C::Check => self.cmd_noop_named("CHECK").await,
-            C::Close => self.cmd_close().await,
-            C::Unselect => self.cmd_unselect().await,
-            C::Expunge => self.cmd_expunge(None).await,
-            C::ExpungeUid { sequence_set } => self.cmd_expunge(Some(sequence_set)).await,
-            C::Search {
-                charset,
-                criteria,
-                uid,
-            } => self.cmd_search(charset, criteria, uid).await,
-            C::Fetch {
-                sequence_set,
-                macro_or_item_names,
-                uid,
-                ..
-            } => self.cmd_fetch(sequence_set, macro_or_item_names, uid).await,
-            C::Store {
-                sequence_set,
-                kind,
-                response,
-                flags,
-                uid,
-                ..
-            } => {
-                self.cmd_store(sequence_set, kind, response, flags, uid)
-                    .await
-            }
-            C::Copy {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.cmd_copy(sequence_set, mailbox, uid, false).await,
-            C::Move {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.cmd_copy(sequence_set, mailbox, uid, true).await,
-            other => Err(CmdError::bad(format!(
-                "{} is not supported",
-                command_name(&other)
-            ))),
-        };
-        // After every command in the selected state, tell the client what changed
-        // elsewhere (EXPUNGE only where RFC 3501 allows it).
-        if let Err(CmdError::Io(_) | CmdError::Lost(_)) = result {
-            return result;
-        }
-        self.after_command(allow_expunge, with_uid).await?;
-        result
-    }
-
-    /// Brings in changes the feed told of, after a command.
-    async fn after_command(&mut self, allow_expunge: bool, with_uid: bool) -> Result<(), CmdError> {
-        let State::Selected(selected) = &mut self.state else {
-            return Ok(());
-        };
-        selected.drain_feed();
-        if selected.feed_dirty {
-            self.refresh(allow_expunge, with_uid).await?;
-        } else if let State::Selected(selected) = &mut self.state {
-            if allow_expunge && !selected.pending_expunge.is_empty() {
-                for response in selected.take_expunges() {
-                    self.conn.send(&response).await?;
-                }
-            }
-        }
-        Ok(())
+        Ok(true)
     }
 
     /// Asks the store what changed in the selected mailbox and sends it to the client.
-    pub async fn refresh(&mut self, allow_expunge: bool, with_uid: bool) -> Result<(), CmdError> {
-        let user = self.user()?.clone();
-        let store = self.store()?;
-        let State::Selected(selected) = &mut self.state else {
-            return Ok(());
-        };
-        selected.feed_dirty = false;
+    /// When the mailbox is gone, says BYE (see [`Client::logging_out`]).
+    pub async fn refresh(
+        &mut self,
+        login: &Authenticated,
+        mailbox: &mut MailboxView,
+        allow_expunge: bool,
+        with_uid: bool,
+    ) -> Result<(), CmdError> {
+        let Authenticated { user, store, .. } = login;
+        mailbox.feed_dirty = false;
         let changes = match store
-            .changes_since(&user, &selected.name, selected.highest_modseq)
+            .changes_since(user, &mailbox.name, mailbox.highest_modseq)
             .await
         {
             Ok(changes) => changes,
@@ -425,24 +641,24 @@ impl Session {
                     .send(&response::bye("Selected mailbox was deleted"))
                     .await?;
                 self.conn.flush().await?;
-                self.state = State::Logout;
+                self.logging_out = true;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
-        let mut responses = selected.apply(changes, allow_expunge, with_uid);
-        if std::mem::take(&mut selected.added_since_claim) {
+        let mut responses = mailbox.apply(changes, allow_expunge, with_uid);
+        if std::mem::take(&mut mailbox.added_since_claim) {
             // New mail: this session may be the first to be told of it (RFC 3501 2.3.2).
-            let claim = !selected.read_only;
-            match store.recent(&user, &selected.name, claim).await {
-                Ok(range) => selected.add_recent(range),
+            let claim = !mailbox.read_only;
+            match store.recent(user, &mailbox.name, claim).await {
+                Ok(range) => mailbox.add_recent(range),
                 // \Recent is advisory: a failed claim shows the mail as not recent.
                 Err(e) => tracing::debug!(error = %e, "recent claim failed"),
             }
             // Like Dovecot, RECENT only when the number changed (RFC 3501 7.3.2).
-            let count = selected.recent_count();
-            if count != selected.announced_recent {
-                selected.announced_recent = count;
+            let count = mailbox.recent_count();
+            if count != mailbox.announced_recent {
+                mailbox.announced_recent = count;
                 responses.push(Response::Data(Data::Recent(count)));
             }
         }
@@ -450,54 +666,6 @@ impl Session {
             self.conn.send(&response).await?;
         }
         Ok(())
-    }
-
-    /// The store of the logged-in user.
-    pub fn store(&self) -> Result<Arc<dyn MailStore>, CmdError> {
-        self.store
-            .clone()
-            .ok_or_else(|| CmdError::bad("Not logged in"))
-    }
-
-    /// True once the user's home node is back: the session should end so that the client
-    /// reconnects there.
-    pub fn should_move_home(&mut self) -> bool {
-        self.notice_reload();
-        self.home_back.as_ref().is_some_and(|rx| *rx.borrow())
-    }
-
-    /// After a configuration reload: if this session's node no longer holds the user,
-    /// it moves once the new home is ready.
-    pub fn notice_reload(&mut self) {
-        let changed = self
-            .router_generation
-            .as_mut()
-            .is_some_and(|rx| rx.has_changed().unwrap_or(false));
-        if !changed {
-            return;
-        }
-        if let Some(rx) = self.router_generation.as_mut() {
-            rx.mark_unchanged();
-        }
-        if let Some(user) = &self.user {
-            if let Some(moved) = self.shared.router().relocation(user, &self.node) {
-                tracing::info!(node = %self.node, "this node no longer holds the user; moving when the new home is ready");
-                self.home_back = Some(moved);
-            }
-        }
-    }
-
-    pub fn user(&self) -> Result<&UserId, CmdError> {
-        self.user
-            .as_ref()
-            .ok_or_else(|| CmdError::bad("Not logged in"))
-    }
-
-    pub fn selected(&mut self) -> Result<&mut Selected, CmdError> {
-        match &mut self.state {
-            State::Selected(s) => Ok(s),
-            _ => Err(CmdError::bad("No mailbox selected")),
-        }
     }
 
     pub async fn send(&mut self, response: &Response<'_>) -> Result<(), CmdError> {
@@ -510,10 +678,10 @@ impl Session {
             || (self.shared.config.auth.allow_insecure_loopback && self.peer.ip().is_loopback())
     }
 
-    /// The capability list for this connection's state.
-    pub fn capabilities(&self) -> Vec<String> {
+    /// The capability list for this connection, before or after login.
+    pub fn capabilities(&self, logged_in: bool) -> Vec<String> {
         let mut caps = vec!["IMAP4rev1".to_owned()];
-        if self.user.is_none() {
+        if !logged_in {
             if !self.conn.is_tls() && self.shared.tls.is_some() {
                 caps.push("STARTTLS".to_owned());
             }
@@ -544,6 +712,28 @@ impl Session {
             self.shared.config.limits.append_limit
         ));
         caps
+    }
+}
+
+impl Authenticated {
+    /// True once the user's home node is back: the session should end so that the client
+    /// reconnects there.
+    pub fn should_move_home(&mut self, shared: &Shared) -> bool {
+        self.notice_reload(shared);
+        self.home_back.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// After a configuration reload: if this session's node no longer holds the user,
+    /// it moves once the new home is ready.
+    pub fn notice_reload(&mut self, shared: &Shared) {
+        if !self.router_generation.has_changed().unwrap_or(false) {
+            return;
+        }
+        self.router_generation.mark_unchanged();
+        if let Some(moved) = shared.router().relocation(&self.user, &self.node) {
+            tracing::info!(node = %self.node, "this node no longer holds the user; moving when the new home is ready");
+            self.home_back = Some(moved);
+        }
     }
 }
 

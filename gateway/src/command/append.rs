@@ -12,17 +12,19 @@ use pluto_backends::{NewMessage, StoreError};
 use crate::flags;
 use crate::names::mailbox_name;
 use crate::response::{CmdError, CmdResult, Done};
-use crate::session::{Session, State};
+use crate::selected::MailboxView;
+use crate::session::{Authenticated, Client};
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_append(
         &mut self,
+        login: &Authenticated,
+        view: Option<&mut MailboxView>,
         mailbox: Mailbox<'static>,
         flag_list: Vec<WireFlag<'static>>,
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) -> CmdResult {
-        let user = self.user()?.clone();
         let name = mailbox_name(&mailbox)?;
         let flags = flags::from_wire_list(&flag_list)?;
         let body: Bytes = match message {
@@ -44,7 +46,7 @@ impl Session {
             flags,
             internal_date: date.map(|d| *d.as_ref()),
         };
-        let outcome = match self.store()?.append(&user, &name, vec![message]).await {
+        let outcome = match login.store.append(&login.user, &name, vec![message]).await {
             Ok(outcome) => outcome,
             Err(StoreError::NoSuchMailbox(name)) => {
                 return Err(CmdError::no_code(
@@ -55,9 +57,9 @@ impl Session {
             Err(e) => return Err(e.into()),
         };
         // An append to the selected mailbox shows up as EXISTS right away.
-        if let State::Selected(selected) = &mut self.state {
-            if selected.name == name {
-                selected.feed_dirty = true;
+        if let Some(view) = view {
+            if view.name == name {
+                view.feed_dirty = true;
             }
         }
         let Some(uid) = outcome.uids.first() else {

@@ -6,16 +6,16 @@ use std::borrow::Cow;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::secret::Secret;
 
-use crate::response::{CmdError, CmdResult, code};
-use crate::session::Session;
+use crate::response::{CmdError, code};
+use crate::session::{Client, StepResult};
 use crate::wire::Incoming;
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_authenticate(
         &mut self,
         mechanism: AuthMechanism<'static>,
         initial_response: Option<Secret<Cow<'static, [u8]>>>,
-    ) -> CmdResult {
+    ) -> StepResult {
         if mechanism != AuthMechanism::Plain {
             return Err(CmdError::no(format!(
                 "Unsupported authentication mechanism {mechanism}; use PLAIN"

@@ -4,12 +4,12 @@ use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::{Capability, Data, Response};
 
 use crate::response::{CmdResult, Done};
-use crate::session::Session;
+use crate::session::Client;
 
-impl Session {
-    pub(crate) async fn cmd_capability(&mut self) -> CmdResult {
+impl Client {
+    pub(crate) async fn cmd_capability(&mut self, logged_in: bool) -> CmdResult {
         let caps: Vec<Capability<'static>> = self
-            .capabilities()
+            .capabilities(logged_in)
             .into_iter()
             .filter_map(|c| Capability::try_from(c).ok())
             .collect();

@@ -11,7 +11,7 @@ use pluto_backends::{StoreError, Uid};
 
 use crate::names::mailbox_name;
 use crate::response::{self, CmdError, CmdResult, Done, code};
-use crate::session::{Session, State};
+use crate::session::{Client, Selected};
 
 /// A compact UID set (`1:3,7`) for COPYUID, keeping the given order.
 pub fn uid_set(uids: impl IntoIterator<Item = Uid>) -> Option<UidSet> {
@@ -42,34 +42,39 @@ fn element(start: NonZeroU32, end: NonZeroU32) -> UidElement {
     }
 }
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_copy(
         &mut self,
+        selected: &mut Selected,
         set: SequenceSet,
         mailbox: Mailbox<'static>,
         uid: bool,
         is_move: bool,
     ) -> CmdResult {
-        let user = self.user()?.clone();
         let to = mailbox_name(&mailbox)?;
-        let selected = self.selected()?;
-        if is_move && selected.read_only {
+        let Selected {
+            login,
+            mailbox: view,
+        } = selected;
+        if is_move && view.read_only {
             return Err(CmdError::no_code(
                 code("READ-ONLY"),
                 "Mailbox is read-only (EXAMINE)",
             ));
         }
         let verb = if is_move { "Move" } else { "Copy" };
-        let indexes = selected.resolve(&set, uid)?;
-        let uids: Vec<Uid> = indexes.iter().map(|&i| selected.messages[i].uid).collect();
-        let from = selected.name.clone();
+        let indexes = view.resolve(&set, uid)?;
+        let uids: Vec<Uid> = indexes.iter().map(|&i| view.messages[i].uid).collect();
+        let from = view.name.clone();
         if uids.is_empty() {
             return Ok(Done::ok(format!("No messages to {}", verb.to_lowercase())));
         }
         let result = if is_move {
-            self.store()?.move_messages(&user, &from, &uids, &to).await
+            (login.store)
+                .move_messages(&login.user, &from, &uids, &to)
+                .await
         } else {
-            self.store()?.copy(&user, &from, &uids, &to).await
+            login.store.copy(&login.user, &from, &uids, &to).await
         };
         let outcome = match result {
             Ok(outcome) => outcome,
@@ -108,9 +113,9 @@ impl Session {
             .await?;
         }
         let moved: Vec<Uid> = outcome.mapping.iter().map(|(s, _)| *s).collect();
-        self.refresh(true, uid).await?;
-        if let State::Selected(selected) = &mut self.state {
-            for r in selected.expunged_here(&moved) {
+        self.refresh(login, view, true, uid).await?;
+        if !self.logging_out {
+            for r in view.expunged_here(&moved) {
                 self.conn.send(&r).await?;
             }
         }

@@ -8,13 +8,13 @@ use imap_codec::imap_types::response::Code;
 use pluto_auth::AuthError;
 use pluto_backends::{StoreError, UserId};
 
-use crate::response::{CmdError, CmdResult, Done, code};
-use crate::session::{Session, State};
+use crate::response::{CmdError, Done, code};
+use crate::session::{Authenticated, Client, StepResult, Transition};
 
 /// Failed logins (throttle refusals included) after which the session ends with BYE.
 const MAX_FAILED_LOGINS: u32 = 3;
 
-impl Session {
+impl Client {
     /// Refuses plaintext credentials where they would travel in the clear.
     pub(super) fn require_plaintext_allowed(&self) -> Result<(), CmdError> {
         if !self.plaintext_allowed() {
@@ -28,7 +28,7 @@ impl Session {
 
     /// Checks credentials through the throttle and the authenticator, then opens the
     /// user's mail.
-    pub(super) async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
+    pub(super) async fn log_in(&mut self, user: &str, password: &str) -> StepResult {
         let ip = self.peer.ip();
         // The slot is reserved before the password is checked, so parallel guesses
         // queue behind each other instead of sharing one delay.
@@ -103,24 +103,28 @@ impl Session {
                 .into());
         };
         tracing::Span::current().record("node", routed.node.as_str());
-        self.store = Some(routed.store);
-        self.home_back = routed.home_back;
-        self.node_up = routed.node_up;
-        self.node = routed.node;
-        self.router_generation = Some(self.shared.router_generation.subscribe());
         tracing::Span::current().record("user", user_id.as_str());
         tracing::info!("logged in");
-        self.user = Some(user_id);
-        self.state = State::Authenticated;
+        let login = Authenticated {
+            user: user_id,
+            store: routed.store,
+            node: routed.node,
+            home_back: routed.home_back,
+            node_up: routed.node_up,
+            router_generation: self.shared.router_generation.subscribe(),
+        };
         let idle = std::time::Duration::from_secs(self.shared.config.limits.idle_timeout_secs);
         self.conn.logged_in(idle);
         let caps: Vec<_> = self
-            .capabilities()
+            .capabilities(true)
             .into_iter()
             .filter_map(|c| imap_codec::imap_types::response::Capability::try_from(c).ok())
             .collect();
         let caps = imap_codec::imap_types::core::Vec1::unvalidated(caps);
-        Ok(Done::ok_code(Code::Capability(caps), "Logged in"))
+        Ok((
+            Done::ok_code(Code::Capability(caps), "Logged in"),
+            Some(Transition::LogIn(login)),
+        ))
     }
     /// One more failed login in this session (a throttle refusal counts too); the
     /// `MAX_FAILED_LOGINS`th ends the session with BYE.
@@ -129,7 +133,7 @@ impl Session {
         if self.failed_logins >= MAX_FAILED_LOGINS {
             self.send(&crate::response::bye("Too many failed logins"))
                 .await?;
-            self.state = State::Logout;
+            self.logging_out = true;
         }
         Ok(())
     }

@@ -2,25 +2,27 @@
 //! the selected state.
 
 use imap_codec::imap_types::mailbox::Mailbox;
+use pluto_backends::MailboxName;
 
 use crate::names::mailbox_name;
-use crate::response::{CmdError, CmdResult, Done, code};
-use crate::session::{Session, State};
+use crate::response::{CmdError, Done, code};
+use crate::session::{Authenticated, Client, StepResult, Transition};
 
-impl Session {
-    pub(crate) async fn cmd_delete(&mut self, mailbox: Mailbox<'static>) -> CmdResult {
-        let user = self.user()?.clone();
+impl Client {
+    /// `selected` is the name of the selected mailbox, if one is.
+    pub(crate) async fn cmd_delete(
+        &mut self,
+        login: &Authenticated,
+        selected: Option<&MailboxName>,
+        mailbox: Mailbox<'static>,
+    ) -> StepResult {
         let name = mailbox_name(&mailbox)?;
         if name.is_inbox() {
             return Err(CmdError::no_code(code("CANNOT"), "INBOX cannot be deleted"));
         }
-        self.store()?.delete_mailbox(&user, &name).await?;
-        if let State::Selected(selected) = &self.state {
-            if selected.name == name {
-                // RFC 3501 lets the server end the session; leaving the selected state is kinder.
-                self.state = State::Authenticated;
-            }
-        }
-        Ok(Done::ok("Delete completed"))
+        login.store.delete_mailbox(&login.user, &name).await?;
+        // RFC 3501 lets the server end the session; leaving the selected state is kinder.
+        let leave = (selected == Some(&name)).then_some(Transition::Unselect);
+        Ok((Done::ok("Delete completed"), leave))
     }
 }

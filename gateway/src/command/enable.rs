@@ -6,9 +6,9 @@ use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::response::{Data, Response};
 
 use crate::response::{CmdResult, Done};
-use crate::session::Session;
+use crate::session::Client;
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_enable(
         &mut self,
         capabilities: Vec1<CapabilityEnable<'static>>,

@@ -5,36 +5,40 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use pluto_backends::Uid;
 
 use crate::response::{CmdError, CmdResult, Done, code};
-use crate::session::{Session, State};
+use crate::session::{Client, Selected};
 
-impl Session {
-    pub(crate) async fn cmd_expunge(&mut self, uids: Option<SequenceSet>) -> CmdResult {
-        let user = self.user()?.clone();
-        let selected = self.selected()?;
-        if selected.read_only {
+impl Client {
+    pub(crate) async fn cmd_expunge(
+        &mut self,
+        selected: &mut Selected,
+        uids: Option<SequenceSet>,
+    ) -> CmdResult {
+        let Selected { login, mailbox } = selected;
+        if mailbox.read_only {
             return Err(CmdError::no_code(
                 code("READ-ONLY"),
                 "Mailbox is read-only (EXAMINE)",
             ));
         }
-        let name = selected.name.clone();
         let only: Option<Vec<Uid>> = match &uids {
             Some(set) => {
-                let indexes = selected.resolve(set, true)?;
+                let indexes = mailbox.resolve(set, true)?;
                 Some(
                     indexes
                         .into_iter()
-                        .map(|i| selected.messages[i].uid)
+                        .map(|i| mailbox.messages[i].uid)
                         .collect(),
                 )
             }
             None => None,
         };
-        let expunged = self.store()?.expunge(&user, &name, only.as_deref()).await?;
+        let expunged = (login.store)
+            .expunge(&login.user, &mailbox.name, only.as_deref())
+            .await?;
         // Changes made elsewhere first, so that sequence numbers line up, then ours.
-        self.refresh(true, uids.is_some()).await?;
-        if let State::Selected(selected) = &mut self.state {
-            for r in selected.expunged_here(&expunged) {
+        self.refresh(login, mailbox, true, uids.is_some()).await?;
+        if !self.logging_out {
+            for r in mailbox.expunged_here(&expunged) {
                 self.conn.send(&r).await?;
             }
         }

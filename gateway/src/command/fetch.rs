@@ -27,12 +27,12 @@ use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::sequence::SequenceSet;
-use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid, UserId};
+use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid};
 
 use crate::cache::{CachedHeader, MailboxKey};
 use crate::response::{CmdError, CmdResult, Done, fetch_item_bytes};
-use crate::selected::Msg;
-use crate::session::{Session, State};
+use crate::selected::{MailboxView, Msg};
+use crate::session::{Authenticated, Client, Selected};
 use crate::wire::Connection;
 
 /// Messages whose bodies are fetched from the store in one call.
@@ -411,70 +411,57 @@ async fn write_item<'a>(
     line.literal(conn, &prefix, &data).await
 }
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_fetch(
         &mut self,
+        selected: &mut Selected,
         set: SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
     ) -> CmdResult {
-        let user = self.user()?.clone();
         let names = item_names(items, uid)?;
-        let selected = self.selected()?;
-        let indexes = selected.resolve(&set, uid)?;
-        let name = selected.name.clone();
-        let plan = Plan::new(&names, selected.read_only, || MailboxKey {
-            user: user.clone(),
-            mailbox: name.clone(),
-            uid_validity: selected.uid_validity,
+        let Selected { login, mailbox } = selected;
+        let indexes = mailbox.resolve(&set, uid)?;
+        let plan = Plan::new(&names, mailbox.read_only, || MailboxKey {
+            user: login.user.clone(),
+            mailbox: mailbox.name.clone(),
+            uid_validity: mailbox.uid_validity,
         });
-        let batches = batches(&indexes, |i| selected.messages[i].size, plan.whole_bodies);
+        let batches = batches(&indexes, |i| mailbox.messages[i].size, plan.whole_bodies);
         for chunk in batches {
-            if !self
-                .fetch_batch(&user, &name, &names, &plan, &chunk)
-                .await?
-            {
-                break;
-            }
+            self.fetch_batch(login, mailbox, &names, &plan, &chunk)
+                .await?;
         }
         Ok(Done::ok("Fetch completed"))
     }
 
     /// One batch: `\Seen` first (so that the response shows the flags as they now are),
-    /// then the bodies, then each message's line. False when the mailbox is no longer
-    /// selected.
+    /// then the bodies, then each message's line.
     async fn fetch_batch(
         &mut self,
-        user: &UserId,
-        name: &MailboxName,
+        login: &Authenticated,
+        mailbox: &mut MailboxView,
         names: &[MessageDataItemName<'static>],
         plan: &Plan,
         chunk: &[usize],
-    ) -> Result<bool, CmdError> {
+    ) -> Result<(), CmdError> {
         let flags_changed = if plan.want_seen {
-            self.mark_seen(user, name, chunk).await?
+            self.mark_seen(login, mailbox, chunk).await?
         } else {
             Vec::new()
         };
         let bodies = if plan.want_body {
-            self.batch_bodies(user, name, plan, chunk).await?
+            let uids: Vec<Uid> = chunk.iter().map(|&i| mailbox.messages[i].uid).collect();
+            self.batch_bodies(login, &mailbox.name, plan, &uids).await?
         } else {
             Vec::new()
         };
-        // The batch's metadata, copied: the selected mailbox (with its change feed)
-        // cannot be held across the writes.
-        let State::Selected(selected) = &self.state else {
-            return Ok(false);
-        };
-        let metas: Vec<(usize, Msg)> = chunk
-            .iter()
-            .map(|&i| (i, selected.messages[i].clone()))
-            .collect();
         // One message at a time, item by item, straight into the connection's output
         // (flushed as it fills): nothing but this batch's bodies is held, and no
         // section is copied.
         let mut body_iter = bodies.iter().peekable();
-        for (i, msg) in &metas {
+        for &i in chunk {
+            let msg = &mailbox.messages[i];
             let body = if plan.want_body {
                 // Bodies come back in the order asked, expunged ones left out.
                 match body_iter.peek() {
@@ -484,7 +471,7 @@ impl Session {
             } else {
                 None
             };
-            let seq = NonZeroU32::new(*i as u32 + 1).unwrap_or(NonZeroU32::MIN);
+            let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
             let extra_flags =
                 flags_changed.contains(&msg.uid) && !names.contains(&MessageDataItemName::Flags);
             write_message(
@@ -498,22 +485,21 @@ impl Session {
             )
             .await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The `\Seen` step: sets the flag on the batch's unseen messages and takes the new
     /// flags into the session's view. Returns the UIDs whose flags changed.
     async fn mark_seen(
         &mut self,
-        user: &UserId,
-        name: &MailboxName,
+        login: &Authenticated,
+        mailbox: &mut MailboxView,
         chunk: &[usize],
     ) -> Result<Vec<Uid>, CmdError> {
         let mut flags_changed: Vec<Uid> = Vec::new();
-        let selected = self.selected()?;
         let unseen: Vec<Uid> = chunk
             .iter()
-            .map(|&i| &selected.messages[i])
+            .map(|&i| &mailbox.messages[i])
             .filter(|m| !m.flags.contains(&Flag::Seen))
             .map(|m| m.uid)
             .collect();
@@ -524,38 +510,33 @@ impl Session {
             op: FlagOp::Add,
             flags: Flags::from_iter([Flag::Seen]),
         };
-        let outcome = self
-            .store()?
-            .store_flags(user, name, &unseen, &change, None)
+        let outcome = (login.store)
+            .store_flags(&login.user, &mailbox.name, &unseen, &change, None)
             .await?;
-        let selected = self.selected()?;
-        selected.note_own_store(&outcome.updated);
+        mailbox.note_own_store(&outcome.updated);
         for meta in outcome.updated {
-            if let Some(i) = selected.index_of(meta.uid) {
-                selected.messages[i].flags = meta.flags;
-                selected.messages[i].modseq = meta.modseq;
+            if let Some(i) = mailbox.index_of(meta.uid) {
+                mailbox.messages[i].flags = meta.flags;
+                mailbox.messages[i].modseq = meta.modseq;
                 flags_changed.push(meta.uid);
             }
         }
         Ok(flags_changed)
     }
 
-    /// The batch's message bytes, in the order asked (expunged ones left out): through
-    /// the header cache when the plan allows, else whole from the store.
+    /// The bytes of the batch's messages `uids`, in that order (expunged ones left out):
+    /// through the header cache when the plan allows, else whole from the store.
     async fn batch_bodies(
         &mut self,
-        user: &UserId,
+        login: &Authenticated,
         name: &MailboxName,
         plan: &Plan,
-        chunk: &[usize],
+        uids: &[Uid],
     ) -> Result<Vec<Fetched>, CmdError> {
-        let selected = self.selected()?;
-        let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
         Ok(match &plan.cache_key {
-            Some(key) => self.cached(user, name, key, &uids, plan.structural).await?,
-            None => self
-                .store()?
-                .fetch(user, name, &uids)
+            Some(key) => self.cached(login, name, key, uids, plan.structural).await?,
+            None => (login.store)
+                .fetch(&login.user, name, uids)
                 .await?
                 .into_iter()
                 .map(|b| Fetched {
@@ -572,7 +553,7 @@ impl Session {
     /// entry counts only if it has the BODYSTRUCTURE, and what is lacking is read whole.
     async fn cached(
         &mut self,
-        user: &UserId,
+        login: &Authenticated,
         name: &MailboxName,
         key: &Arc<MailboxKey>,
         uids: &[Uid],
@@ -587,7 +568,7 @@ impl Session {
             .map(|(u, _)| *u)
             .collect();
         if !missing.is_empty() {
-            let store = self.store()?;
+            let Authenticated { user, store, .. } = login;
             let read = if structure {
                 let whole = store.fetch(user, name, &missing).await?;
                 cache.insert_messages(key, whole)

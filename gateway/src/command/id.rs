@@ -5,9 +5,9 @@ use imap_codec::imap_types::core::{IString, NString, Quoted};
 use imap_codec::imap_types::response::{Data, Response};
 
 use crate::response::{CmdResult, Done};
-use crate::session::Session;
+use crate::session::Client;
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_id(
         &mut self,
         parameters: Option<Vec<(IString<'static>, NString<'static>)>>,

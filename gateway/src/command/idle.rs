@@ -8,16 +8,27 @@ use futures::StreamExt;
 use imap_codec::imap_types::core::Tag;
 
 use crate::response::{self, CmdError, CmdResult, Done};
-use crate::session::{Session, State};
+use crate::selected::MailboxView;
+use crate::session::{Authenticated, Client};
 use crate::wire::{Incoming, ReadError};
 
 const POLL: Duration = Duration::from_secs(30);
 
-impl Session {
-    pub(crate) async fn cmd_idle(&mut self, _tag: Tag<'static>) -> CmdResult {
+impl Client {
+    /// `view` is the selected mailbox, if one is.
+    pub(crate) async fn cmd_idle(
+        &mut self,
+        login: &mut Authenticated,
+        mut view: Option<&mut MailboxView>,
+        _tag: Tag<'static>,
+    ) -> CmdResult {
         self.conn.send_raw(b"+ idling\r\n");
-        if matches!(self.state, State::Selected(_)) {
-            self.refresh(true, false).await?;
+        if let Some(mailbox) = view.as_deref_mut() {
+            self.refresh(login, mailbox, true, false).await?;
+        }
+        if self.logging_out {
+            // The mailbox was deleted and the client told BYE: nothing more about it.
+            view = None;
         }
         self.conn.flush().await?;
         let timeout = tokio::time::sleep(Duration::from_secs(
@@ -26,13 +37,11 @@ impl Session {
         tokio::pin!(timeout);
         let mut shutdown = self.shutdown.clone();
         loop {
-            self.notice_reload();
+            login.notice_reload(&self.shared);
             // Each turn waits for one of: DONE, a change, the poll tick, a timeout, a stop.
             let feed_event = async {
-                match &mut self.state {
-                    State::Selected(selected) if !selected.feed_closed => {
-                        selected.feed.next().await
-                    }
+                match view.as_deref_mut() {
+                    Some(mailbox) if !mailbox.feed_closed => mailbox.feed.next().await,
                     _ => std::future::pending().await,
                 }
             };
@@ -45,17 +54,12 @@ impl Session {
                 MoveHome,
                 NodeDown,
             }
-            let node_down = crate::session::node_down(self.node_up.clone());
-            let mut home_back = self.home_back.clone();
-            let mut generation = self.router_generation.clone();
+            let node_down = crate::session::node_down(login.node_up.clone());
+            let mut home_back = login.home_back.clone();
+            let mut generation = login.router_generation.clone();
             let reload = async move {
-                match generation.as_mut() {
-                    Some(rx) => {
-                        if rx.changed().await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
+                if generation.changed().await.is_err() {
+                    std::future::pending::<()>().await;
                 }
             };
             let move_home = async move {
@@ -91,12 +95,12 @@ impl Session {
                 }
                 Event::Done(Err(ReadError::Io(e))) => return Err(CmdError::Io(e)),
                 Event::Change(Some(_)) | Event::Poll => {
-                    if let State::Selected(selected) = &mut self.state {
-                        selected.drain_feed();
+                    if let Some(mailbox) = view.as_deref_mut() {
+                        mailbox.drain_feed();
+                        self.refresh(login, mailbox, true, false).await?;
                     }
-                    self.refresh(true, false).await?;
                     self.conn.flush().await?;
-                    if matches!(self.state, State::Logout) {
+                    if self.logging_out {
                         return Err(CmdError::Answered);
                     }
                 }
@@ -107,31 +111,31 @@ impl Session {
                         "Mail store connection lost; please reconnect",
                     ))
                     .await?;
-                    self.state = State::Logout;
+                    self.logging_out = true;
                     return Err(CmdError::Answered);
                 }
                 Event::Timeout => {
                     self.send(&response::bye("Autologout; idle for too long"))
                         .await?;
-                    self.state = State::Logout;
+                    self.logging_out = true;
                     return Err(CmdError::Answered);
                 }
                 Event::MoveHome => {
                     self.send(&response::bye("Your home server is back; please reconnect"))
                         .await?;
-                    self.state = State::Logout;
+                    self.logging_out = true;
                     return Err(CmdError::Answered);
                 }
                 Event::NodeDown => {
-                    tracing::info!(node = %self.node, "node marked down; ending the session");
+                    tracing::info!(node = %login.node, "node marked down; ending the session");
                     self.send(&response::bye_unavailable(crate::session::NODE_DOWN))
                         .await?;
-                    self.state = State::Logout;
+                    self.logging_out = true;
                     return Err(CmdError::Answered);
                 }
                 Event::Stop => {
                     self.send(&response::bye("Server shutting down")).await?;
-                    self.state = State::Logout;
+                    self.logging_out = true;
                     return Err(CmdError::Answered);
                 }
             }

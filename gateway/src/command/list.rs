@@ -12,7 +12,7 @@ use pluto_backends::{MailboxList, MailboxName, SpecialUse};
 
 use crate::names::{self, to_wire};
 use crate::response::{CmdResult, Done};
-use crate::session::Session;
+use crate::session::{Authenticated, Client};
 
 fn special_use_attr(special: SpecialUse) -> FlagNameAttribute<'static> {
     let name = match special {
@@ -102,14 +102,14 @@ fn candidates(
     names
 }
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_list(
         &mut self,
+        login: &Authenticated,
         reference: Mailbox<'static>,
         pattern: ListMailbox<'static>,
         lsub: bool,
     ) -> CmdResult {
-        let user = self.user()?.clone();
         let command = if lsub { "Lsub" } else { "List" };
         // A reference or pattern that is not valid modified UTF-7 can name no mailbox:
         // the answer is an empty OK, as Dovecot gives, not an error.
@@ -126,7 +126,7 @@ impl Session {
             return Ok(Done::ok(format!("{command} completed")));
         }
         let full = names::join_reference(&reference, &pattern);
-        let list = self.store()?.list(&user).await?;
+        let list = login.store.list(&login.user).await?;
         let names = candidates(&list, lsub, &full);
         let all: Vec<&MailboxName> = list.mailboxes.iter().map(|m| &m.name).collect();
         let mut out = Vec::new();

@@ -4,8 +4,7 @@
 use imap_codec::imap_types::core::{AString, IString};
 use imap_codec::imap_types::secret::Secret;
 
-use crate::response::CmdResult;
-use crate::session::Session;
+use crate::session::{Client, StepResult};
 
 fn astring_text(value: &AString<'_>) -> Vec<u8> {
     match value {
@@ -15,12 +14,12 @@ fn astring_text(value: &AString<'_>) -> Vec<u8> {
     }
 }
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_login(
         &mut self,
         username: AString<'static>,
         password: Secret<AString<'static>>,
-    ) -> CmdResult {
+    ) -> StepResult {
         self.require_plaintext_allowed()?;
         let user = String::from_utf8_lossy(&astring_text(&username)).into_owned();
         let password = String::from_utf8_lossy(&astring_text(password.declassify())).into_owned();

@@ -1,7 +1,12 @@
 //! One module per IMAP command, or per tight pair of commands, named after it. Each
-//! handler checks what it must (state, arguments), does one thing through the store,
-//! sends its untagged responses and returns how the command ended; `session.rs` sends
-//! the tagged line.
+//! handler is a method of [`Client`](crate::session::Client) and is given the data of
+//! the state it runs in: the [`Authenticated`](crate::session::Authenticated) login, or
+//! for the selected-state commands the [`Selected`](crate::session::Selected) state
+//! (login and mailbox view). Whether a command is allowed in the state is decided once,
+//! by the session's dispatcher. A handler checks its arguments, does one thing through
+//! the store, sends its untagged responses and returns how the command ended, with the
+//! [`Transition`](crate::session::Transition) it asks for when it changes the state;
+//! `session.rs` applies that and sends the tagged line.
 //!
 //! - Any state: [`capability`], [`noop`] (NOOP, CHECK), [`logout`], [`id`].
 //! - Not authenticated: [`starttls`], [`login`], [`authenticate`]; the two last share

@@ -7,9 +7,9 @@ use imap_codec::imap_types::extensions::namespace::{Namespace, NamespaceResponse
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
 
 use crate::response::{CmdResult, Done};
-use crate::session::Session;
+use crate::session::Client;
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_namespace(&mut self) -> CmdResult {
         let personal = vec![Namespace {
             prefix: IString::Quoted(Quoted::unvalidated(Cow::Borrowed(""))),

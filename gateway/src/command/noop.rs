@@ -2,17 +2,21 @@
 //! learn of changes, expunges included.
 
 use crate::response::{CmdResult, Done};
-use crate::session::{Session, State};
+use crate::session::{Client, Selected};
 
-impl Session {
-    pub(crate) async fn cmd_noop(&mut self) -> CmdResult {
-        self.cmd_noop_named("NOOP").await
+impl Client {
+    pub(crate) async fn cmd_noop(&mut self, selected: Option<&mut Selected>) -> CmdResult {
+        self.cmd_noop_named("NOOP", selected).await
     }
 
     /// NOOP and CHECK: the moment for the client to learn of changes, expunges included.
-    pub(crate) async fn cmd_noop_named(&mut self, name: &str) -> CmdResult {
-        if matches!(self.state, State::Selected(_)) {
-            self.refresh(true, false).await?;
+    pub(crate) async fn cmd_noop_named(
+        &mut self,
+        name: &str,
+        selected: Option<&mut Selected>,
+    ) -> CmdResult {
+        if let Some(Selected { login, mailbox }) = selected {
+            self.refresh(login, mailbox, true, false).await?;
         }
         Ok(Done::ok(format!("{name} completed")))
     }

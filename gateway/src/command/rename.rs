@@ -6,15 +6,15 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use super::mailbox_rules::{check_mailbox_limits, missing_with_parents};
 use crate::names::mailbox_name;
 use crate::response::{CmdError, CmdResult, Done, code};
-use crate::session::Session;
+use crate::session::{Authenticated, Client};
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_rename(
         &mut self,
+        login: &Authenticated,
         from: Mailbox<'static>,
         to: Mailbox<'static>,
     ) -> CmdResult {
-        let user = self.user()?.clone();
         let from = mailbox_name(&from)?;
         let to = mailbox_name(&to)?;
         if to.is_inbox() {
@@ -29,9 +29,8 @@ impl Session {
                 "Cannot rename a mailbox into itself",
             ));
         }
-        let shared = self.shared.clone();
-        let _counted = shared.mailbox_writes.lock(&user).await;
-        let list = self.store()?.list(&user).await?;
+        let _counted = self.shared.mailbox_writes.lock(&login.user).await;
+        let list = login.store.list(&login.user).await?;
         // The moved names keep their count (INBOX's messages go to a new mailbox, and
         // INBOX stays); parents of the target that are missing are new.
         let mut made = missing_with_parents(&list, &to);
@@ -47,7 +46,7 @@ impl Session {
             .max()
             .unwrap_or(0);
         check_mailbox_limits(&self.shared.config.limits, &list, &made, deepest)?;
-        self.store()?.rename_mailbox(&user, &from, &to).await?;
+        login.store.rename_mailbox(&login.user, &from, &to).await?;
         Ok(Done::ok("Rename completed"))
     }
 }

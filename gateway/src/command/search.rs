@@ -11,8 +11,8 @@ use imap_codec::imap_types::search::SearchKey;
 use pluto_backends::{Flag, Keyword, Uid};
 
 use crate::response::{CmdError, CmdResult, Done};
-use crate::selected::{Msg, Selected};
-use crate::session::Session;
+use crate::selected::{MailboxView, Msg};
+use crate::session::{Client, Selected};
 
 fn astring(value: &AString<'_>) -> Result<String, CmdError> {
     let bytes: &[u8] = match value {
@@ -79,7 +79,7 @@ impl Key {
     }
 
     /// `room`: how many more levels of nesting are allowed (`limits.max_nesting`).
-    fn build(key: &SearchKey<'_>, selected: &Selected, room: usize) -> Result<Key, CmdError> {
+    fn build(key: &SearchKey<'_>, selected: &MailboxView, room: usize) -> Result<Key, CmdError> {
         let Some(depth) = room.checked_sub(1) else {
             return Err(CmdError::bad("Search keys nested too deeply"));
         };
@@ -214,7 +214,7 @@ fn header_text(m: &pluto_mime::Message<'_>) -> String {
 
 /// The indexes a sequence set names, clamped to the mailbox (for SEARCH).
 fn clamp_resolve(
-    selected: &Selected,
+    selected: &MailboxView,
     set: &imap_codec::imap_types::sequence::SequenceSet,
 ) -> Vec<usize> {
     use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
@@ -237,9 +237,10 @@ fn clamp_resolve(
     out
 }
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_search(
         &mut self,
+        selected: &mut Selected,
         charset: Option<Charset<'static>>,
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
@@ -260,34 +261,30 @@ impl Session {
                 ));
             }
         }
-        let user = self.user()?.clone();
         let max_nesting = self.shared.config.limits.max_nesting;
-        let selected = self.selected()?;
+        let Selected { login, mailbox } = selected;
         let criteria: Vec<SearchKey<'static>> = criteria.into_inner();
         let key = Key::And(
             criteria
                 .iter()
-                .map(|k| Key::build(k, selected, max_nesting))
+                .map(|k| Key::build(k, mailbox, max_nesting))
                 .collect::<Result<_, _>>()?,
         );
-        let name = selected.name.clone();
         let mut hits: Vec<u32> = Vec::new();
         if key.needs_body() {
             // Bounded by bytes as well as by count, as FETCH's batches are.
-            let all: Vec<usize> = (0..selected.messages.len()).collect();
-            let batches = super::fetch::batches(&all, |i| selected.messages[i].size, true);
+            let all: Vec<usize> = (0..mailbox.messages.len()).collect();
+            let batches = super::fetch::batches(&all, |i| mailbox.messages[i].size, true);
             for chunk in &batches {
-                let uids: Vec<Uid> = {
-                    let selected = self.selected()?;
-                    chunk.iter().map(|&i| selected.messages[i].uid).collect()
-                };
-                let bodies = self.store()?.fetch(&user, &name, &uids).await?;
-                let selected = self.selected()?;
+                let uids: Vec<Uid> = chunk.iter().map(|&i| mailbox.messages[i].uid).collect();
+                let bodies = (login.store)
+                    .fetch(&login.user, &mailbox.name, &uids)
+                    .await?;
                 for body in bodies {
-                    let Some(i) = selected.index_of(body.uid) else {
+                    let Some(i) = mailbox.index_of(body.uid) else {
                         continue;
                     };
-                    let msg = &selected.messages[i];
+                    let msg = &mailbox.messages[i];
                     let parsed = pluto_mime::Message::parse(&body.bytes);
                     if key.matches(msg, Some(&parsed)) {
                         hits.push(if uid { msg.uid.get() } else { i as u32 + 1 });
@@ -295,7 +292,7 @@ impl Session {
                 }
             }
         } else {
-            for (i, msg) in selected.messages.iter().enumerate() {
+            for (i, msg) in mailbox.messages.iter().enumerate() {
                 if key.matches(msg, None) {
                     hits.push(if uid { msg.uid.get() } else { i as u32 + 1 });
                 }

@@ -4,9 +4,9 @@
 use imap_codec::imap_types::core::Tag;
 
 use crate::response::{CmdError, CmdResult, Done};
-use crate::session::Session;
+use crate::session::Client;
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_starttls(&mut self, tag: Tag<'static>) -> CmdResult {
         if self.conn.is_tls() {
             return Err(CmdError::bad("TLS is already active"));
@@ -15,7 +15,7 @@ impl Session {
             return Err(CmdError::no("TLS is not configured on this server"));
         };
         // The OK goes out in the clear, then the handshake starts.
-        self.finish(tag, Ok(Done::ok("Begin TLS negotiation now")))
+        self.answer(tag, Ok(Done::ok("Begin TLS negotiation now")))
             .await?;
         self.conn.start_tls(&acceptor).await?;
         tracing::debug!("STARTTLS done");

@@ -9,22 +9,22 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use crate::names::{mailbox_name, to_wire};
 use crate::response::{CmdError, CmdResult, Done};
-use crate::session::Session;
+use crate::session::{Authenticated, Client};
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_status(
         &mut self,
+        login: &Authenticated,
         mailbox: Mailbox<'static>,
         items: Vec<StatusDataItemName>,
     ) -> CmdResult {
-        let user = self.user()?.clone();
         let name = mailbox_name(&mailbox)?;
-        let status = self.store()?.status(&user, &name).await?;
+        let status = login.store.status(&login.user, &name).await?;
         // RECENT: the messages no session was told of yet, counted without claiming them.
         let recent = if items.contains(&StatusDataItemName::Recent) {
-            let range = self.store()?.recent(&user, &name, false).await?;
+            let range = login.store.recent(&login.user, &name, false).await?;
             if range.after < range.upto {
-                let snapshot = self.store()?.select(&user, &name).await?;
+                let snapshot = login.store.select(&login.user, &name).await?;
                 snapshot
                     .messages
                     .iter()

@@ -5,19 +5,19 @@ use imap_codec::imap_types::mailbox::Mailbox;
 
 use crate::names::mailbox_name;
 use crate::response::{CmdError, CmdResult, Done, code};
-use crate::session::Session;
+use crate::session::{Authenticated, Client};
 
-impl Session {
+impl Client {
     pub(crate) async fn cmd_subscribe(
         &mut self,
+        login: &Authenticated,
         mailbox: Mailbox<'static>,
         subscribe: bool,
     ) -> CmdResult {
-        let user = self.user()?.clone();
         let name = mailbox_name(&mailbox)?;
         if subscribe {
             // Dovecot and most servers refuse subscribing to nothing; clients expect it.
-            let list = self.store()?.list(&user).await?;
+            let list = login.store.list(&login.user).await?;
             if !list.mailboxes.iter().any(|m| m.name == name) {
                 return Err(CmdError::no_code(
                     code("NONEXISTENT"),
@@ -25,8 +25,9 @@ impl Session {
                 ));
             }
         }
-        self.store()?
-            .set_subscribed(&user, &name, subscribe)
+        login
+            .store
+            .set_subscribed(&login.user, &name, subscribe)
             .await?;
         Ok(Done::ok(if subscribe {
             "Subscribe completed"
