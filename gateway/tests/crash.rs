@@ -65,12 +65,17 @@ fn stream_and_kill(pluto: &mut Pluto, round: u32, kill_after: usize) -> Log {
     let log = Arc::new(Mutex::new(Log::default()));
     let acked = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Every client logs in before any streams: a login still running when the kill
+    // comes (slow under load) would only fail the test, not check durability.
+    let logged_in = Arc::new(std::sync::Barrier::new(CLIENTS.len()));
     let mut threads = Vec::new();
     for (client, &mailbox) in CLIENTS.iter().enumerate() {
         let addr = pluto.imap;
         let (log, acked, stop) = (log.clone(), acked.clone(), stop.clone());
+        let logged_in = logged_in.clone();
         threads.push(std::thread::spawn(move || {
             let mut conn = Client::login(addr, USER, PASSWORD);
+            logged_in.wait();
             // A safety bound: the server is killed long before this.
             for seq in 0..5_000 {
                 if stop.load(Ordering::SeqCst) {
