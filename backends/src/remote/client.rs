@@ -424,8 +424,7 @@ fn to_call(link: &Link, id: u64, answer: Answer) {
     }
 }
 
-/// Writes each call, then its bodies in chunks, until the link ends or nobody holds
-/// the link any more.
+/// Writes each call, then its bodies in chunks, until a write fails (the link ended).
 async fn write_calls(
     sender: &mut FrameSender<LinkStream>,
     calls: &mut mpsc::Receiver<Outgoing>,
