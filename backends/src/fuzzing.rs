@@ -6,7 +6,7 @@ use pluto_crdt::{Config, ReplicaId, UserState};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::net::{FrameError, Framed, Hello, PROTOCOL_VERSION};
-use crate::remote::protocol::{Call, Reply};
+use crate::remote::protocol::{Reply, ToNode};
 use crate::replicated::protocol::{FromPeer, ToPeer};
 use crate::replicated::store::reshape_snapshot;
 
@@ -44,7 +44,7 @@ pub async fn read_link<S: AsyncRead + AsyncWrite + Unpin>(
     let mut count = 0;
     loop {
         let read = match end {
-            LinkEnd::StoreNode => framed.recv::<Call>().await.map(drop),
+            LinkEnd::StoreNode => framed.recv::<ToNode>().await.map(drop),
             LinkEnd::StoreGateway => framed.recv::<Reply>().await.map(drop),
             LinkEnd::ReplicationReceiver => framed.recv::<ToPeer>().await.map(receive),
             LinkEnd::ReplicationSender => framed.recv::<FromPeer>().await.map(drop),
@@ -89,7 +89,7 @@ fn receive(message: ToPeer) {
             let _ = state.stable_version();
             let _ = state.compact();
         }
-        ToPeer::Blobs(_) | ToPeer::Moves(_) => {}
+        ToPeer::Blobs(_) | ToPeer::Moves(_) | ToPeer::BlobPiece { .. } => {}
     }
 }
 
@@ -98,7 +98,7 @@ fn receive(message: ToPeer) {
 /// a few real messages, each behind its 4-byte big-endian length as on a link.
 pub fn seed_links() -> Result<Vec<Vec<u8>>, String> {
     use crate::net::Service;
-    use crate::remote::protocol::{Request, Response, WireError};
+    use crate::remote::protocol::{Call, Request, Response, WireError};
     use crate::replicated::protocol::{Batch, MovesReport, WireRecord};
     use crate::types::{FlagChange, FlagOp, Flags, MailboxName, ModSeq, NewMessage, UserId};
     use bytes::Bytes;
@@ -152,12 +152,35 @@ pub fn seed_links() -> Result<Vec<Vec<u8>>, String> {
     for (id, request) in calls.into_iter().enumerate() {
         frame(
             &mut node,
-            &Call {
+            &ToNode::Call(Call {
                 id: id as u64,
                 request,
-            },
+            }),
         )?;
     }
+    frame(
+        &mut node,
+        &ToNode::Call(Call {
+            id: 9,
+            request: Request::AppendStreamed {
+                user: user.clone(),
+                name: inbox.clone(),
+                messages: vec![NewMessage {
+                    body: Bytes::new(),
+                    flags: Flags::new(),
+                    internal_date: None,
+                }],
+                streamed: vec![21],
+            },
+        }),
+    )?;
+    frame(
+        &mut node,
+        &ToNode::Chunk {
+            id: 9,
+            bytes: Bytes::from_static(b"Subject: hi\r\n\r\nbody\r\n"),
+        },
+    )?;
 
     let mut gateway = vec![1];
     frame(&mut gateway, &hello(Service::Store))?;
@@ -173,6 +196,15 @@ pub fn seed_links() -> Result<Vec<Vec<u8>>, String> {
         &Reply::Notify {
             id: 0,
             modseq: ModSeq(9),
+        },
+    )?;
+    frame(
+        &mut gateway,
+        &Reply::Piece {
+            id: 1,
+            uid,
+            len: 4,
+            bytes: Bytes::from_static(b"ab"),
         },
     )?;
     frame(
@@ -231,6 +263,14 @@ pub fn seed_links() -> Result<Vec<Vec<u8>>, String> {
             cluster: vec![("a".to_owned(), 1), ("b".to_owned(), 2)],
             pending: 0,
         }),
+    )?;
+    frame(
+        &mut receiver,
+        &ToPeer::BlobPiece {
+            body: BodyRef([1; 32]),
+            len: 22,
+            bytes: Bytes::from_static(b"Subject: hi"),
+        },
     )?;
 
     let mut sender = vec![3];

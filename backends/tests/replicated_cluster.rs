@@ -2,7 +2,8 @@
 //! others; a cut link (a proxy in the test) with writes on both sides heals into
 //! identical replicas and no UID ever names two messages; `ack = Replica` waits for a
 //! reachable peer and not for one known to be down; a restarted node, and a new one
-//! behind a truncated log (snapshots), catch up and then say so.
+//! behind a truncated log (snapshots), catch up and then say so; bodies larger than a
+//! frame (45 and 90 MiB in one write) reach the peer whole.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod replicated_support;
@@ -642,7 +643,7 @@ fn big_body(seed: u8, size: usize) -> Bytes {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_45_mib_messages_in_one_write_replicate() {
+async fn messages_larger_than_a_frame_in_one_write_replicate() {
     let pki_dir = tempfile::tempdir().unwrap();
     let a = Spec { name: "a1", id: 1 };
     let b = Spec { name: "b2", id: 2 };
@@ -678,8 +679,14 @@ async fn two_45_mib_messages_in_one_write_replicate() {
     let user = UserId::new("dave").unwrap();
     let inbox = MailboxName::inbox();
     sa.open_user(&user).await.unwrap();
-    let bodies = [big_body(1, 45 << 20), big_body(2, 45 << 20)];
-    // One write, one log record, two bodies: 90 MiB, more than one frame holds.
+    let bodies = [
+        big_body(1, 45 << 20),
+        big_body(2, 45 << 20),
+        big_body(3, 90 << 20),
+    ];
+    assert!(bodies[2].len() > pluto_backends::net::MAX_FRAME);
+    // One write, one log record, three bodies: 180 MiB, the last alone more than a
+    // frame holds; they go in pieces of at most MAX_CHUNK.
     sa.append(
         &user,
         &inbox,
@@ -698,14 +705,14 @@ async fn two_45_mib_messages_in_one_write_replicate() {
     let got = loop {
         let snap = sb.select(&user, &inbox).await;
         if let Ok(snap) = snap {
-            if snap.messages.len() == 2 {
+            if snap.messages.len() == 3 {
                 let uids: Vec<Uid> = snap.messages.iter().map(|m| m.uid).collect();
                 break sb.fetch(&user, &inbox, &uids).await.unwrap();
             }
         }
         assert!(
             Instant::now() < deadline,
-            "the two big messages never reached the peer"
+            "the big messages never reached the peer"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };

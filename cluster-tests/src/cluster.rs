@@ -71,6 +71,9 @@ pub struct Spec {
     pub ack_timeout_ms: u64,
     /// `cluster.rpc_timeout_ms`.
     pub rpc_timeout_ms: u64,
+    /// `limits.append_limit` for every process (gateway and nodes), when not the
+    /// default.
+    pub append_limit: Option<u32>,
     pub users: Vec<String>,
 }
 
@@ -82,6 +85,7 @@ impl Default for Spec {
             ack: "replica",
             ack_timeout_ms: 1500,
             rpc_timeout_ms: 10_000,
+            append_limit: None,
             users: (1..=8).map(|i| format!("user{i}")).collect(),
         }
     }
@@ -181,6 +185,9 @@ impl Cluster {
                 child: None,
                 log: dir.path().join(format!("{name}.log")),
             });
+        }
+        if let Some(limit) = spec.append_limit {
+            let _ = write!(toml, "\n[limits]\nappend_limit = {limit}\n");
         }
         let config = dir.path().join("cluster.toml");
         std::fs::write(&config, toml).unwrap();

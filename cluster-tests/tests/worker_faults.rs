@@ -11,9 +11,10 @@
 //!   set far above what the writes take), and the worker counts them as acknowledged
 //!   locally only;
 //! - a node refuses a user the ring does not place on it; the user's UIDVALIDITY
-//!   stays what it was; a gateway refuses an APPENDLIMIT larger than a cluster carries;
-//! - two 45 MiB messages: fetched in one FETCH through the gateway, and replicated to
-//!   the storage node.
+//!   stays what it was;
+//! - two 45 MiB messages and one of 90 MiB (larger than an internal frame, with
+//!   `limits.append_limit` raised): fetched in one FETCH through the gateway, and
+//!   replicated to the storage node, byte for byte.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -408,24 +409,6 @@ async fn a_node_refuses_a_user_the_ring_does_not_place_on_it() {
             .unwrap();
         assert_eq!(view.uid_validity, validity, "{node}");
     }
-    // A message larger than an internal frame can carry could never reach a node: a
-    // gateway does not start with an APPENDLIMIT above it.
-    let out = std::process::Command::new(&cluster.bin)
-        .args(["gateway", "--config"])
-        .arg(&cluster.config)
-        .args(["--imap", "127.0.0.1:0", "--imaps", ""])
-        .env("PLUTO_CLUSTER__NAME", "gw1")
-        .env("PLUTO_DATA_DIR", cluster.dir.path().join("gw-big"))
-        .env("PLUTO_AUTH__USERS_FILE", cluster.dir.path().join("users"))
-        .env("PLUTO_LIMITS__APPEND_LIMIT", (100u32 << 20).to_string())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a gateway started with a 100 MiB APPENDLIMIT"
-    );
-    assert!(stderr.contains("append_limit"), "{stderr}");
 }
 
 /// A body of `size` bytes, different for each `seed`.
@@ -446,13 +429,19 @@ fn big_message(seed: u8, size: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_45_mib_messages_pass_the_gateway_and_replication() {
+async fn messages_larger_than_a_frame_pass_the_gateway_and_replication() {
     let spec = Spec {
         users: vec!["big".into()],
+        append_limit: Some(100 << 20),
         ..Spec::default()
     };
     let cluster = Cluster::start(spec).await;
-    let sent = [big_message(1, 45 << 20), big_message(2, 45 << 20)];
+    let sent = [
+        big_message(1, 45 << 20),
+        big_message(2, 45 << 20),
+        big_message(3, 90 << 20),
+    ];
+    assert!(sent[2].len() > pluto_backends::net::MAX_FRAME);
     let mut c = Client::login(cluster.imap, "big", USER_PASSWORD)
         .await
         .unwrap();
@@ -461,15 +450,15 @@ async fn two_45_mib_messages_pass_the_gateway_and_replication() {
         assert!(r.ok(), "{}", r.tagged);
     }
     assert!(c.cmd("SELECT INBOX").await.unwrap().ok());
-    // Both in one command: 90 MiB from the node in one FETCH.
-    let r = c.cmd("FETCH 1:2 BODY.PEEK[]").await.unwrap();
+    // All in one command: 180 MiB from the node in one FETCH.
+    let r = c.cmd("FETCH 1:3 BODY.PEEK[]").await.unwrap();
     assert!(r.ok(), "{}", r.tagged);
     assert_eq!(
         r.untagged
             .iter()
             .filter(|l| l.windows(5).any(|w| w == b"FETCH"))
             .count(),
-        2
+        3
     );
     for (line, m) in r
         .untagged
@@ -486,7 +475,7 @@ async fn two_45_mib_messages_pass_the_gateway_and_replication() {
         let start = Instant::now();
         let view = loop {
             match read_replica(&store, "big", "INBOX").await {
-                Ok(v) if v.messages.len() == 2 => break v,
+                Ok(v) if v.messages.len() == 3 => break v,
                 other => assert!(
                     start.elapsed() < Duration::from_secs(120),
                     "{node}: {:?}\n{}",

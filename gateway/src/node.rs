@@ -234,6 +234,8 @@ pub async fn start(config: Config, role: Role) -> Result<RunningNode, GatewayErr
         store,
         status,
         admit_fn(placements.clone(), name.clone()),
+        // Streamed bodies of an append, together: this node's own APPENDLIMIT.
+        u64::from(config.limits.append_limit),
         stop_rx,
     ));
     tracing::info!(node = %name, ?role, store = %store_addr, "node started");

@@ -323,14 +323,8 @@ pub fn cluster_router(
     config: &crate::config::Config,
 ) -> Result<Arc<Cluster>, crate::error::GatewayError> {
     config.cluster.validate()?;
-    // A message travels to the nodes in one internal frame.
-    let max = pluto_backends::net::MAX_BODY;
-    if usize::try_from(config.limits.append_limit).map_or(true, |l| l > max) {
-        return Err(crate::error::GatewayError::Config(format!(
-            "limits.append_limit = {} is above the largest message a cluster carries ({max} bytes)",
-            config.limits.append_limit
-        )));
-    }
+    // No bound on `limits.append_limit` here: bodies travel to the nodes in chunks, and
+    // each node takes an append's bodies up to its own `limits.append_limit`.
     let tls = crate::tls::node_tls(config)?;
     let stores = config
         .cluster

@@ -4,22 +4,22 @@
 //! service; a version mismatch ends the link with a clear error, never a misread.
 
 use bytes::Bytes;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed as TokioFramed, LengthDelimitedCodec};
 
-/// Bumped on any incompatible change to a message on any service.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Bumped on any incompatible change to a message on any service. Version 2: bodies
+/// larger than [`MAX_CHUNK`](super::chunks::MAX_CHUNK) travel in pieces (Store calls
+/// and answers, replication).
+pub const PROTOCOL_VERSION: u16 = 2;
 
-/// The largest frame: a message at APPENDLIMIT plus room for its envelope.
+/// The largest frame either end reads. Bodies travel in pieces of at most
+/// [`MAX_CHUNK`](super::chunks::MAX_CHUNK), so a frame this large only ever holds many
+/// small things (a long list of UIDs, a big snapshot), never a message body.
 pub const MAX_FRAME: usize = 80 * 1024 * 1024;
-
-/// The largest message body a cluster can carry: every frame that holds bodies holds a
-/// few MiB of them or one body alone, and this leaves room for the rest of the frame.
-/// A gateway in a cluster refuses an APPENDLIMIT above it.
-pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// What a link is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,20 +79,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     /// Sends one message. One too large for a frame is refused with
     /// [`FrameError::TooLarge`] before a byte is written, so the link stays usable.
     pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), FrameError> {
-        let bytes = postcard::to_stdvec(message)?;
-        if bytes.len() > MAX_FRAME {
-            return Err(FrameError::TooLarge { len: bytes.len() });
-        }
-        self.inner.send(Bytes::from(bytes)).await?;
+        self.inner.send(encode(message)?).await?;
         Ok(())
     }
 
     /// The next message, or `Closed` when the peer hung up.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, FrameError> {
-        match self.inner.next().await {
-            Some(frame) => Ok(postcard::from_bytes(&frame?)?),
-            None => Err(FrameError::Closed),
-        }
+        decode(self.inner.next().await)
+    }
+
+    /// The sending and the receiving half, to use at once from two tasks (or two
+    /// branches of one): a link whose one end always reads cannot deadlock with both
+    /// ends writing big frames. Split after the handshake.
+    pub fn split(self) -> (FrameSender<S>, FrameReceiver<S>) {
+        let (sink, stream) = self.inner.split();
+        (FrameSender { sink }, FrameReceiver { stream })
     }
 
     /// Exchanges [`Hello`]s; returns the peer's node name.
@@ -117,6 +118,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
             });
         }
         Ok(theirs.node)
+    }
+}
+
+fn encode<T: Serialize>(message: &T) -> Result<Bytes, FrameError> {
+    let bytes = postcard::to_stdvec(message)?;
+    if bytes.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge { len: bytes.len() });
+    }
+    Ok(Bytes::from(bytes))
+}
+
+fn decode<T: DeserializeOwned>(
+    frame: Option<Result<bytes::BytesMut, std::io::Error>>,
+) -> Result<T, FrameError> {
+    match frame {
+        Some(frame) => Ok(postcard::from_bytes(&frame?)?),
+        None => Err(FrameError::Closed),
+    }
+}
+
+/// The sending half of a [`Framed`] link.
+pub struct FrameSender<S> {
+    sink: SplitSink<TokioFramed<S, LengthDelimitedCodec>, Bytes>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FrameSender<S> {
+    /// [`Framed::send`].
+    pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), FrameError> {
+        self.sink.send(encode(message)?).await?;
+        Ok(())
+    }
+}
+
+/// The receiving half of a [`Framed`] link.
+pub struct FrameReceiver<S> {
+    stream: SplitStream<TokioFramed<S, LengthDelimitedCodec>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FrameReceiver<S> {
+    /// [`Framed::recv`].
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, FrameError> {
+        decode(self.stream.next().await)
     }
 }
 

@@ -10,9 +10,14 @@
 //!   [`StoreError::Unanswered`] — the write may have been done, so the gateway never
 //!   answers NO but ends the session with `* BYE [UNAVAILABLE]`.
 //!
-//! The deadline ([`RemoteStore::with_call_timeout`]) counts from the call or from the
-//! latest part of its answer, so a FETCH of many big bodies, which comes in parts
-//! ([`Reply::Part`]), is not cut while it makes progress.
+//! The deadline ([`RemoteStore::with_call_timeout`]) counts from the call, from the
+//! latest chunk of its bodies written, or from the latest part of its answer, so an
+//! APPEND of a big body (streamed after the call, [`Request::AppendStreamed`]) or a
+//! FETCH of many (which comes in parts, [`Reply::Part`] and [`Reply::Piece`]) is not
+//! cut while it makes progress.
+//!
+//! The link's reading and writing run side by side: replies are read while a big body
+//! is being written, so the two ends never wait on each other's full buffers.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -22,13 +27,19 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::Stream;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsStream;
 
-use super::protocol::{Call, Reply, Request, Response, WireError};
+use super::protocol::{Call, Reply, Request, Response, ToNode, WireError, streamed_append};
 use crate::error::{StoreError, StoreResult};
-use crate::net::{FrameError, Framed, MAX_FRAME, NodeTls, Service};
+use crate::net::chunks::pieces;
+use crate::net::{
+    Assembly, FrameError, FrameReceiver, FrameSender, Framed, MAX_FRAME, MAX_STORED_BODY, NodeTls,
+    Service,
+};
 use crate::store::{ChangeFeed, MailStore};
 use crate::types::MessageBody;
 use crate::types::*;
@@ -57,10 +68,89 @@ pub struct RemoteStore {
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
 }
 
-/// What arrives for one call: parts of its answer, then the answer.
+/// What arrives for one call: progress writing its bodies, parts of its answer, then
+/// the answer.
 enum Answer {
+    /// A chunk of the call's streamed bodies was written.
+    Written,
     Part(Vec<MessageBody>),
+    Piece {
+        uid: Uid,
+        len: u64,
+        bytes: Bytes,
+    },
     Final(Response),
+}
+
+/// A call for the link to write, with the bodies that follow it in chunks.
+struct Outgoing {
+    call: Call,
+    bodies: Vec<Bytes>,
+}
+
+impl From<Call> for Outgoing {
+    fn from(call: Call) -> Self {
+        Self {
+            call,
+            bodies: Vec::new(),
+        }
+    }
+}
+
+/// An answer's bodies as they arrive: whole ones, and the one being put together from
+/// its pieces (bounded by the length the node announced).
+#[derive(Default)]
+struct AnswerBodies {
+    whole: Vec<MessageBody>,
+    piece: Option<(Uid, Assembly)>,
+}
+
+impl AnswerBodies {
+    fn part(&mut self, bodies: Vec<MessageBody>) -> Result<(), String> {
+        if self.piece.is_some() {
+            return Err("whole bodies came inside a body sent in pieces".into());
+        }
+        self.whole.extend(bodies);
+        Ok(())
+    }
+
+    fn piece(&mut self, uid: Uid, len: u64, bytes: &[u8]) -> Result<(), String> {
+        let mut assembly = match self.piece.take() {
+            Some((at, assembly)) if at == uid && assembly.announced() == len => assembly,
+            Some((at, _)) => {
+                return Err(format!(
+                    "a piece of UID {uid} came inside the body of UID {at}"
+                ));
+            }
+            None => Assembly::new(len, MAX_STORED_BODY).map_err(|e| format!("UID {uid}: {e}"))?,
+        };
+        if assembly
+            .push(bytes)
+            .map_err(|e| format!("UID {uid}: {e}"))?
+        {
+            let bytes = assembly.finish().map_err(|e| e.to_string())?;
+            self.whole.push(MessageBody { uid, bytes });
+        } else {
+            self.piece = Some((uid, assembly));
+        }
+        Ok(())
+    }
+
+    /// Every body, with those of the final answer last.
+    fn finish(mut self, last: Vec<MessageBody>) -> Result<Vec<MessageBody>, String> {
+        if let Some((uid, assembly)) = &self.piece {
+            return Err(format!(
+                "the answer ended with {} of UID {uid}'s {} bytes",
+                assembly.len(),
+                assembly.announced()
+            ));
+        }
+        if self.whole.is_empty() {
+            return Ok(last);
+        }
+        self.whole.extend(last);
+        Ok(self.whole)
+    }
 }
 
 /// A call waiting for its answer. `sent` is set (under the `pending` lock) just before
@@ -72,7 +162,7 @@ struct Pending {
 }
 
 struct Link {
-    calls: mpsc::Sender<Call>,
+    calls: mpsc::Sender<Outgoing>,
     pending: Mutex<HashMap<u64, Pending>>,
     feeds: Mutex<HashMap<u64, mpsc::Sender<ModSeq>>>,
     next_id: AtomicU64,
@@ -192,19 +282,38 @@ impl RemoteStore {
     }
 
     async fn call(&self, request: Request) -> StoreResult<Response> {
-        let link = self.link().await?;
-        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
-        self.call_on(&link, id, request).await
+        self.call_with_bodies(request, Vec::new()).await
     }
 
-    async fn call_on(&self, link: &Arc<Link>, id: u64, request: Request) -> StoreResult<Response> {
+    /// A call whose `bodies` follow it in chunks (see [`Request::AppendStreamed`]).
+    async fn call_with_bodies(
+        &self,
+        request: Request,
+        bodies: Vec<Bytes>,
+    ) -> StoreResult<Response> {
+        let link = self.link().await?;
+        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+        self.call_on(&link, id, request, bodies).await
+    }
+
+    async fn call_on(
+        &self,
+        link: &Arc<Link>,
+        id: u64,
+        request: Request,
+        bodies: Vec<Bytes>,
+    ) -> StoreResult<Response> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         lock(&link.pending).insert(id, Pending { tx, sent: false });
         // A caller that gives up (a probe's own timeout) leaves nothing behind.
         let _forget = Forget { link, id };
         // Takes the call back; says whether it may have reached the node.
         let withdraw = || lock(&link.pending).remove(&id).is_none_or(|p| p.sent);
-        let queued = tokio::time::timeout(self.call_timeout, link.calls.send(Call { id, request }));
+        let outgoing = Outgoing {
+            call: Call { id, request },
+            bodies,
+        };
+        let queued = tokio::time::timeout(self.call_timeout, link.calls.send(outgoing));
         if !matches!(queued.await, Ok(Ok(()))) {
             lock(&link.pending).remove(&id);
             return Err(unavailable(&self.node, "link closed"));
@@ -213,14 +322,18 @@ impl RemoteStore {
         if !link.alive.load(Ordering::SeqCst) && !withdraw() {
             return Err(unavailable(&self.node, "link closed"));
         }
-        let mut parts: Vec<MessageBody> = Vec::new();
+        let mut bodies = AnswerBodies::default();
+        let corrupt = |why: String| StoreError::Corrupt(format!("node {}: {why}", self.node));
         loop {
             match tokio::time::timeout(self.call_timeout, rx.recv()).await {
-                Ok(Some(Answer::Part(bodies))) => parts.extend(bodies),
+                Ok(Some(Answer::Written)) => {}
+                Ok(Some(Answer::Part(part))) => bodies.part(part).map_err(corrupt)?,
+                Ok(Some(Answer::Piece { uid, len, bytes })) => {
+                    bodies.piece(uid, len, &bytes).map_err(corrupt)?;
+                }
                 Ok(Some(Answer::Final(Response::Error(e)))) => return Err(e.into()),
-                Ok(Some(Answer::Final(Response::Bodies(last)))) if !parts.is_empty() => {
-                    parts.extend(last);
-                    return Ok(Response::Bodies(parts));
+                Ok(Some(Answer::Final(Response::Bodies(last)))) => {
+                    return Ok(Response::Bodies(bodies.finish(last).map_err(corrupt)?));
                 }
                 Ok(Some(Answer::Final(response))) => return Ok(response),
                 // The link ended after the call was written (`Link::close`).
@@ -252,75 +365,116 @@ impl Drop for Forget<'_> {
     }
 }
 
-/// Runs one link: sends calls, routes replies and notifications, and closes everything
-/// waiting on it when it ends.
+type LinkStream = TlsStream<TcpStream>;
+
+/// Runs one link: writes calls (and their bodies), routes replies and notifications,
+/// and closes everything waiting on it when either direction ends.
 async fn drive(
-    mut framed: Framed<tokio_rustls::TlsStream<TcpStream>>,
-    mut calls: mpsc::Receiver<Call>,
+    framed: Framed<LinkStream>,
+    mut calls: mpsc::Receiver<Outgoing>,
     link: Arc<Link>,
     node: String,
 ) {
-    loop {
-        tokio::select! {
-            reply = framed.recv::<Reply>() => match reply {
-                Ok(Reply::Result { id, response }) => {
-                    if let Some(p) = lock(&link.pending).remove(&id) {
-                        let _ = p.tx.send(Answer::Final(response));
-                    }
-                }
-                Ok(Reply::Part { id, bodies }) => {
-                    if let Some(p) = lock(&link.pending).get(&id) {
-                        let _ = p.tx.send(Answer::Part(bodies));
-                    }
-                }
-                Ok(Reply::Notify { id, modseq }) => {
-                    if let Some(tx) = lock(&link.feeds).get(&id) {
-                        // A full queue already holds a notification: the session will
-                        // fetch every change when it gets to it.
-                        let _ = tx.try_send(modseq);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%node, error = %e, "store link lost");
-                    break;
-                }
-            },
-            call = calls.recv() => match call {
-                Some(call) => {
-                    // A call given up before it was sent (its deadline passed) stays
-                    // unsent; the others are marked sent from here on, even if the
-                    // write fails half-way.
-                    let withdrawn = match lock(&link.pending).get_mut(&call.id) {
-                        Some(p) => {
-                            p.sent = true;
-                            false
-                        }
-                        None => !matches!(call.request, Request::Unwatch { .. }),
-                    };
-                    if withdrawn {
-                        continue;
-                    }
-                    match framed.send(&call).await {
-                        Ok(()) => {}
-                        // Nothing was written: this call fails, the link goes on.
-                        Err(FrameError::TooLarge { len }) => {
-                            if let Some(p) = lock(&link.pending).remove(&call.id) {
-                                let error = WireError::TooBig { limit: MAX_FRAME as u64 };
-                                tracing::warn!(%node, len, "a call too large for a frame");
-                                let _ = p.tx.send(Answer::Final(Response::Error(error)));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(%node, error = %e, "store link lost");
-                            break;
-                        }
-                    }
-                }
-                None => break,
-            },
-        }
+    let (mut sender, mut receiver) = framed.split();
+    tokio::select! {
+        () = read_replies(&mut receiver, &link, &node) => {}
+        () = write_calls(&mut sender, &mut calls, &link, &node) => {}
     }
     link.close(&node);
+}
+
+/// Routes each reply to its call, each notification to its feed, until the link ends.
+async fn read_replies(receiver: &mut FrameReceiver<LinkStream>, link: &Link, node: &str) {
+    loop {
+        let reply = match receiver.recv::<Reply>().await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(%node, error = %e, "store link lost");
+                return;
+            }
+        };
+        match reply {
+            Reply::Result { id, response } => {
+                if let Some(p) = lock(&link.pending).remove(&id) {
+                    let _ = p.tx.send(Answer::Final(response));
+                }
+            }
+            Reply::Part { id, bodies } => to_call(link, id, Answer::Part(bodies)),
+            Reply::Piece {
+                id,
+                uid,
+                len,
+                bytes,
+            } => to_call(link, id, Answer::Piece { uid, len, bytes }),
+            Reply::Notify { id, modseq } => {
+                if let Some(tx) = lock(&link.feeds).get(&id) {
+                    // A full queue already holds a notification: the session will
+                    // fetch every change when it gets to it.
+                    let _ = tx.try_send(modseq);
+                }
+            }
+        }
+    }
+}
+
+/// Hands `answer` to call `id` if it still waits (one given up leaves nothing behind).
+fn to_call(link: &Link, id: u64, answer: Answer) {
+    if let Some(p) = lock(&link.pending).get(&id) {
+        let _ = p.tx.send(answer);
+    }
+}
+
+/// Writes each call, then its bodies in chunks, until a write fails (the link ended).
+async fn write_calls(
+    sender: &mut FrameSender<LinkStream>,
+    calls: &mut mpsc::Receiver<Outgoing>,
+    link: &Link,
+    node: &str,
+) {
+    while let Some(Outgoing { call, bodies }) = calls.recv().await {
+        let id = call.id;
+        // A call given up before it was sent (its deadline passed) stays unsent; the
+        // others are marked sent from here on, even if the write fails half-way.
+        let withdrawn = match lock(&link.pending).get_mut(&id) {
+            Some(p) => {
+                p.sent = true;
+                false
+            }
+            None => !matches!(call.request, Request::Unwatch { .. }),
+        };
+        if withdrawn {
+            continue;
+        }
+        match sender.send(&ToNode::Call(call)).await {
+            Ok(()) => {}
+            // Nothing was written: this call fails, the link goes on.
+            Err(FrameError::TooLarge { len }) => {
+                if let Some(p) = lock(&link.pending).remove(&id) {
+                    let error = WireError::TooBig {
+                        limit: MAX_FRAME as u64,
+                    };
+                    tracing::warn!(%node, len, "a call too large for a frame");
+                    let _ = p.tx.send(Answer::Final(Response::Error(error)));
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%node, error = %e, "store link lost");
+                return;
+            }
+        }
+        // The chunks go right after their call, whether or not the caller still waits:
+        // the node expects them, and runs the append once they are all there.
+        for body in &bodies {
+            for bytes in pieces(body) {
+                if let Err(e) = sender.send(&ToNode::Chunk { id, bytes }).await {
+                    tracing::warn!(%node, error = %e, "store link lost while writing a body");
+                    return;
+                }
+                to_call(link, id, Answer::Written);
+            }
+        }
+    }
 }
 
 /// A change feed on a remote mailbox; dropping it tells the node to stop.
@@ -342,10 +496,10 @@ impl Drop for RemoteFeed {
         lock(&self.link.feeds).remove(&self.id);
         if self.link.alive.load(Ordering::SeqCst) {
             let id = self.link.next_id.fetch_add(1, Ordering::Relaxed);
-            let _ = self.link.calls.try_send(Call {
+            let _ = self.link.calls.try_send(Outgoing::from(Call {
                 id,
                 request: Request::Unwatch { id: self.id },
-            });
+            }));
         }
     }
 }
@@ -503,6 +657,7 @@ impl MailStore for RemoteStore {
                     user: user.clone(),
                     name: name.clone(),
                 },
+                Vec::new(),
             )
             .await?
         {
@@ -549,17 +704,29 @@ impl MailStore for RemoteStore {
         &self,
         user: &UserId,
         name: &MailboxName,
-        messages: Vec<NewMessage>,
+        mut messages: Vec<NewMessage>,
     ) -> StoreResult<AppendOutcome> {
-        expect!(
-            self.call(Request::Append {
-                user: user.clone(),
-                name: name.clone(),
-                messages,
-            })
-            .await?,
-            Appended
-        )
+        let (user, name) = (user.clone(), name.clone());
+        let response = match streamed_append(&mut messages) {
+            None => {
+                self.call(Request::Append {
+                    user,
+                    name,
+                    messages,
+                })
+                .await?
+            }
+            Some((streamed, bodies)) => {
+                let request = Request::AppendStreamed {
+                    user,
+                    name,
+                    messages,
+                    streamed,
+                };
+                self.call_with_bodies(request, bodies).await?
+            }
+        };
+        expect!(response, Appended)
     }
 
     async fn store_flags(

@@ -1,6 +1,14 @@
 //! The messages of the Store service. Versioned by [`crate::net::PROTOCOL_VERSION`].
+//!
+//! No frame carries more than [`MAX_CHUNK`] bytes of message bodies. An append whose
+//! bodies are larger goes as [`Request::AppendStreamed`] followed by its bodies in
+//! [`ToNode::Chunk`]s; an answer with bodies comes as [`Reply::Part`]s of whole bodies
+//! and [`Reply::Piece`]s of bodies too large for a part, then the [`Reply::Result`].
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+use crate::net::MAX_CHUNK;
 
 use crate::error::StoreError;
 use crate::types::*;
@@ -104,6 +112,19 @@ pub enum Request {
         name: MailboxName,
         claim: bool,
     },
+    /// [`MailStore::append`](crate::MailStore::append) with bodies that do not ride in
+    /// the call: `streamed[i]` is the length of message `i`'s body, which follows the
+    /// call in [`ToNode::Chunk`]s (in message order, each body's chunks in order); 0
+    /// means the body is in `messages` (the others are empty there). The node runs
+    /// the append once every body is whole. It refuses a call whose streamed bodies
+    /// together exceed its limit (`limits.append_limit` on the node), and a chunk that
+    /// would take a body past its announced length; either way it keeps nothing.
+    AppendStreamed {
+        user: UserId,
+        name: MailboxName,
+        messages: Vec<NewMessage>,
+        streamed: Vec<u64>,
+    },
 }
 
 impl Request {
@@ -128,7 +149,8 @@ impl Request {
             | R::Move { user, .. }
             | R::Expunge { user, .. }
             | R::FetchHeaders { user, .. }
-            | R::Recent { user, .. } => Some(user),
+            | R::Recent { user, .. }
+            | R::AppendStreamed { user, .. } => Some(user),
             R::Unwatch { .. } | R::NodeStatus => None,
         }
     }
@@ -188,6 +210,20 @@ pub struct Call {
     pub request: Request,
 }
 
+/// A frame from client to node.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToNode {
+    Call(Call),
+    /// The next at most [`MAX_CHUNK`] bytes of the bodies that call `id` (a
+    /// [`Request::AppendStreamed`]) announced. A client sends a call's chunks right
+    /// after it, before any other call's, so a node holds at most one half-received
+    /// call per link from a well-behaved client.
+    Chunk {
+        id: u64,
+        bytes: Bytes,
+    },
+}
+
 /// Node → client.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
@@ -201,36 +237,86 @@ pub enum Reply {
         modseq: ModSeq,
     },
     /// Part of the answer to call `id`: some of its bodies (a [`Response::Bodies`]),
-    /// so that no frame has to hold a whole batch of big messages. The rest follows,
-    /// the last part as the `Result`. (Added last: postcard numbers variants in order.)
+    /// at most [`MAX_CHUNK`] bytes of them, so that no frame has to hold a whole batch
+    /// of big messages. The rest follows, the last part as the `Result`. (Added last:
+    /// postcard numbers variants in order.)
     Part {
         id: u64,
         bodies: Vec<MessageBody>,
     },
+    /// A piece of one body of call `id`'s answer that is larger than [`MAX_CHUNK`]:
+    /// its pieces come back to back, in order, each naming the body's UID and whole
+    /// length; the body takes its place among the answer's bodies once whole.
+    Piece {
+        id: u64,
+        uid: Uid,
+        len: u64,
+        bytes: Bytes,
+    },
 }
 
-/// Bodies per [`Reply::Part`] frame, in bytes: a part holds bodies up to this much, or
-/// one body alone when it is larger (a body is at most [`crate::net::MAX_BODY`]), so a
-/// part always fits in a frame.
-pub const PART_BYTES: usize = 8 * 1024 * 1024;
+/// One frame of an answer's bodies (see [`answer_frames`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyFrame {
+    /// Whole bodies, at most [`MAX_CHUNK`] bytes together.
+    Whole(Vec<MessageBody>),
+    /// A piece of one larger body.
+    Piece { uid: Uid, len: u64, bytes: Bytes },
+}
 
-/// Cuts `bodies` into runs of at most [`PART_BYTES`] (or one larger body): every run
-/// but the last is sent as a [`Reply::Part`].
-pub fn split_bodies(bodies: Vec<MessageBody>) -> Vec<Vec<MessageBody>> {
-    let mut parts = vec![Vec::new()];
+/// Cuts an answer's `bodies` into frames: runs of whole bodies of at most
+/// [`MAX_CHUNK`] bytes, and the pieces of each larger body. The last frame is always a
+/// run (possibly empty): it goes as the `Result`, the others as [`Reply::Part`] and
+/// [`Reply::Piece`].
+pub fn answer_frames(bodies: Vec<MessageBody>) -> Vec<BodyFrame> {
+    let mut frames = Vec::new();
+    let mut run = Vec::new();
     let mut size = 0usize;
     for body in bodies {
         let len = body.bytes.len();
-        if size > 0 && size + len > PART_BYTES {
-            parts.push(Vec::new());
+        if len > MAX_CHUNK {
+            if !run.is_empty() {
+                frames.push(BodyFrame::Whole(std::mem::take(&mut run)));
+                size = 0;
+            }
+            frames.extend(
+                crate::net::chunks::pieces(&body.bytes).map(|bytes| BodyFrame::Piece {
+                    uid: body.uid,
+                    len: len as u64,
+                    bytes,
+                }),
+            );
+            continue;
+        }
+        if size + len > MAX_CHUNK {
+            frames.push(BodyFrame::Whole(std::mem::take(&mut run)));
             size = 0;
         }
         size += len;
-        if let Some(last) = parts.last_mut() {
-            last.push(body);
+        run.push(body);
+    }
+    frames.push(BodyFrame::Whole(run));
+    frames
+}
+
+/// Splits an append's messages into a call and the bodies to stream after it: bodies
+/// ride in the call while they stay within [`MAX_CHUNK`] together; the others are
+/// taken out and announced in `streamed`. `None` when every body rides (a plain
+/// [`Request::Append`] does then).
+pub fn streamed_append(messages: &mut [NewMessage]) -> Option<(Vec<u64>, Vec<Bytes>)> {
+    let mut riding = 0usize;
+    let mut streamed = vec![0u64; messages.len()];
+    let mut bodies = Vec::new();
+    for (m, announced) in messages.iter_mut().zip(&mut streamed) {
+        let len = m.body.len();
+        if len > 0 && riding + len > MAX_CHUNK {
+            *announced = len as u64;
+            bodies.push(std::mem::take(&mut m.body));
+        } else {
+            riding += len;
         }
     }
-    parts
+    (!bodies.is_empty()).then_some((streamed, bodies))
 }
 
 /// A [`StoreError`] on the wire.
@@ -291,5 +377,76 @@ impl From<WireError> for StoreError {
                 format!("on the node: {r}"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bytes::Bytes;
+
+    fn body(uid: u32, len: usize) -> MessageBody {
+        MessageBody {
+            uid: Uid::new(uid).unwrap(),
+            bytes: Bytes::from(vec![b'x'; len]),
+        }
+    }
+
+    fn frame_bytes(frame: &BodyFrame) -> usize {
+        match frame {
+            BodyFrame::Whole(bodies) => bodies.iter().map(|b| b.bytes.len()).sum(),
+            BodyFrame::Piece { bytes, .. } => bytes.len(),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_cut_into_frames_of_at_most_a_chunk() {
+        let bodies = vec![
+            body(1, 1000),
+            body(2, 2 * MAX_CHUNK + 1),
+            body(3, MAX_CHUNK - 10),
+            body(4, 20),
+        ];
+        let frames = answer_frames(bodies.clone());
+        assert!(frames.iter().all(|f| frame_bytes(f) <= MAX_CHUNK));
+        // 1 alone (2 is cut), three pieces of 2, then 3, then 4 as the last run.
+        assert_eq!(frames.len(), 6);
+        assert!(matches!(&frames[0], BodyFrame::Whole(b) if b.len() == 1));
+        assert!(frames[1..4].iter().all(|f| matches!(
+            f,
+            BodyFrame::Piece { uid, len, .. } if uid.get() == 2 && *len == (2 * MAX_CHUNK + 1) as u64
+        )));
+        assert!(matches!(frames.last(), Some(BodyFrame::Whole(b)) if b[0].uid.get() == 4));
+        // Nothing lost: the pieces put together are the body.
+        let cut: Vec<u8> = frames[1..4]
+            .iter()
+            .flat_map(|f| match f {
+                BodyFrame::Piece { bytes, .. } => bytes.to_vec(),
+                BodyFrame::Whole(_) => Vec::new(),
+            })
+            .collect();
+        assert_eq!(cut, bodies[1].bytes.to_vec());
+        assert_eq!(
+            answer_frames(Vec::new()),
+            vec![BodyFrame::Whole(Vec::new())]
+        );
+    }
+
+    #[test]
+    fn only_bodies_beyond_a_chunk_together_are_streamed() {
+        let new = |len: usize| NewMessage {
+            body: Bytes::from(vec![b'y'; len]),
+            flags: Flags::new(),
+            internal_date: None,
+        };
+        let mut small = vec![new(10), new(20)];
+        assert!(streamed_append(&mut small).is_none());
+        let mut mixed = vec![new(MAX_CHUNK - 5), new(10), new(5 * MAX_CHUNK), new(5)];
+        let (streamed, bodies) = streamed_append(&mut mixed).unwrap();
+        assert_eq!(streamed, vec![0, 10, 5 * MAX_CHUNK as u64, 0]);
+        assert_eq!(bodies.len(), 2);
+        assert!(mixed[1].body.is_empty() && mixed[2].body.is_empty());
+        assert_eq!(mixed[3].body.len(), 5);
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! Receiver: bodies that rode along are stored, missing ones asked for, then the batch
 //! is applied through [`ReplicatedStore::apply_batch`] (durable, then exposed) and
-//! acknowledged.
+//! acknowledged. Bodies travel in frames of at most [`MAX_CHUNK`] bytes of them: only
+//! smaller ones ride with a batch, and a larger one asked for comes in
+//! [`ToPeer::BlobPiece`]s, put together within the size its operation names.
 //!
 //! Data moves: after a reconfiguration a peer may hold users it did not hold before,
 //! while its cursor is already past their older records (filtered out then). The store
@@ -22,13 +24,13 @@
 //! keeps the last report, which [`Node::status`](super::Node::status) turns into
 //! "caught up".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use pluto_crdt::{BodyRef, OpKind};
+use pluto_crdt::{BodyRef, Op, OpKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
@@ -40,15 +42,15 @@ use super::protocol::{Batch, FromPeer, MovesReport, ToPeer, WireRecord};
 use super::store::{PeerInfo, ReplicatedStore};
 use crate::UserId;
 use crate::error::{StoreError, StoreResult};
-use crate::net::{FrameError, Framed, NodeTls, Service};
+use crate::net::chunks::pieces;
+use crate::net::{Assembly, FrameError, Framed, MAX_CHUNK, MAX_STORED_BODY, NodeTls, Service};
 
 const MAX_BATCH_RECORDS: usize = 2000;
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Bodies riding along with one batch, and bodies per [`ToPeer::Blobs`] frame, in
-/// bytes: a frame holds bodies up to this much, or one body alone when it is larger (a
-/// body is at most [`crate::net::MAX_BODY`]), so it always fits in a frame. Bodies that
-/// do not ride are fetched by the receiver ([`FromPeer::Want`]).
-const MAX_RIDE_BYTES: usize = 16 * 1024 * 1024;
+/// bytes (a body larger than that never rides, and is sent in pieces). Bodies that do
+/// not ride are fetched by the receiver ([`FromPeer::Want`]).
+const MAX_RIDE_BYTES: usize = MAX_CHUNK;
 const HEARTBEAT: Duration = Duration::from_millis(300);
 
 /// What the node knows of one peer's links.
@@ -316,7 +318,7 @@ async fn send_loop(
             let mut bodies = Vec::new();
             for (r, bytes) in read_blobs(store, ride).await? {
                 // Past the budget a body stays behind; the receiver asks for it.
-                if riding == 0 || riding + bytes.len() <= MAX_RIDE_BYTES {
+                if riding + bytes.len() <= MAX_RIDE_BYTES {
                     riding += bytes.len();
                     bodies.push((r, bytes));
                 }
@@ -389,9 +391,9 @@ async fn await_ack<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Answers a [`FromPeer::Want`]: the bodies in frames of at most [`MAX_RIDE_BYTES`] (or
-/// one larger body), then
-/// an empty [`ToPeer::Blobs`] that ends the answer (bodies this node lacks are left out).
+/// Answers a [`FromPeer::Want`]: the bodies in frames of at most [`MAX_RIDE_BYTES`],
+/// each larger body in [`ToPeer::BlobPiece`]s, then an empty [`ToPeer::Blobs`] that
+/// ends the answer (bodies this node lacks are left out).
 async fn send_blobs<S: AsyncRead + AsyncWrite + Unpin>(
     store: &ReplicatedStore,
     framed: &mut Framed<S>,
@@ -401,6 +403,16 @@ async fn send_blobs<S: AsyncRead + AsyncWrite + Unpin>(
     let mut size = 0usize;
     for r in refs {
         for (r, bytes) in read_blobs(store, vec![r]).await? {
+            if bytes.len() > MAX_RIDE_BYTES {
+                if !part.is_empty() {
+                    framed
+                        .send(&ToPeer::Blobs(std::mem::take(&mut part)))
+                        .await?;
+                    size = 0;
+                }
+                send_pieces(framed, r, &bytes).await?;
+                continue;
+            }
             if size > 0 && size + bytes.len() > MAX_RIDE_BYTES {
                 framed
                     .send(&ToPeer::Blobs(std::mem::take(&mut part)))
@@ -415,6 +427,19 @@ async fn send_blobs<S: AsyncRead + AsyncWrite + Unpin>(
         framed.send(&ToPeer::Blobs(part)).await?;
     }
     framed.send(&ToPeer::Blobs(Vec::new())).await?;
+    Ok(())
+}
+
+/// One body larger than a frame's share, in [`ToPeer::BlobPiece`]s.
+async fn send_pieces<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    body: BodyRef,
+    bytes: &Bytes,
+) -> Result<(), LinkError> {
+    let len = bytes.len() as u64;
+    for bytes in pieces(bytes) {
+        framed.send(&ToPeer::BlobPiece { body, len, bytes }).await?;
+    }
     Ok(())
 }
 
@@ -563,7 +588,8 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
                 let all_ops: Vec<_> = records.iter().flat_map(|(_, ops)| ops.clone()).collect();
                 let missing = store.missing_for(&all_ops);
                 if !missing.is_empty() {
-                    fetch_missing(&store, &mut framed, missing, link_timeout).await?;
+                    let sizes = body_sizes(&all_ops);
+                    fetch_missing(&store, &mut framed, missing, &sizes, link_timeout).await?;
                 }
                 store
                     .apply_batch(&peer, records, batch.progress, batch.upto)
@@ -585,11 +611,13 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
                     tracing::info!(peer = %peer.name, %user, "kept local state over a snapshot that lacks some of it");
                 }
                 if !missing.is_empty() {
-                    fetch_missing(&store, &mut framed, missing, link_timeout).await?;
+                    // A snapshot names no sizes: a body is bounded by what a store holds.
+                    let sizes = HashMap::new();
+                    fetch_missing(&store, &mut framed, missing, &sizes, link_timeout).await?;
                 }
                 framed.send(&FromPeer::Ack { upto: 0 }).await?;
             }
-            ToPeer::Blobs(_) => {
+            ToPeer::Blobs(_) | ToPeer::BlobPiece { .. } => {
                 tracing::debug!(peer = %peer.name, "bodies nobody asked for");
             }
             ToPeer::Moves(report) => {
@@ -608,29 +636,90 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The size each body of `ops`' new messages has, as the operations name it.
+fn body_sizes(ops: &[Op]) -> HashMap<BodyRef, u64> {
+    ops.iter()
+        .flat_map(|op| match &op.kind {
+            OpKind::Append { messages, .. } | OpKind::Move { messages, .. } => messages
+                .iter()
+                .map(|m| (m.data.body, u64::from(m.data.size)))
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The body a [`FetchMissing`] is putting together from its pieces.
+type Piece = Option<(BodyRef, Assembly)>;
+
+/// Adds a [`ToPeer::BlobPiece`] to the body being put together; returns the body once
+/// whole. Refused: a body not asked for, a length other than the one its operation
+/// names (or above what a store holds), a piece of another body before this one is
+/// whole, a piece past the length announced.
+fn take_piece(
+    piece: &mut Piece,
+    asked: &HashSet<BodyRef>,
+    sizes: &HashMap<BodyRef, u64>,
+    (body, len, bytes): (BodyRef, u64, &[u8]),
+) -> Result<Option<(BodyRef, Bytes)>, String> {
+    let mut assembly = match piece.take() {
+        Some((at, assembly)) if at == body && assembly.announced() == len => assembly,
+        Some(_) => return Err("a piece of another body before the last was whole".into()),
+        None if !asked.contains(&body) => return Err("a piece of a body nobody asked for".into()),
+        None => {
+            let limit = sizes.get(&body).copied().unwrap_or(MAX_STORED_BODY);
+            if sizes.contains_key(&body) && len != limit {
+                return Err(format!(
+                    "a body announced as {len} bytes that its operation names as {limit}"
+                ));
+            }
+            Assembly::new(len, limit).map_err(|e| e.to_string())?
+        }
+    };
+    if !assembly.push(bytes).map_err(|e| e.to_string())? {
+        *piece = Some((body, assembly));
+        return Ok(None);
+    }
+    Ok(Some((body, assembly.finish().map_err(|e| e.to_string())?)))
+}
+
+/// Asks the peer for `missing` bodies and stores them as they come; `sizes` are the
+/// lengths their operations name (where known).
 async fn fetch_missing<S: AsyncRead + AsyncWrite + Unpin>(
     store: &ReplicatedStore,
     framed: &mut Framed<S>,
     missing: Vec<BodyRef>,
+    sizes: &HashMap<BodyRef, u64>,
     link_timeout: Duration,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let asked = missing.len();
+    let asked: HashSet<BodyRef> = missing.iter().copied().collect();
     framed.send(&FromPeer::Want(missing)).await?;
-    // The bodies come in parts, each stored as it arrives; an empty part ends them.
+    // The bodies come in parts and pieces, each stored once whole; an empty part ends
+    // them. A half-received body is dropped with the error that ends the link.
     let mut got = 0;
+    let mut piece: Piece = None;
     loop {
         let reply = tokio::time::timeout(link_timeout * 10, framed.recv::<ToPeer>()).await??;
-        let ToPeer::Blobs(bodies) = reply else {
-            return Err("expected bodies".into());
-        };
-        if bodies.is_empty() {
-            break;
+        match reply {
+            ToPeer::Blobs(_) if piece.is_some() => {
+                return Err("whole bodies inside a body sent in pieces".into());
+            }
+            ToPeer::Blobs(bodies) if bodies.is_empty() => break,
+            ToPeer::Blobs(bodies) => {
+                got += bodies.len();
+                store_blobs(store, bodies).await?;
+            }
+            ToPeer::BlobPiece { body, len, bytes } => {
+                if let Some(whole) = take_piece(&mut piece, &asked, sizes, (body, len, &bytes))? {
+                    got += 1;
+                    store_blobs(store, vec![whole]).await?;
+                }
+            }
+            _ => return Err("expected bodies".into()),
         }
-        got += bodies.len();
-        store_blobs(store, bodies).await?;
     }
-    if got < asked {
-        tracing::warn!(asked, got, "a peer lacks bodies its ops name");
+    if got < asked.len() {
+        tracing::warn!(asked = asked.len(), got, "a peer lacks bodies its ops name");
     }
     Ok(())
 }
@@ -643,4 +732,52 @@ async fn store_blobs(store: &ReplicatedStore, bodies: Vec<(BodyRef, Bytes)>) -> 
     tokio::task::spawn_blocking(move || blobs.put_many_checked(&bodies).map(|_| ()))
         .await
         .map_err(blocking_err)?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn setup(len: u64) -> (BodyRef, HashSet<BodyRef>, HashMap<BodyRef, u64>) {
+        let body = BodyRef([7; 32]);
+        (body, HashSet::from([body]), HashMap::from([(body, len)]))
+    }
+
+    #[test]
+    fn pieces_of_a_body_asked_for_come_back_whole() {
+        let (body, asked, sizes) = setup(6);
+        let mut piece = None;
+        let first = take_piece(&mut piece, &asked, &sizes, (body, 6, b"abc")).unwrap();
+        assert!(first.is_none() && piece.is_some());
+        let whole = take_piece(&mut piece, &asked, &sizes, (body, 6, b"def")).unwrap();
+        assert_eq!(whole, Some((body, Bytes::from_static(b"abcdef"))));
+        assert!(piece.is_none());
+    }
+
+    #[test]
+    fn pieces_past_the_announced_length_are_refused_not_buffered() {
+        let (body, asked, sizes) = setup(6);
+        let mut piece = None;
+        take_piece(&mut piece, &asked, &sizes, (body, 6, b"abcd")).unwrap();
+        let err = take_piece(&mut piece, &asked, &sizes, (body, 6, b"efg")).unwrap_err();
+        assert!(err.contains("grew to 7"), "{err}");
+        // Nothing of that body is kept.
+        assert!(piece.is_none());
+    }
+
+    #[test]
+    fn a_length_other_than_the_operation_names_is_refused() {
+        let (body, asked, sizes) = setup(6);
+        let mut piece = None;
+        let err = take_piece(&mut piece, &asked, &sizes, (body, 1 << 40, b"a")).unwrap_err();
+        assert!(err.contains("names as 6"), "{err}");
+        let other = BodyRef([8; 32]);
+        let err = take_piece(&mut piece, &asked, &sizes, (other, 3, b"a")).unwrap_err();
+        assert!(err.contains("nobody asked for"), "{err}");
+        // Without a size from an operation, the bound is what a store holds.
+        let err =
+            take_piece(&mut piece, &asked, &HashMap::new(), (body, 1 << 40, b"a")).unwrap_err();
+        assert!(err.contains("above the limit"), "{err}");
+    }
 }

@@ -3,7 +3,9 @@
 //! node applies it. After the handshake the receiver sends [`FromPeer::Welcome`]; then
 //! every [`ToPeer`] message gets exactly one final answer ([`FromPeer::Ack`]), possibly
 //! after a [`FromPeer::Want`] / [`ToPeer::Blobs`] exchange for missing bodies. One
-//! message is in flight at a time: that is the back-pressure. After a
+//! message is in flight at a time: that is the back-pressure. No frame carries more
+//! than [`MAX_CHUNK`](crate::net::MAX_CHUNK) bytes of bodies: a larger body never rides
+//! with a batch and is answered in [`ToPeer::BlobPiece`]s. After a
 //! reconfiguration the sender also reports the data moves it still owes
 //! ([`ToPeer::Moves`]), so that the receiver knows when it may serve moved users.
 
@@ -33,6 +35,16 @@ pub(crate) enum ToPeer {
     /// that is fine because every node of a cluster runs the same build (the frame
     /// version is unchanged for that reason).
     Moves(MovesReport),
+    /// A piece of one body asked for ([`FromPeer::Want`]) that is larger than
+    /// [`MAX_CHUNK`](crate::net::MAX_CHUNK): its pieces come back to back, in order,
+    /// among the [`ToPeer::Blobs`] parts of the answer, each naming the body and its
+    /// whole length. The receiver refuses a length other than the one the operations
+    /// name and pieces past it, and drops a half-received body with the link.
+    BlobPiece {
+        body: BodyRef,
+        len: u64,
+        bytes: Bytes,
+    },
 }
 
 /// See [`ToPeer::Moves`]. The receiver counts itself caught up with the sender only
