@@ -92,6 +92,61 @@ fn config(
     c
 }
 
+/// Two nodes, "wa" (replica 1) and "sb" (replica 2), each dialling the other through a
+/// proxy the test can cut; `cut` starts them apart.
+struct ProxiedPair {
+    a: Node,
+    b: Node,
+    /// What a dials to reach b, and b to reach a.
+    to_b: Proxy,
+    to_a: Proxy,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl ProxiedPair {
+    async fn start(ack: AckMode, cut: bool) -> ProxiedPair {
+        let pki_dir = tempfile::tempdir().unwrap();
+        let a = Spec { name: "wa", id: 1 };
+        let b = Spec { name: "sb", id: 2 };
+        pki::generate(pki_dir.path(), &["wa".into(), "sb".into()], &[], false).unwrap();
+        let la = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to_b = Proxy::start(lb.local_addr().unwrap()).await;
+        let to_a = Proxy::start(la.local_addr().unwrap()).await;
+        to_b.set_cut(cut);
+        to_a.set_cut(cut);
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let timeout = Duration::from_millis(300);
+        let ca = config(
+            &a,
+            da.path(),
+            vec![(&b, to_b.addr.to_string())],
+            ack,
+            timeout,
+        );
+        let cb = config(
+            &b,
+            db.path(),
+            vec![(&a, to_a.addr.to_string())],
+            ack,
+            timeout,
+        );
+        let na = Node::start(ca, tls(pki_dir.path(), "wa"), la)
+            .await
+            .unwrap();
+        let nb = Node::start(cb, tls(pki_dir.path(), "sb"), lb)
+            .await
+            .unwrap();
+        ProxiedPair {
+            a: na,
+            b: nb,
+            to_b,
+            to_a,
+            _dirs: [pki_dir, da, db],
+        }
+    }
+}
+
 /// Records every (mailbox UIDVALIDITY, UID) → body a client ever saw, anywhere.
 #[derive(Default)]
 struct Observer {
@@ -231,36 +286,13 @@ async fn writes_on_one_node_reach_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_link_with_writes_on_both_sides_heals_and_converges() {
-    let pki_dir = tempfile::tempdir().unwrap();
-    let a = Spec { name: "wa", id: 1 };
-    let b = Spec { name: "sb", id: 2 };
-    pki::generate(pki_dir.path(), &["wa".into(), "sb".into()], &[], false).unwrap();
-    let la = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    // a dials b through one proxy, b dials a through another.
-    let to_b = Proxy::start(lb.local_addr().unwrap()).await;
-    let to_a = Proxy::start(la.local_addr().unwrap()).await;
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let ca = config(
-        &a,
-        da.path(),
-        vec![(&b, to_b.addr.to_string())],
-        AckMode::Replica,
-        Duration::from_millis(300),
-    );
-    let cb = config(
-        &b,
-        db.path(),
-        vec![(&a, to_a.addr.to_string())],
-        AckMode::Replica,
-        Duration::from_millis(300),
-    );
-    let na = Node::start(ca, tls(pki_dir.path(), "wa"), la)
-        .await
-        .unwrap();
-    let nb = Node::start(cb, tls(pki_dir.path(), "sb"), lb)
-        .await
-        .unwrap();
+    let ProxiedPair {
+        a: na,
+        b: nb,
+        to_a,
+        to_b,
+        _dirs,
+    } = ProxiedPair::start(AckMode::Replica, false).await;
     let (sa, sb) = (na.store(), nb.store());
     let user = UserId::new("bob").unwrap();
     let inbox = MailboxName::inbox();
@@ -733,40 +765,13 @@ async fn messages_larger_than_a_frame_in_one_write_replicate() {
 /// replica appeared").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_opening_a_user_before_catching_up_changes_no_uidvalidity() {
-    let pki_dir = tempfile::tempdir().unwrap();
-    let a = Spec { name: "wa", id: 1 };
-    let b = Spec { name: "sb", id: 2 };
-    pki::generate(pki_dir.path(), &["wa".into(), "sb".into()], &[], false).unwrap();
-    let la = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let to_b = Proxy::start(lb.local_addr().unwrap()).await;
-    let to_a = Proxy::start(la.local_addr().unwrap()).await;
-    to_b.set_cut(true);
-    to_a.set_cut(true);
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let peer = |p: &Spec, dir: &Path, other: &Spec, addr: SocketAddr| {
-        config(
-            p,
-            dir,
-            vec![(other, addr.to_string())],
-            AckMode::Local,
-            Duration::from_millis(300),
-        )
-    };
-    let na = Node::start(
-        peer(&a, da.path(), &b, to_b.addr),
-        tls(pki_dir.path(), "wa"),
-        la,
-    )
-    .await
-    .unwrap();
-    let nb = Node::start(
-        peer(&b, db.path(), &a, to_a.addr),
-        tls(pki_dir.path(), "sb"),
-        lb,
-    )
-    .await
-    .unwrap();
+    let ProxiedPair {
+        a: na,
+        b: nb,
+        to_a,
+        to_b,
+        _dirs,
+    } = ProxiedPair::start(AckMode::Local, true).await;
     let (sa, sb) = (na.store(), nb.store());
     let user = UserId::new("carol").unwrap();
     let inbox = MailboxName::inbox();
