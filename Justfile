@@ -24,6 +24,13 @@ serve:
 bench-vs-dovecot:
     scripts/bench-vs-dovecot.sh
 
+# LMTP deliveries into Dovecot's LMTP, `pluto serve` and the cluster, side by side
+# (installs dovecot-lmtpd when missing; release builds; about 3 minutes). Knobs:
+# DURATION, CLIENTS, USERS, RECIPIENTS, DOVECOT_FSYNC, SERVERS, STRACE (see
+# scripts/bench-lmtp.sh).
+bench-lmtp:
+    scripts/bench-lmtp.sh
+
 # gw1 on 127.0.0.1:2143 (IMAPS 2993), gw2 on 2144/2994, state in ./pluto-cluster.
 # Arguments go to the script (`just cluster --debug`); knobs are PLUTO_CLUSTER_*
 # variables (scripts/cluster.sh, docs/CLUSTER.md).

@@ -12,7 +12,7 @@
 # Knobs (environment): DURATION=20 (s per workload), CLIENTS=10, USERS=10, FILL=200
 # (messages per INBOX), WATCHERS=50 (workload d), IDLE_SESSIONS=5000,
 # DOVECOT_FSYNC=always|optimized, WORKLOADS="a b c d", SERVERS="dovecot pluto cluster",
-# SKIP_IDLE=1, KEEP=1 (keep the servers' data and logs), BUILD_PLUTO=0 (use target/release/pluto as it is), OUT=DIR (reports; default target/bench-vs-dovecot/<time>).
+# SKIP_IDLE=1, KEEP=1 (keep the servers' data and logs), BUILD_PLUTO=0 (use $CARGO_TARGET_DIR or target/release/pluto as it is), OUT=DIR (reports; default target/bench-vs-dovecot/<time>).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,8 +34,6 @@ WORKLOADS=${WORKLOADS:-a b c d}
 SERVERS=${SERVERS:-dovecot pluto cluster}
 OUT=${OUT:-$ROOT/target/bench-vs-dovecot/$(date +%Y%m%d-%H%M%S)}
 
-GENERATOR=$ROOT/testdata/corpus/gen_mbox.py
-[[ -f $GENERATOR ]] || die "the corpus generator $GENERATOR is missing"
 
 # 5,000 sessions on each side of loopback, plus the servers' own files.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -43,31 +41,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     log "warning: ulimit -n is $(ulimit -n); $IDLE_SESSIONS idle sessions may not all open"
 
 dovecot_install
-if [[ ${BUILD_PLUTO:-1} == 1 ]]; then
-    log "building pluto and pluto-bench (release)"
-    (cd "$ROOT" && cargo build --release -p pluto-gateway -p pluto-bench --bin pluto --bin pluto-bench)
-else
-    log "building pluto-bench (release); using the pluto binary already in target/release"
-    (cd "$ROOT" && cargo build --release -p pluto-bench --bin pluto-bench)
-fi
-PLUTO=$ROOT/target/release/pluto
-BENCH=$ROOT/target/release/pluto-bench
-
-mkdir -p "$OUT"
-WORK=$(mktemp -d /var/tmp/pluto-bench.XXXXXX)
-# Dovecot's unprivileged processes (auth, imap as nobody) must reach their files.
-chmod 755 "$WORK"
-trap 'stop_all; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
-log "reports in $OUT, servers' data in $WORK"
-
-python3 "$GENERATOR" "$WORK/corpus.mbox" 400 >/dev/null
-PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-export PLUTO_BENCH_PASSWORD=$PASSWORD
-mkdir -p "$WORK/pluto"
-log "creating $USERS users (argon2id)"
-for ((i = 1; i <= USERS; i++)); do
-    printf '%s\n' "$PASSWORD" | "$PLUTO" user add "bench$i" --users-file "$WORK/pluto/users" >/dev/null
-done
+bench_prepare pluto-bench
 
 declare -A ADDR
 start_servers() {

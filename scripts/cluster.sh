@@ -11,8 +11,9 @@
 #
 # Environment (all optional):
 #   PLUTO_CLUSTER_DIR        state directory (default ./pluto-cluster)
-#   PLUTO_CLUSTER_PORT_BASE  ports are BASE+offset (default 2000): gw1 IMAP BASE+143 and
-#                            IMAPS BASE+993, gw2 BASE+144 and BASE+994, worker1 store and
+#   PLUTO_CLUSTER_PORT_BASE  ports are BASE+offset (default 2000): gw1 IMAP BASE+143,
+#                            IMAPS BASE+993 and LMTP BASE+24, gw2 BASE+144, BASE+994 and
+#                            BASE+25, worker1 store and
 #                            replication BASE+701/702, worker2 BASE+703/704, storage1
 #                            BASE+705/706
 #   PLUTO_CLUSTER_GATEWAYS   1 or 2 (default 2)
@@ -104,6 +105,9 @@ imap_port() { # gw1 → BASE+143, gw2 → BASE+144
 }
 imaps_port() {
     echo $((BASE + 992 + ${1#gw}))
+}
+lmtp_port() { # gw1 → BASE+24, gw2 → BASE+25
+    echo $((BASE + 23 + ${1#gw}))
 }
 store_port() { # worker1 701, worker2 703, storage1 705
     case $1 in
@@ -361,7 +365,7 @@ start_cluster() {
 
     # Checked after the build, just before the processes bind.
     for name in "${GATEWAY_NAMES[@]}"; do
-        for port in $(imap_port "$name") $(imaps_port "$name"); do
+        for port in $(imap_port "$name") $(imaps_port "$name") $(lmtp_port "$name"); do
             ! port_open "$port" || die "port $HOST:$port is taken (set PLUTO_CLUSTER_PORT_BASE)"
         done
     done
@@ -376,7 +380,8 @@ start_cluster() {
     done
     for name in "${GATEWAY_NAMES[@]}"; do
         spawn "$name" gateway --config "$CONFIG" \
-            --imap "$HOST:$(imap_port "$name")" --imaps "$HOST:$(imaps_port "$name")"
+            --imap "$HOST:$(imap_port "$name")" --imaps "$HOST:$(imaps_port "$name")" \
+            --lmtp "$HOST:$(lmtp_port "$name")"
     done
 
     echo "waiting for every node to be reachable and caught up (up to ${WAIT} s)…"
@@ -414,7 +419,7 @@ start_cluster() {
     echo
     echo "pluto cluster is up (state, logs and pid files in $STATE_DIR)."
     for name in "${GATEWAY_NAMES[@]}"; do
-        echo "  $name: IMAP+STARTTLS $HOST:$(imap_port "$name")   IMAPS $HOST:$(imaps_port "$name")"
+        echo "  $name: IMAP+STARTTLS $HOST:$(imap_port "$name")   IMAPS $HOST:$(imaps_port "$name")   LMTP $HOST:$(lmtp_port "$name")"
     done
     echo "  user:     $user"
     echo "  $PASSWORD_NOTE"

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pluto_auth::scheme::{verify_dummy, verify_password};
-use pluto_auth::{AuthError, Authenticated, Authenticator, hash_password};
+use pluto_auth::{Account, AuthError, Authenticated, Authenticator, hash_password};
 
 /// One account as the directory returns it.
 #[derive(Clone)]
@@ -98,6 +98,19 @@ impl Authenticator for DirectoryAuthenticator {
                     Ok(Authenticated::new(entry.uid))
                 }
             }
+        }
+    }
+
+    async fn find_user(&self, user: &str) -> Result<Option<Account>, AuthError> {
+        // For mail delivery (no password): the same bounded search, trouble is
+        // `Unavailable` (the MTA retries), and a locked account is disabled.
+        match tokio::time::timeout(self.timeout, self.directory.search(user)).await {
+            Err(_) => Err(AuthError::Unavailable(format!(
+                "directory did not answer within {:?}",
+                self.timeout
+            ))),
+            Ok(Err(reason)) => Err(AuthError::Unavailable(format!("directory: {reason}"))),
+            Ok(Ok(entry)) => Ok(entry.map(|e| Account::new(e.uid, !e.locked))),
         }
     }
 }

@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 
+use pluto_model::Quota;
+
 use crate::AuthError;
 
 /// A successful authentication.
@@ -17,12 +19,55 @@ use crate::AuthError;
 pub struct Authenticated {
     /// The account's canonical name.
     pub user: String,
+    /// The account's own quota limits (what the user database says; unset resources
+    /// fall back to the configuration's `[quota]` default).
+    pub quota: Quota,
 }
 
 impl Authenticated {
-    /// A successful authentication of the account named `user` (canonical spelling).
+    /// A successful authentication of the account named `user` (canonical spelling),
+    /// without limits of its own.
     pub fn new(user: impl Into<String>) -> Self {
-        Authenticated { user: user.into() }
+        Authenticated {
+            user: user.into(),
+            quota: Quota::default(),
+        }
+    }
+
+    /// The same, with the account's own quota limits.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
+    }
+}
+
+/// An account found by [`Authenticator::find_user`], without a password: mail
+/// delivery (LMTP, `pluto deliver`) asks whether a recipient exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Account {
+    /// The account's canonical name (as in [`Authenticated::user`]).
+    pub user: String,
+    /// Whether the account may log in (and so receive mail).
+    pub enabled: bool,
+    /// The account's own quota limits (as in [`Authenticated::quota`]).
+    pub quota: Quota,
+}
+
+impl Account {
+    /// An account named `user` (canonical spelling), without limits of its own.
+    pub fn new(user: impl Into<String>, enabled: bool) -> Self {
+        Account {
+            user: user.into(),
+            enabled,
+            quota: Quota::default(),
+        }
+    }
+
+    /// The same, with the account's own quota limits.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
     }
 }
 
@@ -66,6 +111,18 @@ impl Authenticated {
 /// 7. **Return the canonical name** in [`Authenticated`], and be
 ///    `Send + Sync`: one instance serves every session at once.
 ///
+/// 8. **Quota limits are optional.** If your database keeps per-user limits, hand them
+///    back with [`Authenticated::with_quota`] and [`Account::with_quota`] (the same
+///    on both, or login and delivery disagree); what you leave unset falls back to the
+///    configuration's `[quota]` default.
+///
+/// [`find_user`](Authenticator::find_user) serves mail delivery, which has no
+/// password: it answers whether a name is an account (and its canonical
+/// name), or [`AuthError::Unavailable`] when the backend cannot say — then
+/// the MTA is told to try again later (451), never that the user is unknown
+/// (550 bounces the mail). Delivery listens only to trusted networks, so no
+/// decoy time is needed here; a name that could never be stored is `None`.
+///
 /// Stored hashes in Dovecot's `{SCHEME}hash` form can be checked with
 /// [`crate::scheme::verify_password`], so a table migrated from Dovecot works
 /// unchanged.
@@ -78,6 +135,11 @@ pub trait Authenticator: Send + Sync {
     /// [`AuthError::Disabled`] for a right password on a disabled account;
     /// [`AuthError::Unavailable`] when the backend cannot answer.
     async fn authenticate(&self, user: &str, password: &str) -> Result<Authenticated, AuthError>;
+
+    /// Looks `user` up without a password (for mail delivery): `Ok(None)` for
+    /// no such account, [`AuthError::Unavailable`] when the backend cannot
+    /// answer.
+    async fn find_user(&self, user: &str) -> Result<Option<Account>, AuthError>;
 }
 
 #[async_trait]
@@ -85,11 +147,19 @@ impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
     async fn authenticate(&self, user: &str, password: &str) -> Result<Authenticated, AuthError> {
         (**self).authenticate(user, password).await
     }
+
+    async fn find_user(&self, user: &str) -> Result<Option<Account>, AuthError> {
+        (**self).find_user(user).await
+    }
 }
 
 #[async_trait]
 impl<T: Authenticator + ?Sized> Authenticator for Box<T> {
     async fn authenticate(&self, user: &str, password: &str) -> Result<Authenticated, AuthError> {
         (**self).authenticate(user, password).await
+    }
+
+    async fn find_user(&self, user: &str) -> Result<Option<Account>, AuthError> {
+        (**self).find_user(user).await
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Format (compatible with Dovecot's passwd-file): one user per line,
 //! `name:{SCHEME}hash`, optionally followed by more `:`-separated fields
-//! (uid, gid, home, … in Dovecot's files), which are ignored and preserved.
+//! (uid, gid, gecos, home, shell, extra fields, as in Dovecot's files), which are
+//! preserved. Of them pluto reads only the extra fields' quota limits
+//! (`userdb_quota_rule=*:storage=1G`, see [`crate::quota`]).
 //! Lines starting with `#` and blank lines are ignored. Names are looked up
 //! case-insensitively; the spelling in the file is the canonical name.
 //!
@@ -29,9 +31,11 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use pluto_model::Quota;
+
 use crate::names::{lookup_key, validate_user_name};
 use crate::scheme::{DecoyHash, hash_password, verify_password};
-use crate::{AuthError, Authenticated, Authenticator};
+use crate::{Account, AuthError, Authenticated, Authenticator};
 
 /// One user as read from the file.
 #[derive(Debug, Clone)]
@@ -40,6 +44,8 @@ struct Entry {
     name: String,
     /// The stored `{SCHEME}hash`.
     hash: String,
+    /// The limits in the line's extra fields.
+    quota: Quota,
 }
 
 /// What identifies one version of the file on disk.
@@ -168,7 +174,7 @@ impl Authenticator for FileAuthenticator {
         match self.lookup(user) {
             Some(entry) => {
                 if verify_password(password, &entry.hash, self.allow_plaintext).await? {
-                    Ok(Authenticated::new(entry.name))
+                    Ok(Authenticated::new(entry.name).with_quota(entry.quota))
                 } else {
                     Err(AuthError::Failed)
                 }
@@ -179,6 +185,23 @@ impl Authenticator for FileAuthenticator {
             }
         }
     }
+
+    async fn find_user(&self, user: &str) -> Result<Option<Account>, AuthError> {
+        // As for a login: an unreadable file is an outage (the MTA retries), never
+        // "no such user" (which bounces the mail).
+        self.refresh()
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("users file: {e}")))?;
+        // The file has no disabled flag: every entry may log in.
+        Ok(self
+            .lookup(user)
+            .map(|entry| Account::new(entry.name, true).with_quota(entry.quota)))
+    }
+}
+
+/// The extra fields of a line (its eighth field and the rest: they may hold `:`).
+fn extra_fields(line: &str) -> Option<&str> {
+    line.trim_end_matches(['\r', '\n']).splitn(8, ':').nth(7)
 }
 
 /// One parsed line: the name and hash fields, if the line holds a user.
@@ -214,11 +237,19 @@ fn index(text: &str, path: &Path) -> HashMap<String, Entry> {
             tracing::warn!(path = %path.display(), line = i + 1, "users file: duplicate user, first entry wins");
             continue;
         }
+        let (quota, problems) = extra_fields(line).map_or_else(
+            || (Quota::default(), Vec::new()),
+            crate::quota::from_extra_fields,
+        );
+        for problem in problems {
+            tracing::warn!(path = %path.display(), line = i + 1, %problem, "users file: quota field not used");
+        }
         users.insert(
             key,
             Entry {
                 name: name.to_owned(),
                 hash: hash.to_owned(),
+                quota,
             },
         );
     }
@@ -407,5 +438,27 @@ mod tests {
         assert_eq!(users["alice"].hash, "{PLAIN}a");
         assert_eq!(users["bob"].name, "Bob");
         assert_eq!(users["bob"].hash, "{PLAIN}b");
+        assert_eq!(users["alice"].quota, Quota::default());
+    }
+
+    #[test]
+    fn quota_limits_come_from_the_extra_fields() {
+        let text = "a:{PLAIN}a:1000:1000::/home/a::userdb_quota_rule=*:storage=1M userdb_quota_rule2=*:messages=9\r\n\
+                    b:{PLAIN}b::::::quota_storage_size=1k\n\
+                    c:{PLAIN}c:1:1:userdb_quota_rule=*:storage=1M:/home/c\n\
+                    d:{PLAIN}d::::::userdb_quota_rule=Trash:storage=+1M\n";
+        let users = index(text, Path::new("t"));
+        assert_eq!(
+            users["a"].quota,
+            Quota {
+                storage_bytes: Some(1 << 20),
+                messages: Some(9)
+            }
+        );
+        assert_eq!(users["b"].quota.storage_bytes, Some(1024));
+        // Only the eighth field holds extra fields: the same text in the gecos is not one.
+        assert_eq!(users["c"].quota, Quota::default());
+        // A rule pluto cannot honour is left out (the default applies).
+        assert_eq!(users["d"].quota, Quota::default());
     }
 }

@@ -19,6 +19,7 @@
 //! - [`file`] — the users-file adapter ([`FileAuthenticator`]) and the
 //!   atomic editing functions behind `pluto user add|passwd|del`.
 //! - [`postgres`] — the PostgreSQL adapter ([`PostgresAuthenticator`]).
+//! - [`quota`] — per-user quota limits as Dovecot's user databases state them.
 //! - [`throttle`] — failed-login delays, shared through Redis with an
 //!   in-memory fallback.
 //! - [`names`] — which user names may be stored.
@@ -29,10 +30,11 @@ pub mod error;
 pub mod file;
 pub mod names;
 pub mod postgres;
+pub mod quota;
 pub mod scheme;
 pub mod throttle;
 
-pub use authenticator::{Authenticated, Authenticator};
+pub use authenticator::{Account, Authenticated, Authenticator};
 pub use error::AuthError;
 pub use file::FileAuthenticator;
 pub use names::validate_user_name;

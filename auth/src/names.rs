@@ -1,51 +1,23 @@
-//! Which user names may be stored. Shared by the users file and PostgreSQL so
-//! that a name valid in one is valid in the other.
+//! Which user names may be stored: the mail model's one rule
+//! ([`pluto_model::check_user_name`]), shared by the users file, `pluto user add` and
+//! PostgreSQL, so that a name that can be added can also log in (the store's `UserId`
+//! checks the same rule).
 
 use crate::AuthError;
 
-/// Longest accepted user name, in bytes. Long enough for any e-mail address
-/// (RFC 5321 caps a path at 256 octets).
-pub const MAX_USER_NAME_LEN: usize = 255;
+/// Longest accepted user name, in bytes.
+pub use pluto_model::MAX_USER_NAME_LEN;
 
 /// Checks that `name` can be stored as a user name.
 ///
-/// Refused: the empty name, names over [`MAX_USER_NAME_LEN`] bytes, `:` (the
-/// users file's field separator), whitespace and control characters (they
-/// break the file's lines and IMAP's atoms), a leading `#` (a comment line in
-/// the users file), `/` and `\`, and the names `.` and `..` (the name may
-/// become part of a storage path in a backend).
+/// Refused: the empty name, names over [`MAX_USER_NAME_LEN`] bytes, a leading `.` or
+/// `#`, `:`, whitespace, control characters, `/` and `\` (see
+/// [`pluto_model::check_user_name`] for why).
 pub fn validate_user_name(name: &str) -> Result<(), AuthError> {
-    let bad = |reason| {
-        Err(AuthError::InvalidUserName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return bad("empty");
-    }
-    if name.len() > MAX_USER_NAME_LEN {
-        return bad("longer than 255 bytes");
-    }
-    if name.contains(':') {
-        return bad("contains ':'");
-    }
-    if name.chars().any(char::is_whitespace) {
-        return bad("contains whitespace");
-    }
-    if name.chars().any(char::is_control) {
-        return bad("contains a control character");
-    }
-    if name.starts_with('#') {
-        return bad("starts with '#'");
-    }
-    if name.contains('/') || name.contains('\\') {
-        return bad("contains a path separator");
-    }
-    if name == "." || name == ".." {
-        return bad("is '.' or '..'");
-    }
-    Ok(())
+    pluto_model::check_user_name(name).map_err(|e| AuthError::InvalidUserName {
+        name: name.to_owned(),
+        reason: e.reason(),
+    })
 }
 
 /// The key under which a name is looked up: user names are case-insensitive.
@@ -55,6 +27,7 @@ pub(crate) fn lookup_key(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -81,6 +54,7 @@ mod tests {
             "a\\b",
             ".",
             "..",
+            ".alice",
             "a\u{2028}b",
             &long,
         ] {
@@ -92,5 +66,14 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn the_refusal_names_the_user_and_says_why() {
+        let e = validate_user_name(".alice").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid user name \".alice\": a user name cannot start with '.'"
+        );
     }
 }

@@ -11,10 +11,16 @@
 //! verifies a connection before reusing it and opens new ones on demand, so
 //! it recovers by itself once the server is back.
 //!
+//! Quota limits are two optional columns, `quota_storage_bytes` and `quota_messages`
+//! (`bigint`, NULL: the configuration's default; 0: no limit). `init_schema` adds them
+//! to a table made before they existed; a table without them still serves logins (the
+//! adapter notices the missing columns once, warns, and reads the table without them).
+//!
 //! Connections are made without TLS: run PostgreSQL on the same host, a
 //! private network or a Unix socket.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,9 +28,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
+use pluto_model::Quota;
+
 use crate::names::validate_user_name;
 use crate::scheme::{DecoyHash, hash_password_async, verify_password};
-use crate::{AuthError, Authenticated, Authenticator};
+use crate::{Account, AuthError, Authenticated, Authenticator};
 
 /// Settings of the PostgreSQL adapter. Start from [`PostgresConfig::new`],
 /// which fills in the defaults, and change what you need.
@@ -109,7 +117,10 @@ struct Sql {
     qualified: String,
     create: String,
     select: String,
+    /// `select` for a table without the quota columns.
+    select_without_quota: String,
     insert: String,
+    update_quota: String,
     update_password: String,
     update_enabled: String,
     delete: String,
@@ -131,16 +142,28 @@ impl Sql {
                     name text UNIQUE NOT NULL,
                     password_hash text NOT NULL,
                     enabled boolean NOT NULL DEFAULT true,
-                    created timestamptz NOT NULL DEFAULT now()
+                    created timestamptz NOT NULL DEFAULT now(),
+                    quota_storage_bytes bigint,
+                    quota_messages bigint
                 );
+                ALTER TABLE {t} ADD COLUMN IF NOT EXISTS quota_storage_bytes bigint;
+                ALTER TABLE {t} ADD COLUMN IF NOT EXISTS quota_messages bigint;
                 CREATE UNIQUE INDEX IF NOT EXISTS \"{table}_name_lower_key\" ON {t} (lower(name));"
             ),
             // Names are case-insensitive; the lower(name) index makes this an
             // index lookup. An exact-case match wins should a table made
             // without that index hold several spellings.
             select: format!(
-                "SELECT name, password_hash, enabled FROM {t}
+                "SELECT name, password_hash, enabled, quota_storage_bytes, quota_messages FROM {t}
                  WHERE lower(name) = lower($1) ORDER BY (name = $1) DESC LIMIT 1"
+            ),
+            select_without_quota: format!(
+                "SELECT name, password_hash, enabled, NULL::bigint, NULL::bigint FROM {t}
+                 WHERE lower(name) = lower($1) ORDER BY (name = $1) DESC LIMIT 1"
+            ),
+            update_quota: format!(
+                "UPDATE {t} SET quota_storage_bytes = $2, quota_messages = $3
+                 WHERE lower(name) = lower($1)"
             ),
             insert: format!("INSERT INTO {t} (name, password_hash) VALUES ($1, $2)"),
             update_password: format!(
@@ -162,7 +185,12 @@ pub struct PostgresAuthenticator {
     query_timeout: Duration,
     /// Verified for unknown users: the last real hash read from the table.
     decoy: DecoyHash,
+    /// False once the table was found without the quota columns.
+    quota_columns: AtomicBool,
 }
+
+/// One row as read: (canonical name, stored hash, enabled, quota).
+type Row = (String, String, bool, Quota);
 
 impl fmt::Debug for PostgresAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -216,6 +244,7 @@ impl PostgresAuthenticator {
             allow_plaintext: config.allow_plaintext,
             query_timeout: config.query_timeout,
             decoy: DecoyHash::new(),
+            quota_columns: AtomicBool::new(true),
         })
     }
 
@@ -357,6 +386,20 @@ impl PostgresAuthenticator {
             .await
     }
 
+    /// Sets a user's own quota limits (`None`: the configuration's default; `Some(0)`:
+    /// no limit). Needs the quota columns (`pluto auth init-postgres` adds them).
+    pub async fn set_quota(&self, name: &str, quota: Quota) -> Result<(), AuthError> {
+        let column = |n: Option<u64>| -> Result<Option<i64>, AuthError> {
+            n.map(|n| {
+                i64::try_from(n).map_err(|_| AuthError::Config(format!("quota {n} is too large")))
+            })
+            .transpose()
+        };
+        let (storage, messages) = (column(quota.storage_bytes)?, column(quota.messages)?);
+        self.change(&self.sql.update_quota, name, &[&name, &storage, &messages])
+            .await
+    }
+
     /// Removes a user.
     pub async fn delete_user(&self, name: &str) -> Result<(), AuthError> {
         self.change(&self.sql.delete, name, &[&name]).await
@@ -377,27 +420,85 @@ impl PostgresAuthenticator {
         .await
     }
 
-    /// Looks a user up: (canonical name, stored hash, enabled).
-    async fn lookup(&self, user: &str) -> Result<Option<(String, String, bool)>, AuthError> {
-        self.with_client(async |c| {
-            let stmt = c
-                .prepare_cached(&self.sql.select)
-                .await
-                .map_err(|e| self.db_error(e))?;
-            let row = c
-                .query_opt(&stmt, &[&user])
-                .await
-                .map_err(|e| self.db_error(e))?;
-            row.map(|r| {
-                Ok((
-                    r.try_get::<_, String>(0).map_err(|e| self.db_error(e))?,
-                    r.try_get::<_, String>(1).map_err(|e| self.db_error(e))?,
-                    r.try_get::<_, bool>(2).map_err(|e| self.db_error(e))?,
-                ))
+    /// Looks a user up. A table without the quota columns is read without them from
+    /// the first time that is noticed (with one warning).
+    async fn lookup(&self, user: &str) -> Result<Option<Row>, AuthError> {
+        if self.quota_columns.load(Ordering::Relaxed) {
+            match self.lookup_with(&self.sql.select, user).await {
+                Err(LookupError::NoQuotaColumns) => {
+                    if self.quota_columns.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            table = %self.sql.qualified,
+                            "the users table has no quota columns (run `pluto auth init-postgres` to add them); per-user quotas are not read"
+                        );
+                    }
+                }
+                other => return other.map_err(LookupError::into_auth),
+            }
+        }
+        self.lookup_with(&self.sql.select_without_quota, user)
+            .await
+            .map_err(LookupError::into_auth)
+    }
+
+    async fn lookup_with(&self, sql: &str, user: &str) -> Result<Option<Row>, LookupError> {
+        let missing_column =
+            |e: &tokio_postgres::Error| e.code() == Some(&SqlState::UNDEFINED_COLUMN);
+        let result = self
+            .with_client(async |c| {
+                let stmt = match c.prepare_cached(sql).await {
+                    Ok(stmt) => stmt,
+                    Err(e) if missing_column(&e) => return Ok(Err(LookupError::NoQuotaColumns)),
+                    Err(e) => return Err(self.db_error(e)),
+                };
+                let row = c
+                    .query_opt(&stmt, &[&user])
+                    .await
+                    .map_err(|e| self.db_error(e))?;
+                Ok(Ok(row.map(|r| self.row(&r)).transpose()?))
             })
-            .transpose()
-        })
-        .await
+            .await;
+        match result {
+            Ok(inner) => inner,
+            Err(e) => Err(LookupError::Auth(e)),
+        }
+    }
+
+    fn row(&self, r: &tokio_postgres::Row) -> Result<Row, AuthError> {
+        let limit = |i: usize| -> Result<Option<u64>, AuthError> {
+            let value = r
+                .try_get::<_, Option<i64>>(i)
+                .map_err(|e| self.db_error(e))?;
+            // A negative limit is a mistake in the table: the default applies.
+            Ok(value.and_then(|n| u64::try_from(n).ok()))
+        };
+        Ok((
+            r.try_get::<_, String>(0).map_err(|e| self.db_error(e))?,
+            r.try_get::<_, String>(1).map_err(|e| self.db_error(e))?,
+            r.try_get::<_, bool>(2).map_err(|e| self.db_error(e))?,
+            Quota {
+                storage_bytes: limit(3)?,
+                messages: limit(4)?,
+            },
+        ))
+    }
+}
+
+/// Why a lookup failed: the table lacks the quota columns (read it without them), or
+/// anything else.
+enum LookupError {
+    NoQuotaColumns,
+    Auth(AuthError),
+}
+
+impl LookupError {
+    fn into_auth(self) -> AuthError {
+        match self {
+            LookupError::NoQuotaColumns => {
+                AuthError::Unavailable("users table lacks a column".to_owned())
+            }
+            LookupError::Auth(e) => e,
+        }
     }
 }
 
@@ -428,14 +529,14 @@ impl Authenticator for PostgresAuthenticator {
             return Err(AuthError::Failed);
         }
         match self.lookup(user).await? {
-            Some((name, hash, enabled)) => {
+            Some((name, hash, enabled, quota)) => {
                 self.decoy.remember(&hash);
                 if !verify_password(password, &hash, self.allow_plaintext).await? {
                     Err(AuthError::Failed)
                 } else if !enabled {
                     Err(AuthError::Disabled)
                 } else {
-                    Ok(Authenticated::new(name))
+                    Ok(Authenticated::new(name).with_quota(quota))
                 }
             }
             None => {
@@ -443,6 +544,18 @@ impl Authenticator for PostgresAuthenticator {
                 Err(AuthError::Failed)
             }
         }
+    }
+
+    async fn find_user(&self, user: &str) -> Result<Option<Account>, AuthError> {
+        // A name that could never have been stored is not sent to the server (a NUL
+        // byte would be a database error, and so a 451 the MTA retries forever).
+        if validate_user_name(user).is_err() {
+            return Ok(None);
+        }
+        Ok(self
+            .lookup(user)
+            .await?
+            .map(|(name, _, enabled, quota)| Account::new(name, enabled).with_quota(quota)))
     }
 }
 

@@ -173,6 +173,20 @@ async fn reads_dovecot_passwd_files() {
         auth.authenticate("sha", "wrong horse").await,
         Err(AuthError::Failed)
     ));
+    // The quota rule in the extra fields reaches login and delivery alike.
+    let one_gib = pluto_model::Quota {
+        storage_bytes: Some(1 << 30),
+        messages: None,
+    };
+    let login = auth.authenticate("sha", "correct horse").await.unwrap();
+    assert_eq!(login.quota, one_gib);
+    let account = auth.find_user("SHA").await.unwrap().unwrap();
+    assert_eq!(account.quota, one_gib);
+    assert_eq!(
+        auth.find_user("blf").await.unwrap().unwrap().quota,
+        pluto_model::Quota::default(),
+        "no extra fields: no limits of its own"
+    );
     // {PLAIN} without permission: refused like a wrong password.
     assert!(matches!(
         auth.authenticate("plain", "open sesame").await,
@@ -246,4 +260,26 @@ async fn usable_as_a_trait_object() {
     let auth: std::sync::Arc<dyn Authenticator> =
         std::sync::Arc::new(FileAuthenticator::open(&path, false).await.unwrap());
     assert_eq!(auth.authenticate("a", "pw").await.unwrap().user, "a");
+}
+
+#[tokio::test]
+async fn find_user_answers_without_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users");
+    add_user(&path, "Alice", "pw").unwrap();
+    let auth = FileAuthenticator::open(&path, false).await.unwrap();
+    // Case-insensitive, and the canonical spelling comes back.
+    let account = auth.find_user("alice").await.unwrap().unwrap();
+    assert_eq!((account.user.as_str(), account.enabled), ("Alice", true));
+    assert!(auth.find_user("bob").await.unwrap().is_none());
+    assert!(auth.find_user("a\0b").await.unwrap().is_none());
+    // A user added by another program is seen.
+    add_user(&path, "bob", "pw").unwrap();
+    assert!(auth.find_user("bob").await.unwrap().is_some());
+    // The file gone: unknown, not "no such user" (mail would bounce).
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        auth.find_user("alice").await,
+        Err(AuthError::Unavailable(_))
+    ));
 }

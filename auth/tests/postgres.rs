@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proxy, closed_port, service_url, unique_suffix, url_socket_addr, url_with_addr};
 use pluto_auth::{AuthError, Authenticator, PostgresAuthenticator, PostgresConfig};
+use pluto_model::Quota;
 
 const URL_VAR: &str = "PLUTO_TEST_POSTGRES_URL";
 
@@ -242,15 +243,20 @@ async fn missing_table_is_unavailable_with_a_hint() {
     }
 }
 
-#[tokio::test]
-async fn server_down_is_unavailable_quickly() {
+/// An adapter whose server does not listen (a closed port), with a short timeout.
+async fn server_down() -> PostgresAuthenticator {
     let port = closed_port().await;
     let mut c = config(
         &format!("postgres://postgres@127.0.0.1:{port}/test"),
         "public",
     );
     c.connect_timeout = Duration::from_millis(500);
-    let auth = PostgresAuthenticator::new(&c).unwrap();
+    PostgresAuthenticator::new(&c).unwrap()
+}
+
+#[tokio::test]
+async fn server_down_is_unavailable_quickly() {
+    let auth = server_down().await;
     let started = Instant::now();
     match auth.authenticate("alice", "pw").await {
         Err(AuthError::Unavailable(reason)) => {
@@ -336,4 +342,129 @@ fn bad_configuration_is_refused() {
             Err(AuthError::Config(_))
         ));
     });
+}
+
+#[tokio::test]
+async fn find_user_answers_without_a_password() {
+    let Some(url) = service_url(URL_VAR) else {
+        return;
+    };
+    let (auth, _guard) = fresh(&url).await;
+    auth.add_user("Alice@Example.org", "s3cret").await.unwrap();
+    let account = auth.find_user("alice@example.org").await.unwrap().unwrap();
+    assert_eq!(account.user, "Alice@Example.org");
+    assert!(account.enabled);
+    auth.set_enabled("Alice@Example.org", false).await.unwrap();
+    assert!(
+        !auth
+            .find_user("ALICE@example.org")
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    assert!(auth.find_user("bob").await.unwrap().is_none());
+    // Names that could never be stored are not sent to the server: no such user.
+    assert!(auth.find_user("a\0b").await.unwrap().is_none());
+    assert!(
+        auth.find_user(&"x".repeat(100_000))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn find_user_with_the_server_down_is_unavailable() {
+    let auth = server_down().await;
+    assert!(matches!(
+        auth.find_user("alice").await,
+        Err(AuthError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn quota_columns_reach_login_and_delivery() {
+    let Some(url) = service_url(URL_VAR) else {
+        return;
+    };
+    let (auth, _guard) = fresh(&url).await;
+    auth.add_user("alice", "s3cret").await.unwrap();
+    // NULL columns: no limits of its own (the configured default applies).
+    let login = auth.authenticate("alice", "s3cret").await.unwrap();
+    assert_eq!(login.quota, Quota::default());
+    let quota = Quota {
+        storage_bytes: Some(5 << 20),
+        messages: Some(0),
+    };
+    auth.set_quota("ALICE", quota).await.unwrap();
+    assert_eq!(
+        auth.authenticate("alice", "s3cret").await.unwrap().quota,
+        quota
+    );
+    assert_eq!(auth.find_user("alice").await.unwrap().unwrap().quota, quota);
+    assert!(matches!(
+        auth.set_quota("nobody", quota).await,
+        Err(AuthError::NoSuchUser(_))
+    ));
+    assert!(matches!(
+        auth.set_quota(
+            "alice",
+            Quota {
+                storage_bytes: Some(u64::MAX),
+                messages: None
+            }
+        )
+        .await,
+        Err(AuthError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_table_without_quota_columns_still_serves_logins() {
+    let Some(url) = service_url(URL_VAR) else {
+        return;
+    };
+    let (auth, guard) = fresh(&url).await;
+    auth.add_user("alice", "s3cret").await.unwrap();
+    // A table made before the quota columns existed.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE \"{}\".users DROP COLUMN quota_storage_bytes, DROP COLUMN quota_messages",
+            guard.schema
+        ))
+        .await
+        .unwrap();
+    // A fresh adapter (no statements cached from before).
+    let old = PostgresAuthenticator::new(&config(&url, &guard.schema)).unwrap();
+    for _ in 0..2 {
+        let login = old.authenticate("alice", "s3cret").await.unwrap();
+        assert_eq!(login.quota, Quota::default());
+        assert!(old.find_user("alice").await.unwrap().is_some());
+    }
+    // init-postgres adds the columns; a new adapter reads them.
+    old.init_schema().await.unwrap();
+    let new = PostgresAuthenticator::new(&config(&url, &guard.schema)).unwrap();
+    new.set_quota(
+        "alice",
+        Quota {
+            storage_bytes: None,
+            messages: Some(7),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        new.find_user("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .quota
+            .messages,
+        Some(7)
+    );
 }

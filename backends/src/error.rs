@@ -4,22 +4,8 @@
 
 use crate::types::MailboxName;
 
-/// A name (user, mailbox, keyword) that is not allowed, and why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct InvalidName {
-    reason: &'static str,
-}
-
-impl InvalidName {
-    pub fn new(reason: &'static str) -> Self {
-        Self { reason }
-    }
-
-    pub fn reason(&self) -> &'static str {
-        self.reason
-    }
-}
+pub use pluto_model::InvalidName;
+use pluto_model::MailboxRefusal;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -61,6 +47,18 @@ pub enum StoreError {
     /// (ENOSPC, EDQUOT). Nothing was changed: writes that failed so were undone.
     #[error("the server's disk is full: {0}")]
     DiskFull(std::io::Error),
+}
+
+impl From<MailboxRefusal> for StoreError {
+    /// A refusal of the mailbox rules (`pluto_model::rules`): a name that does or does
+    /// not exist keeps its own variant; the others are [`StoreError::NotAllowed`].
+    fn from(r: MailboxRefusal) -> Self {
+        match r {
+            MailboxRefusal::NoSuchMailbox(name) => StoreError::NoSuchMailbox(name),
+            MailboxRefusal::AlreadyExists(name) => StoreError::MailboxExists(name),
+            other => StoreError::NotAllowed(other.to_string()),
+        }
+    }
 }
 
 impl From<std::io::Error> for StoreError {

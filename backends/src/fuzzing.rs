@@ -84,7 +84,7 @@ fn receive(message: ToPeer) {
                 let _ = state.apply_remote(record.ops);
             }
             for (_, version) in batch.progress {
-                state.report_progress(ReplicaId(2), &version);
+                let _ = state.report_progress(ReplicaId(2), &version);
             }
             let _ = state.stable_version();
             let _ = state.compact();
@@ -221,7 +221,7 @@ pub fn seed_links() -> Result<Vec<Vec<u8>>, String> {
     };
     let mut peer = UserState::new(ReplicaId(2), config).map_err(|e| e.to_string())?;
     let mut ops = peer
-        .create_mailbox("INBOX", None)
+        .create_mailbox(&MailboxName::inbox(), None)
         .map_err(|e| e.to_string())?;
     let message = MessageData {
         body: BodyRef([1; 32]),
@@ -230,7 +230,7 @@ pub fn seed_links() -> Result<Vec<Vec<u8>>, String> {
         flags: pluto_crdt::FlagSet::new(),
     };
     ops.extend(
-        peer.append("INBOX", vec![message])
+        peer.append(&MailboxName::inbox(), vec![message])
             .map_err(|e| e.to_string())?
             .ops,
     );

@@ -8,15 +8,16 @@
 //! - [`error`]: [`StoreError`], typed so that the gateway can map each kind to an IMAP
 //!   response code in one place.
 //! - [`maildir`]: the plain Maildir++ backend.
-//! - [`conformance`]: the test suite every backend must pass.
 //! - [`remote`]: the MailStore over the network (a gateway's client, a node's server).
 //! - [`net`]: internal links (mutual TLS, versioned frames) for the RPC and replication.
 //! - [`recent`]: who is told a message is `\Recent` (per node, not replicated).
 //! - [`replicated`]: the replicated store (CRDT state, op log, blobs, snapshots, replication between nodes).
 //!
+//! The test suite every backend must pass is the crate `pluto-conformance`.
+//!
 //! Nothing here knows IMAP syntax: this crate speaks mailboxes, messages, UIDs and flags.
 
-pub mod conformance;
+mod concurrency;
 pub mod error;
 pub mod fsutil;
 #[doc(hidden)]

@@ -153,6 +153,26 @@ pub trait MailStore: Send + Sync + 'static {
         to: &MailboxName,
     ) -> StoreResult<CopyOutcome>;
 
+    /// What the user's mail uses (RFC 9208's STORAGE and MESSAGE): the sizes and the
+    /// number of the messages of every mailbox, counted from the store's own state (the
+    /// same on every replica that has applied the same writes), never from bodies. The
+    /// gateway's quota checks call it before each write of a user with limits, so a
+    /// store should answer it without a pass over the messages; this default, a STATUS
+    /// of every mailbox, is for stores that cannot.
+    async fn usage(&self, user: &UserId) -> StoreResult<Usage> {
+        let mut usage = Usage::default();
+        for mailbox in self.list(user).await?.mailboxes {
+            let status = match self.status(user, &mailbox.name).await {
+                Ok(status) => status,
+                // Deleted since the list: it holds nothing any more.
+                Err(crate::StoreError::NoSuchMailbox(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            usage = usage.plus(Usage::new(status.size, u64::from(status.messages)));
+        }
+        Ok(usage)
+    }
+
     /// Expunges the messages flagged `\Deleted` (only those among `uids` when given).
     /// Returns the expunged UIDs, ascending.
     async fn expunge(

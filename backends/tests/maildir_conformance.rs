@@ -48,9 +48,15 @@ async fn fresh(name: &str) -> (tempfile::TempDir, PathBuf, MaildirStore, UserId)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite() {
+    // A fresh store, on a data root of its own, for every check.
     let tmp = tempfile::tempdir().unwrap();
-    let store = Arc::new(MaildirStore::open(tmp.path().join("mail")).unwrap());
-    pluto_backends::conformance::run_all(store).await;
+    let mut n = 0;
+    pluto_conformance::run_all(|| {
+        n += 1;
+        let root = tmp.path().join(format!("mail{n}"));
+        async move { Arc::new(MaildirStore::open(root).unwrap()) }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -62,7 +62,8 @@ async fn conformance_through_the_rpc() {
     let addr = listener.local_addr().unwrap();
     let _node = start_node(listener, pki_dir.path(), store).await;
     let remote = RemoteStore::new("node1", addr.to_string(), "gw1", tls(pki_dir.path(), "gw1"));
-    conformance::run_all(Arc::new(remote)).await;
+    // One node and one client for every check: each check has a user of its own.
+    pluto_conformance::run_all(pluto_conformance::shared(Arc::new(remote))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +159,8 @@ async fn conformance_of_the_replicated_store_through_the_rpc() {
     let addr = listener.local_addr().unwrap();
     let _node = start_node(listener, pki_dir.path(), store).await;
     let remote = RemoteStore::new("node1", addr.to_string(), "gw1", tls(pki_dir.path(), "gw1"));
-    conformance::run_all(Arc::new(remote)).await;
+    // One node and one client for every check: each check has a user of its own.
+    pluto_conformance::run_all(pluto_conformance::shared(Arc::new(remote))).await;
 }
 
 /// `\Recent` is claimed on the node, not in the gateway: two gateways' clients of one

@@ -117,20 +117,24 @@ impl ProxiedPair {
         to_a.set_cut(cut);
         let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let timeout = Duration::from_millis(300);
-        let ca = config(
+        let mut ca = config(
             &a,
             da.path(),
             vec![(&b, to_b.addr.to_string())],
             ack,
             timeout,
         );
-        let cb = config(
+        let mut cb = config(
             &b,
             db.path(),
             vec![(&a, to_a.addr.to_string())],
             ack,
             timeout,
         );
+        // New nodes that may start apart and write: their empty data directories are
+        // new, not lost ones (which wait for their peer, replicated_restart_empty.rs).
+        ca.trust_empty_data_dir = true;
+        cb.trust_empty_data_dir = true;
         let na = Node::start(ca, tls(pki_dir.path(), "wa"), la)
             .await
             .unwrap();
@@ -545,16 +549,21 @@ async fn restarted_and_new_nodes_catch_up_then_say_so() {
         c.segment_bytes = 4096;
         c.checkpoint_every = 10;
         c.max_lag_records = 5;
+        // New nodes, writing before rc ever ran: their empty data directories are new,
+        // not lost ones (which wait for every peer, replicated_restart_empty.rs).
+        c.trust_empty_data_dir = true;
         c
     };
     let mk_b = || {
-        config(
+        let mut c = config(
             &b,
             db.path(),
             vec![(&a, addr_a.to_string()), (&c, addr_c.to_string())],
             AckMode::Local,
             Duration::from_millis(200),
-        )
+        );
+        c.trust_empty_data_dir = true;
+        c
     };
     let na = Node::start(mk_a(), tls(pki_dir.path(), "ra"), la)
         .await

@@ -18,7 +18,8 @@ fn config(dir: &std::path::Path) -> NodeConfig {
 async fn conformance_in_process() {
     let dir = tempfile::tempdir().unwrap();
     let store = ReplicatedStore::open(&config(dir.path())).unwrap();
-    conformance::run_all(store).await;
+    // One store for every check, so that the log and checkpoints see all their writes.
+    pluto_conformance::run_all(pluto_conformance::shared(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +29,8 @@ async fn conformance_with_tiny_segments_and_frequent_checkpoints() {
     c.segment_bytes = 8 * 1024;
     c.checkpoint_every = 20;
     let store = ReplicatedStore::open(&c).unwrap();
-    conformance::run_all(store).await;
+    // One store for every check, so that the log and checkpoints see all their writes.
+    pluto_conformance::run_all(pluto_conformance::shared(store)).await;
 }
 
 fn body(i: usize) -> Bytes {

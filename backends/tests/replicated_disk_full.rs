@@ -6,57 +6,13 @@
 
 mod replicated_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use pluto_backends::replicated::{AckMode, NodeConfig, ReplicatedStore};
 use pluto_backends::*;
+use pluto_testkit::disk::{Tmpfs, fill};
 use replicated_support::{dump, msg};
-
-/// Mounts a tmpfs of `size` on `dir`; `false` (and a printed reason) when not permitted.
-fn mount_tmpfs(dir: &Path, size: &str) -> bool {
-    let out = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!(
-                "skipped: cannot mount a tmpfs (needs root): {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("skipped: cannot run mount: {e}");
-            false
-        }
-    }
-}
-
-/// Unmounts on drop, so a failing test leaves no mount behind.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-/// Writes `path` until the file system is full.
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).unwrap();
-    for chunk in [65536usize, 4096, 512, 1] {
-        let buf = vec![0u8; chunk];
-        while file.write_all(&buf).and_then(|()| file.flush()).is_ok() {}
-    }
-    let _ = file.sync_all();
-}
 
 fn config(dir: &Path) -> NodeConfig {
     let mut c = NodeConfig::new("node1", 1, dir);
@@ -74,10 +30,9 @@ fn assert_full<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_writes_with_disk_full_and_changes_nothing() {
     let mount = tempfile::tempdir().unwrap();
-    if !mount_tmpfs(mount.path(), "16m") {
+    let Some(_tmpfs) = Tmpfs::mount(mount.path(), "16m") else {
         return;
-    }
-    let _mounted = Mounted(mount.path().to_path_buf());
+    };
     let data = mount.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let user = UserId::new("dora").unwrap();

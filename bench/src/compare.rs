@@ -3,13 +3,16 @@
 
 use std::fmt::Write as _;
 
-use crate::stats::{IDLE_NOTIFY, Report, Row};
+use crate::lmtp::DATA;
+use crate::stats::{IDLE_NOTIFY, Report, Row, TRANSACTION};
 
-/// The row a workload is judged by: all IMAP commands, or for IDLE fan-out the
-/// notification latency.
+/// The row a workload is judged by: all IMAP commands, for IDLE fan-out the
+/// notification latency, for LMTP the DATA phase (message sent → last reply).
 fn key_row(r: &Report) -> &Row {
     if r.meta.workload == "d" {
         r.row(IDLE_NOTIFY).unwrap_or(&r.all)
+    } else if r.lmtp.is_some() {
+        r.row(DATA).unwrap_or(&r.all)
     } else {
         &r.all
     }
@@ -27,34 +30,50 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-/// A Markdown table of every report, grouped by workload, with ratios to the report
-/// labelled `base` for the same workload.
-pub fn table(reports: &[Report], base: &str) -> String {
-    let mut out = String::new();
-    let mut workloads: Vec<&str> = reports
-        .iter()
-        .filter(|r| r.idle_memory.is_none())
-        .map(|r| r.meta.workload.as_str())
-        .collect();
+/// The reports of each workload in turn (sorted by name), the `base` report first,
+/// then the others in the order given.
+fn by_workload<'a>(
+    reports: &[&'a Report],
+    base: &str,
+) -> Vec<(Option<&'a Report>, Vec<&'a Report>)> {
+    let mut workloads: Vec<&str> = reports.iter().map(|r| r.meta.workload.as_str()).collect();
     workloads.sort_unstable();
     workloads.dedup();
-    if !workloads.is_empty() {
+    workloads
+        .into_iter()
+        .map(|w| {
+            let of_w: Vec<&Report> = reports
+                .iter()
+                .copied()
+                .filter(|r| r.meta.workload == w)
+                .collect();
+            let baseline = of_w.iter().copied().find(|r| r.meta.label == base);
+            let ordered = baseline
+                .into_iter()
+                .chain(of_w.iter().copied().filter(|r| r.meta.label != base))
+                .collect();
+            (baseline, ordered)
+        })
+        .collect()
+}
+
+/// A Markdown table of every report, grouped by workload, with ratios to the report
+/// labelled `base` for the same workload: IMAP workloads, LMTP runs, idle memory.
+pub fn table(reports: &[Report], base: &str) -> String {
+    let mut out = String::new();
+    let imap: Vec<&Report> = reports
+        .iter()
+        .filter(|r| r.idle_memory.is_none() && r.lmtp.is_none())
+        .collect();
+    let groups = by_workload(&imap, base);
+    if !groups.is_empty() {
         let _ = writeln!(
             out,
             "| workload | server | clients | commands/s | ×{base} | p50 ms | p99 ms | p99.9 ms | p99 ×{base} | errors |"
         );
         let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     }
-    for w in workloads {
-        let of_w: Vec<&Report> = reports
-            .iter()
-            .filter(|r| r.idle_memory.is_none() && r.meta.workload == w)
-            .collect();
-        let baseline = of_w.iter().find(|r| r.meta.label == base);
-        // The baseline first, then the others in the order given.
-        let ordered = baseline
-            .into_iter()
-            .chain(of_w.iter().filter(|r| r.meta.label != base));
+    for (baseline, ordered) in groups {
         for r in ordered {
             let row = key_row(r);
             let (tput_ratio, p99_ratio) = match baseline {
@@ -64,6 +83,7 @@ pub fn table(reports: &[Report], base: &str) -> String {
                 ),
                 None => ("–".into(), "–".into()),
             };
+            let w = r.meta.workload.as_str();
             let name = if w == "d" {
                 format!("d (IDLE-NOTIFY, {} watchers)", r.meta.watchers)
             } else {
@@ -82,6 +102,7 @@ pub fn table(reports: &[Report], base: &str) -> String {
             );
         }
     }
+    lmtp_table(&mut out, reports, base);
     let idle: Vec<&Report> = reports.iter().filter(|r| r.idle_memory.is_some()).collect();
     if !idle.is_empty() {
         let base_kib = idle
@@ -117,4 +138,58 @@ pub fn table(reports: &[Report], base: &str) -> String {
         }
     }
     out
+}
+
+/// The LMTP runs: deliveries/s (recipient copies), messages/s, the DATA phase's
+/// percentiles and the whole transaction's p99, and whether every copy was found.
+fn lmtp_table(out: &mut String, reports: &[Report], base: &str) {
+    let lmtp: Vec<&Report> = reports.iter().filter(|r| r.lmtp.is_some()).collect();
+    if lmtp.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "| LMTP | server | connections | rcpt/msg | deliveries/s | ×{base} | messages/s | DATA p50 ms | p99 ms | p99.9 ms | p99 ×{base} | transaction p99 ms | errors | copies found |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for (baseline, ordered) in by_workload(&lmtp, base) {
+        let base_figures = baseline.and_then(|b| b.lmtp.as_ref().map(|l| (b, l)));
+        for r in ordered {
+            let Some(l) = &r.lmtp else { continue };
+            let row = key_row(r);
+            let (tput_ratio, p99_ratio) = match base_figures {
+                Some((b, bl)) => (
+                    ratio(l.deliveries_per_sec, bl.deliveries_per_sec),
+                    ratio(row.p99_us as f64, key_row(b).p99_us as f64),
+                ),
+                None => ("–".into(), "–".into()),
+            };
+            let found = match &l.verified {
+                None => "not checked".to_owned(),
+                Some(v) if v.ok() => format!("{} of {}", v.found, v.expected),
+                Some(v) => format!("**{} of {}: WRONG**", v.found, v.expected),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {tput_ratio} | {:.0} | {:.2} | {:.2} | {:.2} | {p99_ratio} | {:.2} | {} | {found} |",
+                r.meta.workload,
+                r.meta.label,
+                r.meta.clients,
+                l.recipients,
+                l.deliveries_per_sec,
+                l.messages_per_sec,
+                ms(row.p50_us),
+                ms(row.p99_us),
+                ms(row.p999_us),
+                r.row(TRANSACTION).map_or(0.0, |t| ms(t.p99_us)),
+                r.errors_total,
+            );
+        }
+    }
 }

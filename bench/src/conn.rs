@@ -329,7 +329,7 @@ impl Conn {
     }
 }
 
-async fn within<F: std::future::Future>(limit: Duration, f: F) -> Result<F::Output> {
+pub(crate) async fn within<F: std::future::Future>(limit: Duration, f: F) -> Result<F::Output> {
     tokio::time::timeout(limit, f)
         .await
         .map_err(|_| BenchError::Timeout(limit))

@@ -1,10 +1,10 @@
-//! The `pluto-bench` command line: `run` a workload, measure `idle-memory`, or
-//! `compare` saved reports side by side. Results go to standard output as a table
+//! The `pluto-bench` command line: `run` a workload, load a server with `lmtp`
+//! deliveries, measure `idle-memory`, or `compare` saved reports side by side. Results go to standard output as a table
 //! and, with `--json FILE`, as JSON; the progress line goes to standard error.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +14,10 @@ use pluto_bench::conn::{Target, TlsTarget};
 use pluto_bench::error::{BenchError, Result};
 use pluto_bench::stats::{Meta, Report, Stats};
 use pluto_bench::workload::{RunConfig, User, Workload};
-use pluto_bench::{compare, corpus, idle_mem, workload};
+use pluto_bench::{compare, corpus, idle_mem, lmtp, workload};
 
 #[derive(Parser)]
-#[command(name = "pluto-bench", version, about = "IMAP load generator")]
+#[command(name = "pluto-bench", version, about = "IMAP and LMTP load generator")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -27,6 +27,8 @@ struct Cli {
 enum Cmd {
     /// Run one workload and report per-command throughput and latency.
     Run(RunArgs),
+    /// Deliver over LMTP from C connections and report deliveries/s and latency.
+    Lmtp(LmtpArgs),
     /// Open many sessions in IDLE and report the server's PSS per session.
     IdleMemory(IdleArgs),
     /// Print saved JSON reports side by side, with ratios to a baseline label.
@@ -68,6 +70,12 @@ struct ServerArgs {
     /// Longest wait for one answer, in seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+#[derive(Args, Clone)]
+struct ReportArgs {
     /// Label for the report (e.g. "pluto", "dovecot").
     #[arg(long, default_value = "server")]
     label: String,
@@ -101,6 +109,15 @@ struct RunArgs {
     /// Workload d: sessions idling on the mailbox.
     #[arg(long, default_value_t = 50)]
     watchers: usize,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct CorpusArgs {
     /// An mbox to take messages from, instead of running the generator.
     #[arg(long)]
     corpus_mbox: Option<PathBuf>,
@@ -110,6 +127,62 @@ struct RunArgs {
     /// How many corpus messages to use.
     #[arg(long, default_value_t = 400)]
     corpus_count: usize,
+}
+
+impl CorpusArgs {
+    fn load(&self) -> Result<Arc<Vec<Vec<u8>>>> {
+        let generator = self
+            .corpus_generator
+            .clone()
+            .unwrap_or_else(corpus::default_generator);
+        let messages = corpus::load(self.corpus_mbox.as_deref(), &generator, self.corpus_count)?;
+        Ok(Arc::new(messages))
+    }
+}
+
+#[derive(Args)]
+struct LmtpArgs {
+    /// The server's LMTP address.
+    #[arg(long, default_value = "127.0.0.1:1024")]
+    addr: SocketAddr,
+    /// Count every user's INBOX over IMAP (plain) at this address before and after the
+    /// run, and fail unless each grew by exactly its 250s (needs --password).
+    #[arg(long)]
+    verify_imap: Option<SocketAddr>,
+    /// Recipients are PREFIX1@DOMAIN … PREFIXM@DOMAIN.
+    #[arg(long, default_value = "bench")]
+    user_prefix: String,
+    /// M: how many users.
+    #[arg(long, default_value_t = 10)]
+    users: usize,
+    /// Every user's password (for --verify-imap).
+    #[arg(long, env = "PLUTO_BENCH_PASSWORD")]
+    password: Option<String>,
+    /// The recipients' domain.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// The envelope sender (MAIL FROM).
+    #[arg(long, default_value = "bench@localhost")]
+    sender: String,
+    /// C: concurrent LMTP connections.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// N: recipients per message, N different users (N ≤ M).
+    #[arg(long, default_value_t = 1)]
+    recipients: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Stop after this many messages over all connections.
+    #[arg(long)]
+    max_messages: Option<u64>,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// Longest wait for one reply, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    #[command(flatten)]
+    report: ReportArgs,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
@@ -170,14 +243,26 @@ fn real_main(cli: Cli) -> Result<()> {
             out(&compare::table(&all, &base))
         }
         Cmd::Run(args) => {
-            let rt = runtime(args.server.threads)?;
+            let rt = runtime(args.server.report.threads)?;
             let report = rt.block_on(run(&args))?;
-            finish(&args.server, &report)
+            finish(args.server.report.json.as_deref(), &report)
+        }
+        Cmd::Lmtp(args) => {
+            let rt = runtime(args.report.threads)?;
+            let report = rt.block_on(deliver(&args))?;
+            finish(args.report.json.as_deref(), &report)?;
+            match report.lmtp.as_ref().and_then(|l| l.verified.as_ref()) {
+                Some(v) if !v.ok() => Err(BenchError::Usage(format!(
+                    "the server answered 250 for {} copies but {} arrived",
+                    v.expected, v.found
+                ))),
+                _ => Ok(()),
+            }
         }
         Cmd::IdleMemory(args) => {
-            let rt = runtime(args.server.threads)?;
+            let rt = runtime(args.server.report.threads)?;
             let report = rt.block_on(idle(&args))?;
-            finish(&args.server, &report)
+            finish(args.server.report.json.as_deref(), &report)
         }
     }
 }
@@ -206,21 +291,29 @@ fn target(s: &ServerArgs) -> Result<Target> {
     } else {
         None
     };
-    if !s.timeout.is_finite() || s.timeout <= 0.0 {
-        return Err(BenchError::Usage("--timeout must be positive".into()));
-    }
     Ok(Target {
         addr: s.addr,
         tls,
-        timeout: Duration::from_secs_f64(s.timeout),
+        timeout: timeout(s.timeout)?,
     })
 }
 
+fn timeout(secs: f64) -> Result<Duration> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(BenchError::Usage("--timeout must be positive".into()));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn users(s: &ServerArgs) -> Vec<User> {
-    (1..=s.users)
+    numbered_users(&s.user_prefix, s.users, &s.password)
+}
+
+fn numbered_users(prefix: &str, count: usize, password: &str) -> Vec<User> {
+    (1..=count)
         .map(|i| User {
-            name: format!("{}{i}", s.user_prefix),
-            password: s.password.clone(),
+            name: format!("{prefix}{i}"),
+            password: password.to_owned(),
         })
         .collect()
 }
@@ -236,13 +329,9 @@ fn seconds(v: f64, what: &str) -> Result<Duration> {
 }
 
 async fn run(args: &RunArgs) -> Result<Report> {
-    let generator = args
-        .corpus_generator
-        .clone()
-        .unwrap_or_else(corpus::default_generator);
-    let corpus = corpus::load(args.corpus_mbox.as_deref(), &generator, args.corpus_count)?;
+    let corpus = args.corpus.load()?;
     workload::run(RunConfig {
-        label: args.server.label.clone(),
+        label: args.server.report.label.clone(),
         target: target(&args.server)?,
         workload: args.workload,
         clients: args.clients,
@@ -251,7 +340,41 @@ async fn run(args: &RunArgs) -> Result<Report> {
         max_cycles: args.max_cycles,
         fill: args.fill,
         watchers: args.watchers,
-        corpus: Arc::new(corpus),
+        corpus,
+        progress: !args.quiet,
+    })
+    .await
+}
+
+async fn deliver(args: &LmtpArgs) -> Result<Report> {
+    let timeout = timeout(args.timeout)?;
+    let verify = match (args.verify_imap, &args.password) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(BenchError::Usage(
+                "--verify-imap needs --password (or PLUTO_BENCH_PASSWORD)".into(),
+            ));
+        }
+        (Some(addr), Some(_)) => Some(Target {
+            addr,
+            tls: None,
+            timeout,
+        }),
+    };
+    let password = args.password.clone().unwrap_or_default();
+    lmtp::run(lmtp::LmtpConfig {
+        label: args.report.label.clone(),
+        addr: args.addr,
+        timeout,
+        clients: args.clients,
+        recipients: args.recipients,
+        users: numbered_users(&args.user_prefix, args.users, &password),
+        domain: args.domain.clone(),
+        sender: args.sender.clone(),
+        duration: seconds(args.duration, "--duration")?,
+        max_messages: args.max_messages,
+        corpus: args.corpus.load()?,
+        verify,
         progress: !args.quiet,
     })
     .await
@@ -272,7 +395,7 @@ async fn idle(args: &IdleArgs) -> Result<Report> {
     })
     .await?;
     let meta = Meta {
-        label: args.server.label.clone(),
+        label: args.server.report.label.clone(),
         workload: "idle-memory".into(),
         target: args.server.addr.to_string(),
         tls,
@@ -289,8 +412,8 @@ async fn idle(args: &IdleArgs) -> Result<Report> {
     Ok(report)
 }
 
-fn finish(server: &ServerArgs, report: &Report) -> Result<()> {
-    if let Some(path) = &server.json {
+fn finish(json: Option<&Path>, report: &Report) -> Result<()> {
+    if let Some(path) = json {
         std::fs::write(path, serde_json::to_string_pretty(report)?)?;
     }
     out(&report.table())

@@ -14,6 +14,13 @@ pub const ALL: &str = "ALL";
 /// Pseudo-commands: not IMAP commands, so left out of [`ALL`] and of commands/s.
 pub const CONNECT: &str = "CONNECT";
 pub const IDLE_NOTIFY: &str = "IDLE-NOTIFY";
+/// LMTP: one whole transaction (MAIL … the last recipient's reply after DATA).
+pub const TRANSACTION: &str = "TRANSACTION";
+
+/// Rows that are not one command (round trip) each, so not part of [`ALL`].
+fn is_pseudo(name: &str) -> bool {
+    [CONNECT, IDLE_NOTIFY, TRANSACTION].contains(&name)
+}
 
 /// One client's measurements.
 #[derive(Default)]
@@ -27,6 +34,10 @@ struct Entry {
 }
 
 impl Entry {
+    #[expect(
+        clippy::expect_used,
+        reason = "constant bounds that hdrhistogram accepts"
+    )]
     fn new() -> Entry {
         Entry {
             // 1 µs .. 1 h at 3 significant digits; values above are clamped. The
@@ -65,7 +76,7 @@ impl Stats {
         let mut all = Entry::new();
         let mut commands = Vec::new();
         for (name, e) in &self.per {
-            if *name != CONNECT && *name != IDLE_NOTIFY {
+            if !is_pseudo(name) {
                 let _ = all.hist.add(&e.hist);
                 all.errors += e.errors;
             }
@@ -81,6 +92,7 @@ impl Stats {
             all: total,
             commands,
             idle_memory: None,
+            lmtp: None,
         }
     }
 }
@@ -173,6 +185,40 @@ pub struct IdleMemory {
     pub pss_per_session_kib: f64,
 }
 
+/// What an LMTP run delivered (the `lmtp` subcommand).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LmtpFigures {
+    /// Recipients of each message.
+    pub recipients: usize,
+    /// Messages whose every recipient got 250 after DATA.
+    pub messages: u64,
+    /// Recipient copies answered 250 after DATA.
+    pub deliveries: u64,
+    pub messages_per_sec: f64,
+    pub deliveries_per_sec: f64,
+    /// Recipients refused at RCPT or after DATA, and broken transactions.
+    pub refused: u64,
+    /// The copies found afterwards, when the run checked over IMAP.
+    pub verified: Option<Verified>,
+}
+
+/// The check after an LMTP run: every user's INBOX counted over IMAP before and after.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verified {
+    /// Copies the server said it delivered (250 after DATA).
+    pub expected: u64,
+    /// New messages found in the INBOXes.
+    pub found: u64,
+    /// Users whose INBOX grew by another number than their 250s.
+    pub users_wrong: Vec<String>,
+}
+
+impl Verified {
+    pub fn ok(&self) -> bool {
+        self.expected == self.found && self.users_wrong.is_empty()
+    }
+}
+
 /// The whole result of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -184,6 +230,9 @@ pub struct Report {
     pub all: Row,
     pub commands: Vec<Row>,
     pub idle_memory: Option<IdleMemory>,
+    /// LMTP runs only (older reports have none).
+    #[serde(default)]
+    pub lmtp: Option<LmtpFigures>,
 }
 
 impl Report {
@@ -242,6 +291,29 @@ impl Report {
                 i.processes_before,
                 i.processes_after,
                 i.pss_per_session_kib
+            );
+        }
+        if let Some(l) = &self.lmtp {
+            let _ = writeln!(
+                s,
+                "LMTP: {} recipient(s) per message: {} messages ({:.1}/s), {} deliveries ({:.1}/s), {} refused; {}",
+                l.recipients,
+                l.messages,
+                l.messages_per_sec,
+                l.deliveries,
+                l.deliveries_per_sec,
+                l.refused,
+                match &l.verified {
+                    None => "not verified".to_owned(),
+                    Some(v) if v.ok() =>
+                        format!("verified over IMAP: {} of {} found", v.found, v.expected),
+                    Some(v) => format!(
+                        "VERIFICATION FAILED: {} found for {} delivered; wrong users: {}",
+                        v.found,
+                        v.expected,
+                        v.users_wrong.join(" ")
+                    ),
+                }
             );
         }
         s

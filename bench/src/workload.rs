@@ -83,29 +83,56 @@ pub struct RunConfig {
     pub progress: bool,
 }
 
+/// What a run may still do: until a deadline, at most a number of cycles (or
+/// messages), unless stopped. Shared by a run's clients.
+pub(crate) struct Budget {
+    deadline: Instant,
+    max: Option<u64>,
+    claimed: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Budget {
+    pub(crate) fn new(deadline: Instant, max: Option<u64>) -> Budget {
+        Budget {
+            deadline,
+            max,
+            claimed: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes one unit: its number (0, 1, …), or `None` when time or count is up.
+    pub(crate) fn claim(&self) -> Option<u64> {
+        if self.stop.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
+            return None;
+        }
+        let n = self.claimed.fetch_add(1, Ordering::Relaxed);
+        match self.max {
+            Some(max) if n >= max => {
+                self.claimed.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+            _ => Some(n),
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// State shared by the clients of one run.
 struct Shared {
     cfg: RunConfig,
     live: Live,
-    deadline: Instant,
-    claimed: AtomicU64,
-    stop: AtomicBool,
+    budget: Budget,
 }
 
 impl Shared {
     /// Takes one cycle from the budget; false when time or count is up.
     fn claim(&self) -> bool {
-        if self.stop.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
-            return false;
-        }
-        let n = self.claimed.fetch_add(1, Ordering::Relaxed);
-        match self.cfg.max_cycles {
-            Some(max) if n >= max => {
-                self.claimed.fetch_sub(1, Ordering::Relaxed);
-                false
-            }
-            _ => true,
-        }
+        self.budget.claim().is_some()
     }
 }
 
@@ -119,11 +146,9 @@ pub async fn run(cfg: RunConfig) -> Result<Report> {
     setup(&cfg).await?;
     let started = Instant::now();
     let shared = Arc::new(Shared {
-        deadline: started + cfg.duration,
+        budget: Budget::new(started + cfg.duration, cfg.max_cycles),
         cfg: cfg.clone(),
         live: Live::default(),
-        claimed: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
     });
     let progress = cfg
         .progress
@@ -145,7 +170,7 @@ pub async fn run(cfg: RunConfig) -> Result<Report> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    shared.stop.store(true, Ordering::Relaxed);
+    shared.budget.stop();
     if let Some(p) = progress {
         p.abort();
         eprintln!();
@@ -174,26 +199,39 @@ pub async fn run(cfg: RunConfig) -> Result<Report> {
     Ok(stats.report(meta, secs))
 }
 
-async fn progress_line(shared: Arc<Shared>, started: Instant) {
+/// Every second, rewrites the progress line on standard error with `line(total, per
+/// second)` of what `count` reads (a counter that only grows). Runs until aborted.
+pub(crate) async fn progress(count: impl Fn() -> u64, line: impl Fn(u64, u64) -> String) {
     let mut last = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
         tick.tick().await;
-        let now = shared.live.commands.load(Ordering::Relaxed);
-        eprint!(
-            "\r[{} {}] {:>4.0}/{:.0} s  cycles {:>7}  commands {:>8} ({:>6}/s)  errors {}   ",
-            shared.cfg.label,
-            shared.cfg.workload.name(),
-            started.elapsed().as_secs_f64(),
-            shared.cfg.duration.as_secs_f64(),
-            shared.live.cycles.load(Ordering::Relaxed),
-            now,
-            now - last,
-            shared.live.errors.load(Ordering::Relaxed),
-        );
+        let now = count();
+        eprint!("\r{}   ", line(now, now.saturating_sub(last)));
         last = now;
     }
+}
+
+async fn progress_line(shared: Arc<Shared>, started: Instant) {
+    let s = shared.clone();
+    progress(
+        move || s.live.commands.load(Ordering::Relaxed),
+        move |now, per_sec| {
+            format!(
+                "[{} {}] {:>4.0}/{:.0} s  cycles {:>7}  commands {:>8} ({:>6}/s)  errors {}",
+                shared.cfg.label,
+                shared.cfg.workload.name(),
+                started.elapsed().as_secs_f64(),
+                shared.cfg.duration.as_secs_f64(),
+                shared.live.cycles.load(Ordering::Relaxed),
+                now,
+                per_sec,
+                shared.live.errors.load(Ordering::Relaxed),
+            )
+        },
+    )
+    .await;
 }
 
 /// Logs in as `user` and makes sure the bench mailboxes exist and INBOX holds at
@@ -241,7 +279,7 @@ async fn setup(cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-async fn login(conn: &mut Conn, user: &User) -> Result<Reply> {
+pub(crate) async fn login(conn: &mut Conn, user: &User) -> Result<Reply> {
     conn.command(&format!(
         "LOGIN {} {}",
         quote(&user.name),
@@ -251,7 +289,7 @@ async fn login(conn: &mut Conn, user: &User) -> Result<Reply> {
     .ok("LOGIN")
 }
 
-async fn status_messages(conn: &mut Conn, mailbox: &str) -> Result<usize> {
+pub(crate) async fn status_messages(conn: &mut Conn, mailbox: &str) -> Result<usize> {
     let reply = conn
         .command(&format!("STATUS {mailbox} (MESSAGES)"))
         .await?

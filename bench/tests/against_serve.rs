@@ -4,89 +4,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pluto_bench::conn::{Target, TlsTarget};
 use pluto_bench::stats::{ALL, CONNECT, IDLE_NOTIFY, Report};
 use pluto_bench::workload::{self, RunConfig, User, Workload};
 use pluto_bench::{corpus, idle_mem};
-use pluto_cluster_tests::cluster::pluto_bin;
+use pluto_testkit::serve::Pluto;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const PASSWORD: &str = "bench-test-password";
 
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-struct Serve {
-    child: Child,
-    imap: SocketAddr,
-    imaps: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(users: usize) -> Serve {
-    use std::io::Write;
-    let bin = pluto_bin();
-    let dir = tempfile::tempdir().unwrap();
-    for i in 1..=users {
-        let mut add = Command::new(&bin)
-            .args(["user", "add", &format!("bench{i}"), "--data-dir"])
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        add.stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = add.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let (imap, imaps) = (free_addr(), free_addr());
-    let child = Command::new(&bin)
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--imap", &imap.to_string(), "--imaps", &imaps.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(imap).is_err()
-        || std::net::TcpStream::connect(imaps).is_err()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "pluto serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Serve {
-        child,
-        imap,
-        imaps,
-        _dir: dir,
-    }
+/// `pluto serve` with the users `bench1` … `benchN`.
+fn serve(users: usize) -> Pluto {
+    let names: Vec<String> = (1..=users).map(|i| format!("bench{i}")).collect();
+    let users: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), PASSWORD)).collect();
+    Pluto::start(&users)
 }
 
 fn users(n: usize, password: &str) -> Vec<User> {
@@ -230,7 +164,7 @@ async fn every_workload_against_pluto_serve() {
         users: users(2, PASSWORD),
         sessions: 20,
         concurrency: 4,
-        pids: vec![s.child.id()],
+        pids: vec![s.pid().unwrap()],
         settle: Duration::from_millis(200),
         hold: Duration::ZERO,
         warmup: 4,

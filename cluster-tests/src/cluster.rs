@@ -6,32 +6,19 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
+use pluto_testkit::ports::reserve;
+pub use pluto_testkit::serve::pluto_bin;
+use pluto_testkit::serve::run_pluto;
+
 use crate::proxy::FaultProxy;
 
 pub const USER_PASSWORD: &str = "cluster-test-password";
-
-/// The `pluto` binary of this workspace (built first when missing).
-pub fn pluto_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> → target/<profile>/pluto
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let bin = dir.join("pluto");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "pluto-gateway", "--bin", "pluto"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building pluto failed");
-    }
-    assert!(bin.exists(), "no pluto binary at {}", bin.display());
-    bin
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -74,6 +61,8 @@ pub struct Spec {
     /// `limits.append_limit` for every process (gateway and nodes), when not the
     /// default.
     pub append_limit: Option<u32>,
+    /// `quota.messages` for every process, when set.
+    pub quota_messages: Option<u64>,
     pub users: Vec<String>,
 }
 
@@ -86,6 +75,7 @@ impl Default for Spec {
             ack_timeout_ms: 1500,
             rpc_timeout_ms: 10_000,
             append_limit: None,
+            quota_messages: None,
             users: (1..=8).map(|i| format!("user{i}")).collect(),
         }
     }
@@ -97,40 +87,33 @@ pub struct Cluster {
     pub config: PathBuf,
     pub nodes: Vec<Node>,
     pub imap: SocketAddr,
+    /// The gateway's LMTP listener (a reserved port, never the default 1024).
+    pub lmtp: SocketAddr,
+    /// The gateway's Prometheus `/metrics` endpoint.
+    pub gateway_metrics: SocketAddr,
     gateway: Option<Child>,
+}
+
+/// A further gateway in front of the same nodes ([`Cluster::start_gateway`]), with its
+/// own configuration file; stopped when dropped.
+pub struct Gateway {
+    pub imap: SocketAddr,
+    pub lmtp: SocketAddr,
+    pub metrics: SocketAddr,
+    child: Child,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 async fn free_port() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let a = l.local_addr().unwrap();
     (l, a)
-}
-
-/// A port for a child process to bind later. Taken below the kernel's ephemeral range
-/// (32768 and up on Linux), from which `bind(:0)` and every outgoing connection draw:
-/// a port reserved that way and released could be handed to someone else before the
-/// child binds it, and was (a node's metrics port, taken meanwhile by another test).
-/// Each port is handed out once per process; the start is spread by the process id so
-/// that test binaries run side by side rarely meet.
-fn reserve() -> SocketAddr {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    const FIRST: u16 = 12_000;
-    const SPAN: u16 = 20_000;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        (std::process::id() % u32::from(SPAN)) as u16 + 1,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..SPAN {
-        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
-        let addr = SocketAddr::from(([127, 0, 0, 1], FIRST + offset));
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
-    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
 }
 
 impl Cluster {
@@ -152,7 +135,7 @@ impl Cluster {
             "gw1".to_owned(),
         ];
         pki_args.extend(names.iter().map(|(n, _)| n.clone()));
-        run(&bin, &pki_args, "");
+        run_pluto(&pki_args, "");
 
         let mut toml = format!(
             "[cluster]\npki_dir = \"{}\"\nack = \"{}\"\nack_timeout_ms = {}\nrpc_timeout_ms = {}\n",
@@ -189,12 +172,14 @@ impl Cluster {
         if let Some(limit) = spec.append_limit {
             let _ = write!(toml, "\n[limits]\nappend_limit = {limit}\n");
         }
+        if let Some(messages) = spec.quota_messages {
+            let _ = write!(toml, "\n[quota]\nmessages = {messages}\n");
+        }
         let config = dir.path().join("cluster.toml");
         std::fs::write(&config, toml).unwrap();
         let users = dir.path().join("users");
         for u in &spec.users {
-            run(
-                &bin,
+            run_pluto(
                 &[
                     "user".into(),
                     "add".into(),
@@ -206,12 +191,15 @@ impl Cluster {
             );
         }
         let imap = reserve();
+        let lmtp = reserve();
         let mut cluster = Cluster {
             dir,
             bin,
             config,
             nodes,
             imap,
+            lmtp,
+            gateway_metrics: reserve(),
             gateway: None,
         };
         for i in 0..cluster.nodes.len() {
@@ -246,27 +234,81 @@ impl Cluster {
     }
 
     fn spawn_gateway(&mut self) {
-        let log_path = self.dir.path().join("gw1.log");
+        let addrs = [self.imap, self.lmtp, self.gateway_metrics];
+        let child = self.spawn_gateway_process("gw1", &self.config, addrs);
+        self.gateway = Some(child);
+    }
+
+    /// `pluto gateway` as `label` (its data dir and log), with gw1's certificate and the
+    /// users file, listening on IMAP, LMTP and metrics `addrs`.
+    fn spawn_gateway_process(
+        &self,
+        label: &str,
+        config: &std::path::Path,
+        [imap, lmtp, metrics]: [SocketAddr; 3],
+    ) -> Child {
+        let log_path = self.dir.path().join(format!("{label}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .unwrap();
         let users = self.dir.path().join("users");
-        let child = Command::new(&self.bin)
+        Command::new(&self.bin)
             .args(["gateway", "--config"])
-            .arg(&self.config)
-            .args(["--imap", &self.imap.to_string(), "--imaps", ""])
+            .arg(config)
+            .args(["--imap", &imap.to_string(), "--imaps", ""])
+            .args(["--lmtp", &lmtp.to_string()])
             .env("PLUTO_CLUSTER__NAME", "gw1")
-            .env("PLUTO_DATA_DIR", self.dir.path().join("gw1"))
+            .env("PLUTO_DATA_DIR", self.dir.path().join(label))
             .env("PLUTO_AUTH__USERS_FILE", users)
+            .env("PLUTO_METRICS__LISTEN", metrics.to_string())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap();
-        self.gateway = Some(child);
+            .unwrap()
+    }
+
+    /// Starts another gateway with `config` (e.g. [`Self::config_blind_to`]) and waits
+    /// until it answers IMAP and its prober has had time to see the nodes.
+    pub async fn start_gateway(&self, label: &str, config: &std::path::Path) -> Gateway {
+        let (imap, lmtp, metrics) = (reserve(), reserve(), reserve());
+        let child = self.spawn_gateway_process(label, config, [imap, lmtp, metrics]);
+        let gateway = Gateway {
+            imap,
+            lmtp,
+            metrics,
+            child,
+        };
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(imap).await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{label} did not start:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        gateway
+    }
+
+    /// A copy of the cluster's configuration (as `file_name` in the cluster's
+    /// directory) in which the Store service of each of `nodes` is a port nothing
+    /// listens on: a gateway started with it never reaches them and serves their users
+    /// from the next replica, while the nodes still replicate among themselves.
+    pub fn config_blind_to(&self, nodes: &[&str], file_name: &str) -> PathBuf {
+        let mut toml = std::fs::read_to_string(&self.config).unwrap();
+        for name in nodes {
+            let real = format!("store = \"{}\"", self.node(name).store_proxy.addr());
+            assert!(toml.contains(&real), "{name}'s store address in the config");
+            toml = toml.replace(&real, &format!("store = \"{}\"", reserve()));
+        }
+        let path = self.dir.path().join(file_name);
+        std::fs::write(&path, toml).unwrap();
+        path
     }
 
     /// Waits until the gateway answers and every node is caught up.
@@ -339,22 +381,7 @@ impl Cluster {
 
     /// One value from a node's `/metrics` (the first sample of `metric`), if there.
     pub async fn metric(&self, name: &str, metric: &str) -> Option<f64> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(self.node(name).metrics)
-            .await
-            .ok()?;
-        tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-            .await
-            .ok()?;
-        let mut text = String::new();
-        tcp.read_to_string(&mut text).await.ok()?;
-        text.lines().find_map(|l| {
-            let rest = l.strip_prefix(metric)?;
-            let value = rest.rsplit(' ').next()?;
-            (rest.starts_with(' ') || rest.starts_with('{'))
-                .then(|| value.parse().ok())
-                .flatten()
-        })
+        metric_at(self.node(name).metrics, metric).await
     }
 
     pub fn restart(&mut self, name: &str) {
@@ -432,7 +459,20 @@ impl Cluster {
     pub fn logs(&self) -> String {
         let mut out = String::new();
         let mut files: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
-        files.push(self.dir.path().join("gw1.log"));
+        // gw1 and the gateways of start_gateway (gw2.log, …).
+        let mut gateways: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("gw") && n.ends_with(".log"))
+            })
+            .collect();
+        gateways.sort();
+        files.extend(gateways);
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
@@ -460,29 +500,6 @@ impl Drop for Cluster {
     }
 }
 
-fn run(bin: &Path, args: &[String], stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "pluto {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Cluster {
     /// The user's replicas as the gateway places them: the owner worker, then storage.
     pub fn replicas_of(&self, user: &str) -> Vec<String> {
@@ -499,6 +516,25 @@ impl Cluster {
         };
         placement.replica_set(&pluto_backends::UserId::new(user).unwrap())
     }
+}
+
+/// One value from the `/metrics` endpoint at `addr`: the first sample of `metric`
+/// (with `{labels}` in `metric` to pick one series), if there.
+pub async fn metric_at(addr: SocketAddr, metric: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(metric)?;
+        let value = rest.rsplit(' ').next()?;
+        (rest.starts_with(' ') || rest.starts_with('{'))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
 }
 
 /// One replica's view of a mailbox: UIDVALIDITY, and per UID its flags and bytes.
@@ -548,13 +584,38 @@ pub async fn read_replica(
 }
 
 impl Cluster {
+    /// Waits until every replica of `user` counts `messages` messages and the same
+    /// usage (from its own replicated state); that usage. Panics with what they count
+    /// after 60 s.
+    pub async fn wait_usage(&self, user: &str, messages: u64) -> pluto_backends::Usage {
+        use pluto_backends::MailStore;
+        let id = pluto_backends::UserId::new(user).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut usages = Vec::new();
+            for name in self.replicas_of(user) {
+                usages.push(self.remote(&name).usage(&id).await.ok());
+            }
+            if let Some(Some(first)) = usages.first().copied() {
+                if first.messages == messages && usages.iter().all(|u| *u == Some(first)) {
+                    return first;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{user}: replicas count {usages:?}, not {messages} messages each\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Adds a worker while the cluster runs: its certificate, its entry in the
     /// configuration, the process, then `SIGHUP` to every other process so that the
     /// ring and the peers change in place.
     pub async fn add_worker(&mut self, name: &str) {
         let pki = self.dir.path().join("pki");
-        run(
-            &self.bin,
+        run_pluto(
             &[
                 "pki".into(),
                 "--out".into(),

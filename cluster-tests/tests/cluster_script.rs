@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use pluto_cluster_tests::client::{Client, message};
+use pluto_cluster_tests::mail::{self, Client, message};
 
 /// One cluster at a time: two would compete for this machine's two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -163,35 +163,13 @@ fn all_caught_up(status: &str) -> bool {
 /// The exact bytes of message `uid`, found among whatever untagged responses the server
 /// sends with it (an EXISTS or a flag change may come first).
 async fn body(c: &mut Client, uid: u32) -> Vec<u8> {
-    let r = c
-        .cmd(&format!("UID FETCH {uid} BODY.PEEK[]"))
+    c.try_body(uid)
         .await
-        .unwrap();
-    assert!(r.ok(), "{r:?}");
-    for line in &r.untagged {
-        let Some(at) = line.windows(8).position(|w| w == b"BODY[] {") else {
-            continue;
-        };
-        let rest = &line[at + 8..];
-        let close = rest.iter().position(|&b| b == b'}').expect("a literal");
-        let len: usize = std::str::from_utf8(&rest[..close])
-            .unwrap()
-            .parse()
-            .unwrap();
-        let start = close + 3; // "}\r\n"
-        return rest[start..start + len].to_vec();
-    }
-    panic!(
-        "no BODY[] for UID {uid} in {:?}",
-        r.untagged
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect::<Vec<_>>()
-    );
+        .unwrap_or_else(|e| panic!("no BODY[] for UID {uid}: {e}"))
 }
 
 async fn login(addr: SocketAddr, user: &str, password: &str) -> Client {
-    Client::login(addr, user, password)
+    mail::login(addr, user, password)
         .await
         .unwrap_or_else(|e| panic!("login as {user} at {addr}: {e}"))
 }
@@ -200,14 +178,14 @@ async fn login(addr: SocketAddr, user: &str, password: &str) -> Client {
 async fn append_and_read_back(s: &Script, user: &str, id: &str) -> Vec<u8> {
     let msg = message(id, 3_000);
     let mut c1 = login(s.addr(GW1_IMAP), user, PASSWORD).await;
-    let r = c1.append("INBOX", &msg).await.unwrap();
+    let r = c1.try_append_plus("INBOX", "", &msg).await.unwrap();
     assert!(
         r.ok() && r.tagged.contains("APPENDUID"),
         "{r:?}\n{}",
         s.log("gw1")
     );
     let mut c2 = login(s.addr(GW2_IMAP), user, PASSWORD).await;
-    let (_, listed) = c2.list_messages("INBOX").await.unwrap();
+    let (_, listed) = c2.try_list_messages("INBOX").await.unwrap();
     let wanted = format!("<{id}@cluster.test>");
     let (uid, _) = listed
         .iter()
@@ -218,7 +196,7 @@ async fn append_and_read_back(s: &Script, user: &str, id: &str) -> Vec<u8> {
 }
 
 async fn wrong_password_is_refused(s: &Script, user: &str) {
-    let err = Client::login(s.addr(GW1_IMAP), user, "not-the-password")
+    let err = mail::login(s.addr(GW1_IMAP), user, "not-the-password")
         .await
         .err();
     assert!(
@@ -307,7 +285,7 @@ async fn cluster_sh_starts_serves_restarts_and_stops() {
     // Restart from the same state: the certificates and the user are kept, the mail too.
     s.run_ok(&["start", "--debug"]);
     let mut c = login(s.addr(GW2_IMAP), "demo", PASSWORD).await;
-    let (_, listed) = c.list_messages("INBOX").await.unwrap();
+    let (_, listed) = c.try_list_messages("INBOX").await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(body(&mut c, listed[0].0).await, first);
     drop(c);

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailStore, MailboxName, NewMessage, UserId};
-use pluto_cluster_tests::client::{Observer, message};
 use pluto_cluster_tests::cluster::{Cluster, Spec, read_replica};
 use pluto_cluster_tests::corpus;
+use pluto_cluster_tests::mail::{Observer, message};
 
 async fn writer(
     store: pluto_backends::remote::RemoteStore,

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pluto_cluster_tests::client::{append_all, message};
 use pluto_cluster_tests::cluster::{Cluster, Spec, read_replica};
 use pluto_cluster_tests::corpus;
+use pluto_cluster_tests::mail::{append_all, message};
 
 async fn ids_on(cluster: &Cluster, node: &str, user: &str) -> HashSet<String> {
     let view = read_replica(&cluster.remote(node), user, "INBOX")

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pluto_cluster_tests::client::{append_all_counting, message};
 use pluto_cluster_tests::cluster::{Cluster, Spec, read_replica};
 use pluto_cluster_tests::corpus;
+use pluto_cluster_tests::mail::{append_all_counting, message};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_added_under_load_takes_its_users_whole() {

@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use pluto_backends::{MailStore, StoreError, UserId};
-use pluto_cluster_tests::client::Client;
 use pluto_cluster_tests::cluster::{Cluster, Spec, USER_PASSWORD, read_replica};
 use pluto_cluster_tests::corpus;
+use pluto_cluster_tests::mail::{self, Client};
 
 /// What one APPEND got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,7 +47,7 @@ async fn append_recording(
     for (id, body) in messages {
         let deadline = Instant::now() + Duration::from_secs(60);
         while client.is_none() {
-            match Client::login(addr, &user, USER_PASSWORD).await {
+            match mail::login(addr, &user, USER_PASSWORD).await {
                 Ok(c) => client = Some(c),
                 Err(e) => {
                     assert!(Instant::now() < deadline, "{user} could not log in: {e}");
@@ -56,7 +56,7 @@ async fn append_recording(
             }
         }
         let Some(c) = client.as_mut() else { continue };
-        match c.append("INBOX", &body).await {
+        match c.try_append_plus("INBOX", "", &body).await {
             Ok(reply) if reply.ok() => out.push((id, Outcome::Ok, reply.tagged)),
             Ok(reply) => out.push((id, Outcome::No, reply.tagged)),
             Err(e) => {
@@ -186,10 +186,10 @@ fn user_on(cluster: &Cluster, users: &[String], node: &str) -> String {
 async fn until_bye(client: &mut Client, what: &str) -> String {
     loop {
         let line = client
-            .line()
+            .try_line()
             .await
             .unwrap_or_else(|e| panic!("{what}: no BYE before {e}"));
-        let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+        let line = line.trim_end().to_owned();
         if line.starts_with("* BYE") {
             return line;
         }
@@ -216,18 +216,21 @@ async fn sessions_on_a_stopped_worker_get_bye() {
     assert!(on_w1.len() >= 2, "the ring put {on_w1:?} on worker1");
     let (a, b) = (&on_w1[0], &on_w1[1]);
     // A session in IDLE, one idle between commands, one about to APPEND.
-    let mut idling = Client::login(cluster.imap, a, USER_PASSWORD).await.unwrap();
-    assert!(idling.cmd("SELECT INBOX").await.unwrap().ok());
-    let tag = idling.next_tag();
-    idling.send_line(&format!("{tag} IDLE")).await.unwrap();
-    let cont = idling.line().await.unwrap();
-    assert!(cont.starts_with(b"+"), "{}", String::from_utf8_lossy(&cont));
-    let mut quiet = Client::login(cluster.imap, b, USER_PASSWORD).await.unwrap();
-    assert!(quiet.cmd("SELECT INBOX").await.unwrap().ok());
-    let mut writer = Client::login(cluster.imap, a, USER_PASSWORD).await.unwrap();
+    let mut idling = mail::login(cluster.imap, a, USER_PASSWORD).await.unwrap();
+    assert!(idling.try_cmd("SELECT INBOX").await.unwrap().ok());
+    let tag = idling.tag();
+    idling
+        .try_send(format!("{tag} IDLE\r\n").as_bytes())
+        .await
+        .unwrap();
+    let cont = idling.try_line().await.unwrap();
+    assert!(cont.starts_with('+'), "{cont}");
+    let mut quiet = mail::login(cluster.imap, b, USER_PASSWORD).await.unwrap();
+    assert!(quiet.try_cmd("SELECT INBOX").await.unwrap().ok());
+    let mut writer = mail::login(cluster.imap, a, USER_PASSWORD).await.unwrap();
     assert!(
         writer
-            .append("INBOX", b"Subject: before\r\n\r\nbefore\r\n")
+            .try_append_plus("INBOX", "", b"Subject: before\r\n\r\nbefore\r\n")
             .await
             .unwrap()
             .ok()
@@ -237,7 +240,7 @@ async fn sessions_on_a_stopped_worker_get_bye() {
     let stopped = Instant::now();
     let append = tokio::spawn(async move {
         let r = writer
-            .append("INBOX", b"Subject: during\r\n\r\nduring\r\n")
+            .try_append_plus("INBOX", "", b"Subject: during\r\n\r\nduring\r\n")
             .await;
         (r.map(|r| r.tagged), Instant::now())
     });
@@ -255,10 +258,10 @@ async fn sessions_on_a_stopped_worker_get_bye() {
         "the APPEND on a hung node was answered: {answer:?}"
     );
     // A new session of the same user fails over and works.
-    let mut again = Client::login(cluster.imap, a, USER_PASSWORD).await.unwrap();
+    let mut again = mail::login(cluster.imap, a, USER_PASSWORD).await.unwrap();
     assert!(
         again
-            .append("INBOX", b"Subject: after\r\n\r\nafter\r\n")
+            .try_append_plus("INBOX", "", b"Subject: after\r\n\r\nafter\r\n")
             .await
             .unwrap()
             .ok()
@@ -306,11 +309,15 @@ async fn writes_with_the_storage_node_dead_do_not_wait_ack_timeout() {
             let addr = cluster.imap;
             let user = user.clone();
             tokio::spawn(async move {
-                let mut c = Client::login(addr, &user, USER_PASSWORD).await.unwrap();
+                let mut c = mail::login(addr, &user, USER_PASSWORD).await.unwrap();
                 let mut done = 0;
                 for i in 0..per_user {
                     let body = format!("Subject: {i}\r\n\r\nstorage down {i}\r\n");
-                    if c.append("INBOX", body.as_bytes()).await.unwrap().ok() {
+                    if c.try_append_plus("INBOX", "", body.as_bytes())
+                        .await
+                        .unwrap()
+                        .ok()
+                    {
                         done += 1;
                     }
                 }
@@ -370,16 +377,20 @@ async fn a_node_refuses_a_user_the_ring_does_not_place_on_it() {
     let users = spec.users.clone();
     let cluster = Cluster::start(spec).await;
     let user = user_on(&cluster, &users, "worker1");
-    let mut c = Client::login(cluster.imap, &user, USER_PASSWORD)
+    let mut c = mail::login(cluster.imap, &user, USER_PASSWORD)
         .await
         .unwrap();
     assert!(
-        c.append("INBOX", b"Message-ID: <x@test>\r\nSubject: x\r\n\r\nx\r\n")
-            .await
-            .unwrap()
-            .ok()
+        c.try_append_plus(
+            "INBOX",
+            "",
+            b"Message-ID: <x@test>\r\nSubject: x\r\n\r\nx\r\n"
+        )
+        .await
+        .unwrap()
+        .ok()
     );
-    let (validity, _) = c.list_messages("INBOX").await.unwrap();
+    let (validity, _) = c.try_list_messages("INBOX").await.unwrap();
     // A gateway that routes the user to worker2 (a wrong configuration) is refused.
     let worker2 = cluster.remote("worker2");
     let id = UserId::new(&user).unwrap();
@@ -397,10 +408,10 @@ async fn a_node_refuses_a_user_the_ring_does_not_place_on_it() {
     );
     // Nothing changed for the user.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut c = Client::login(cluster.imap, &user, USER_PASSWORD)
+    let mut c = mail::login(cluster.imap, &user, USER_PASSWORD)
         .await
         .unwrap();
-    let (after, messages) = c.list_messages("INBOX").await.unwrap();
+    let (after, messages) = c.try_list_messages("INBOX").await.unwrap();
     assert_eq!(after, validity, "UIDVALIDITY changed");
     assert_eq!(messages.len(), 1);
     for node in cluster.replicas_of(&user) {
@@ -442,32 +453,27 @@ async fn messages_larger_than_a_frame_pass_the_gateway_and_replication() {
         big_message(3, 90 << 20),
     ];
     assert!(sent[2].len() > pluto_backends::net::MAX_FRAME);
-    let mut c = Client::login(cluster.imap, "big", USER_PASSWORD)
+    let mut c = mail::login(cluster.imap, "big", USER_PASSWORD)
         .await
         .unwrap();
     for m in &sent {
-        let r = c.append("INBOX", m).await.unwrap();
+        let r = c.try_append_plus("INBOX", "", m).await.unwrap();
         assert!(r.ok(), "{}", r.tagged);
     }
-    assert!(c.cmd("SELECT INBOX").await.unwrap().ok());
+    assert!(c.try_cmd("SELECT INBOX").await.unwrap().ok());
     // All in one command: 180 MiB from the node in one FETCH.
-    let r = c.cmd("FETCH 1:3 BODY.PEEK[]").await.unwrap();
+    let r = c.try_cmd("FETCH 1:3 BODY.PEEK[]").await.unwrap();
     assert!(r.ok(), "{}", r.tagged);
-    assert_eq!(
-        r.untagged
-            .iter()
-            .filter(|l| l.windows(5).any(|w| w == b"FETCH"))
-            .count(),
-        3
-    );
-    for (line, m) in r
+    assert_eq!(r.untagged.iter().filter(|l| l.contains("FETCH")).count(), 3);
+    for (literals, m) in r
         .untagged
         .iter()
-        .filter(|l| l.windows(5).any(|w| w == b"FETCH"))
+        .zip(&r.literals)
+        .filter(|(l, _)| l.contains("FETCH"))
+        .map(|(_, literals)| literals)
         .zip(&sent)
     {
-        let at = line.windows(3).position(|w| w == b"}\r\n").unwrap() + 3;
-        assert!(line[at..].starts_with(m), "a body came back different");
+        assert!(literals[0].starts_with(m), "a body came back different");
     }
     // And on every replica, byte for byte.
     for node in cluster.replicas_of("big") {

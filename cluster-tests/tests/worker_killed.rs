@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pluto_cluster_tests::client::append_all;
 use pluto_cluster_tests::cluster::{Cluster, Spec, read_replica};
 use pluto_cluster_tests::corpus;
+use pluto_cluster_tests::mail::append_all;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_appends_survive_a_worker_killed_mid_stream() {

@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pluto_crdt::{
-    BodyRef, Config, Flag, FlagChange, FlagSet, InternalDate, MessageData, Op, ReplicaId, Uid,
-    UserState,
+    BodyRef, Config, Flag, FlagChange, FlagSet, InternalDate, MailboxName, MessageData, Op,
+    ReplicaId, Uid, UserState,
 };
-
-const MAILBOX: &str = "INBOX";
 
 fn config() -> Config {
     Config {
@@ -46,9 +44,14 @@ fn data(n: u64) -> MessageData {
 /// Replica 0 with an INBOX of `messages` messages (one APPEND each), and its ops.
 fn origin(messages: u64) -> (UserState, Vec<Op>) {
     let mut state = UserState::new(ReplicaId(0), config()).unwrap();
-    let mut ops = state.create_mailbox(MAILBOX, None).unwrap();
+    let mut ops = state.create_mailbox(&MailboxName::inbox(), None).unwrap();
     for n in 0..messages {
-        ops.extend(state.append(MAILBOX, vec![data(n)]).unwrap().ops);
+        ops.extend(
+            state
+                .append(&MailboxName::inbox(), vec![data(n)])
+                .unwrap()
+                .ops,
+        );
     }
     (state, ops)
 }
@@ -64,8 +67,8 @@ fn follower(ops: &[Op]) -> UserState {
 /// Both replicas have seen everything: compaction leaves only live metadata.
 fn compacted(mut state: UserState) -> UserState {
     let version = state.version().clone();
-    state.report_progress(ReplicaId(0), &version);
-    state.report_progress(ReplicaId(1), &version);
+    let _ = state.report_progress(ReplicaId(0), &version);
+    let _ = state.report_progress(ReplicaId(1), &version);
     state.compact();
     state
 }
@@ -75,7 +78,7 @@ fn apply_flags(c: &mut Criterion) {
     const STORES: u64 = 100_000;
     let (mut a, appends) = origin(MESSAGES);
     let uids: Vec<Uid> = a
-        .snapshot(MAILBOX)
+        .snapshot(&MailboxName::inbox())
         .unwrap()
         .messages
         .iter()
@@ -92,11 +95,15 @@ fn apply_flags(c: &mut Criterion) {
         .into_iter()
         .collect();
         let change = if n % 4 < 2 {
-            FlagChange::Add(flag)
+            FlagChange::add(flag)
         } else {
-            FlagChange::Remove(flag)
+            FlagChange::remove(flag)
         };
-        stores.extend(a.store_flags(MAILBOX, &[uid], &change, None).unwrap().ops);
+        stores.extend(
+            a.store_flags(&MailboxName::inbox(), &[uid], &change, None)
+                .unwrap()
+                .ops,
+        );
     }
     let base = compacted(follower(&appends));
 

@@ -1,137 +1,12 @@
-//! Message flags: the visible [`FlagSet`], the [`FlagChange`] a STORE makes, and the
-//! add-wins set that merges concurrent changes (an add survives every remove that did
-//! not see it).
+//! The add-wins set that merges concurrent flag changes (an add survives every remove
+//! that did not see it). The flags themselves ([`Flag`], [`FlagSet`], [`FlagChange`])
+//! are the mail model's (`pluto-model`), re-exported here under the crate's old names.
 
 use serde::{Deserialize, Serialize};
 
+pub use pluto_model::{Flag, FlagChange, FlagOp, Flags as FlagSet, Keyword};
+
 use crate::ids::{Dot, VersionVector};
-
-/// One flag. `\Recent` is session state and is not stored.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Flag {
-    Seen,
-    Answered,
-    Flagged,
-    Deleted,
-    Draft,
-    /// A keyword atom (`$Forwarded`, `NonJunk`); the caller validates its syntax.
-    Keyword(String),
-}
-
-impl Flag {
-    const SYSTEM: [Flag; 5] = [
-        Flag::Seen,
-        Flag::Answered,
-        Flag::Flagged,
-        Flag::Deleted,
-        Flag::Draft,
-    ];
-
-    fn bit(&self) -> Option<u8> {
-        match self {
-            Flag::Seen => Some(1),
-            Flag::Answered => Some(2),
-            Flag::Flagged => Some(4),
-            Flag::Deleted => Some(8),
-            Flag::Draft => Some(16),
-            Flag::Keyword(_) => None,
-        }
-    }
-}
-
-/// A set of flags: system flags as bits, keywords sorted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FlagSet {
-    system: u8,
-    keywords: Vec<String>,
-}
-
-impl FlagSet {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn contains(&self, flag: &Flag) -> bool {
-        match (flag.bit(), flag) {
-            (Some(bit), _) => self.system & bit != 0,
-            (None, Flag::Keyword(k)) => self.keywords.binary_search(k).is_ok(),
-            (None, _) => false,
-        }
-    }
-
-    /// Adds a flag; true when it was not there.
-    pub fn insert(&mut self, flag: Flag) -> bool {
-        match (flag.bit(), flag) {
-            (Some(bit), _) => {
-                let added = self.system & bit == 0;
-                self.system |= bit;
-                added
-            }
-            (None, Flag::Keyword(k)) => match self.keywords.binary_search(&k) {
-                Ok(_) => false,
-                Err(at) => {
-                    self.keywords.insert(at, k);
-                    true
-                }
-            },
-            (None, _) => false,
-        }
-    }
-
-    /// Removes a flag; true when it was there.
-    pub fn remove(&mut self, flag: &Flag) -> bool {
-        match (flag.bit(), flag) {
-            (Some(bit), _) => {
-                let removed = self.system & bit != 0;
-                self.system &= !bit;
-                removed
-            }
-            (None, Flag::Keyword(k)) => match self.keywords.binary_search(k) {
-                Ok(at) => {
-                    self.keywords.remove(at);
-                    true
-                }
-                Err(_) => false,
-            },
-            (None, _) => false,
-        }
-    }
-
-    /// The flags: system flags first in a fixed order, then keywords sorted.
-    pub fn iter(&self) -> impl Iterator<Item = Flag> + '_ {
-        Flag::SYSTEM
-            .into_iter()
-            .filter(|f| self.contains(f))
-            .chain(self.keywords.iter().cloned().map(Flag::Keyword))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.system == 0 && self.keywords.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.system.count_ones() as usize + self.keywords.len()
-    }
-}
-
-impl FromIterator<Flag> for FlagSet {
-    fn from_iter<T: IntoIterator<Item = Flag>>(iter: T) -> Self {
-        let mut set = FlagSet::new();
-        for flag in iter {
-            set.insert(flag);
-        }
-        set
-    }
-}
-
-/// What a STORE does to the flags of each message it names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FlagChange {
-    Add(FlagSet),
-    Remove(FlagSet),
-    /// `FLAGS (...)`: removes every flag the STORE saw, then adds these.
-    Replace(FlagSet),
-}
 
 /// The add-wins set of one message's flags.
 ///
@@ -143,6 +18,11 @@ pub enum FlagChange {
 pub(crate) struct FlagState {
     pub(crate) visible: FlagSet,
     unstable: Vec<(Flag, Dot)>,
+    /// Mutation hook ([`Mutation::RemoveWinsFlags`](crate::mutations::Mutation)): the
+    /// removes applied, so that a concurrent add arriving later loses to them.
+    #[cfg(feature = "mutations")]
+    #[serde(default)]
+    removes: Vec<(Flag, Dot)>,
 }
 
 impl FlagState {
@@ -151,6 +31,8 @@ impl FlagState {
         Self {
             visible: initial,
             unstable,
+            #[cfg(feature = "mutations")]
+            removes: Vec::new(),
         }
     }
 
@@ -172,10 +54,16 @@ impl FlagState {
 
     /// Applies one STORE made at `dot` with causal context `deps`.
     pub(crate) fn apply(&mut self, change: &FlagChange, dot: Dot, deps: &VersionVector) {
-        match change {
-            FlagChange::Add(set) => set.iter().for_each(|f| self.add(f, dot)),
-            FlagChange::Remove(set) => set.iter().for_each(|f| self.remove(&f, deps)),
-            FlagChange::Replace(set) => {
+        #[cfg(feature = "mutations")]
+        if crate::mutations::on(crate::mutations::Mutation::RemoveWinsFlags) {
+            self.apply_remove_wins(change, dot, deps);
+            return;
+        }
+        let set = &change.flags;
+        match change.op {
+            FlagOp::Add => set.iter().for_each(|f| self.add(f, dot)),
+            FlagOp::Remove => set.iter().for_each(|f| self.remove(&f, deps)),
+            FlagOp::Replace => {
                 let seen: Vec<Flag> = self.visible.iter().collect();
                 for flag in &seen {
                     self.remove(flag, deps);
@@ -185,10 +73,38 @@ impl FlagState {
         }
     }
 
+    /// The [`Mutation::RemoveWinsFlags`](crate::mutations::Mutation) rule: a remove
+    /// drops every add of the flag, and an add loses to a remove it has not seen.
+    #[cfg(feature = "mutations")]
+    fn apply_remove_wins(&mut self, change: &FlagChange, dot: Dot, deps: &VersionVector) {
+        let set = &change.flags;
+        let (removed, added): (Vec<Flag>, Vec<Flag>) = match change.op {
+            FlagOp::Add => (Vec::new(), set.iter().collect()),
+            FlagOp::Remove => (set.iter().collect(), Vec::new()),
+            FlagOp::Replace => (self.visible.iter().collect(), set.iter().collect()),
+        };
+        for flag in removed {
+            self.unstable.retain(|(f, _)| *f != flag);
+            self.visible.remove(&flag);
+            self.removes.push((flag, dot));
+        }
+        for flag in added {
+            let beaten = self
+                .removes
+                .iter()
+                .any(|(f, d)| *f == flag && !deps.contains(*d) && *d != dot);
+            if !beaten {
+                self.add(flag, dot);
+            }
+        }
+    }
+
     /// Forgets the dots every replica has seen.
     pub(crate) fn compact(&mut self, stable: &VersionVector) -> usize {
         let before = self.unstable.len();
         self.unstable.retain(|(_, d)| !stable.contains(*d));
+        #[cfg(feature = "mutations")]
+        self.removes.retain(|(_, d)| !stable.contains(*d));
         before - self.unstable.len()
     }
 
@@ -199,6 +115,7 @@ impl FlagState {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::ids::ReplicaId;
 
@@ -212,7 +129,7 @@ mod tests {
         let b = Dot::new(ReplicaId(1), 1);
         let mut s = FlagState::new(FlagSet::new(), Dot::new(ReplicaId(0), 0));
         s.apply(
-            &FlagChange::Add(set(&[Flag::Seen])),
+            &FlagChange::add(set(&[Flag::Seen])),
             a,
             &VersionVector::new(),
         );
@@ -220,23 +137,23 @@ mod tests {
         let saw_a: VersionVector = [(ReplicaId(0), 1)].into_iter().collect();
         let mut t = s.clone();
         s.apply(
-            &FlagChange::Add(set(&[Flag::Seen])),
+            &FlagChange::add(set(&[Flag::Seen])),
             b,
             &VersionVector::new(),
         );
         s.apply(
-            &FlagChange::Remove(set(&[Flag::Seen])),
+            &FlagChange::remove(set(&[Flag::Seen])),
             Dot::new(ReplicaId(0), 2),
             &saw_a,
         );
         // The other order.
         t.apply(
-            &FlagChange::Remove(set(&[Flag::Seen])),
+            &FlagChange::remove(set(&[Flag::Seen])),
             Dot::new(ReplicaId(0), 2),
             &saw_a,
         );
         t.apply(
-            &FlagChange::Add(set(&[Flag::Seen])),
+            &FlagChange::add(set(&[Flag::Seen])),
             b,
             &VersionVector::new(),
         );
@@ -247,15 +164,15 @@ mod tests {
     #[test]
     fn replace_keeps_unseen_adds() {
         let mut s = FlagState::new(set(&[Flag::Draft]), Dot::new(ReplicaId(0), 1));
-        let k = Flag::Keyword("$Junk".into());
+        let k = Flag::Keyword(Keyword::new("$Junk").unwrap());
         s.apply(
-            &FlagChange::Add(set(std::slice::from_ref(&k))),
+            &FlagChange::add(set(std::slice::from_ref(&k))),
             Dot::new(ReplicaId(1), 1),
             &VersionVector::new(),
         );
         let saw_first: VersionVector = [(ReplicaId(0), 1)].into_iter().collect();
         s.apply(
-            &FlagChange::Replace(set(&[Flag::Seen])),
+            &FlagChange::replace(set(&[Flag::Seen])),
             Dot::new(ReplicaId(0), 2),
             &saw_first,
         );

@@ -1,10 +1,13 @@
 //! Identities and causal metadata: replicas, operation dots, version vectors, and the
-//! ids of mailboxes and messages, plus the IMAP numbers the CRDT hands out (UID,
-//! UIDVALIDITY, MODSEQ).
+//! ids of mailboxes and messages. The IMAP numbers the CRDT hands out (UID,
+//! UIDVALIDITY, MODSEQ) are the mail model's, re-exported here.
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
+
+pub use pluto_model::{ModSeq, Uid, UidValidity};
 
 /// One replica of a user's state. Ids are small: a UID bound by replica `r` is always
 /// `≡ r (mod K)`, where `K` is [`Config::uid_stride`](crate::Config::uid_stride).
@@ -174,44 +177,6 @@ impl fmt::Display for MailboxId {
     }
 }
 
-/// An IMAP UID (never 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Uid(pub u32);
-
-impl Uid {
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl fmt::Display for Uid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// An IMAP UIDVALIDITY. Unique per mailbox incarnation across all replicas.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct UidValidity(pub u32);
-
-impl fmt::Display for UidValidity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// An RFC 7162 modification sequence.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct ModSeq(pub u64);
-
-impl fmt::Display for ModSeq {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
 /// The smallest number above `above` that is `≡ residue (mod stride)`, if it fits in a
 /// `u32`. This is how a replica picks fresh UIDs and UIDVALIDITYs: two replicas never
 /// pick the same number, and one replica always picks higher than it did before.
@@ -221,6 +186,12 @@ pub(crate) fn fresh(above: u32, residue: u16, stride: u16) -> Option<u32> {
     let next = u64::from(above) + 1;
     let candidate = next + (residue + stride - next % stride) % stride;
     u32::try_from(candidate).ok().filter(|&u| u > 0)
+}
+
+/// A UID (or UIDVALIDITY) the CRDT holds as a number. Every such number came from a
+/// [`Uid`] (a bind's, a floor's) or from [`fresh`], so it is never 0; 0 would read as 1.
+pub(crate) fn nonzero(number: u32) -> NonZeroU32 {
+    NonZeroU32::new(number).unwrap_or(NonZeroU32::MIN)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pluto_model::Usage;
 use serde::{Deserialize, Serialize};
 
 use crate::flags::{FlagChange, FlagState};
@@ -108,6 +109,10 @@ pub(crate) struct Mailbox {
     /// they had before.
     #[serde(skip)]
     pub(crate) shown_changes: Vec<(MessageId, Option<u32>)>,
+    /// The sizes and the number of the shown messages: kept as `shown` changes, so a
+    /// quota check costs nothing per message (rebuilt, not stored, in snapshots).
+    #[serde(skip)]
+    pub(crate) usage: Usage,
 }
 
 impl Mailbox {
@@ -131,6 +136,7 @@ impl Mailbox {
             recent: Vec::new(),
             recent_vv: VersionVector::new(),
             shown_changes: Vec::new(),
+            usage: Usage::default(),
         }
     }
 
@@ -150,6 +156,10 @@ impl Mailbox {
     pub(crate) fn begin(&mut self, deps: &VersionVector) {
         self.modseq = self.modseq.saturating_add(1);
         if self.recent_vv.le(deps) {
+            return;
+        }
+        #[cfg(feature = "mutations")]
+        if crate::mutations::on(crate::mutations::Mutation::NoConcurrentModseqBump) {
             return;
         }
         let mut bumped: Vec<MessageId> = self
@@ -188,6 +198,12 @@ impl Mailbox {
         let now = self.view_of(m);
         let before = m.shown;
         if now != before {
+            let size = Usage::new(u64::from(m.size), 1);
+            match (before, now) {
+                (None, Some(_)) => self.usage = self.usage.plus(size),
+                (Some(_), None) => self.usage = self.usage.minus(size),
+                _ => {}
+            }
             self.shown_changes.push((id, before));
             if let Some(m) = self.messages.get_mut(&id) {
                 m.shown = now;
@@ -265,7 +281,7 @@ impl Mailbox {
             },
         );
         // Binding the UID touches the message.
-        self.bind(id, new.uid.0, dot);
+        self.bind(id, new.uid.get(), dot);
     }
 
     /// Binds `uid` to a message. A UID bound to two messages is retired: neither keeps
@@ -342,10 +358,15 @@ impl Mailbox {
     /// Rebuilds what snapshots do not store: the UID index and each message's shown UID.
     pub(crate) fn rebuild_indexes(&mut self) {
         let mut pairs: Vec<(u32, MessageId)> = Vec::with_capacity(self.messages.len());
+        let mut usage = Usage::default();
         for (id, m) in self.messages.iter_mut() {
             pairs.extend(m.bindings.descending().map(|uid| (uid, *id)));
             m.shown = view_of(&self.retired, m);
+            if m.shown.is_some() {
+                usage = usage.plus(Usage::new(u64::from(m.size), 1));
+            }
         }
+        self.usage = usage;
         // Sorted input lets the map be built in bulk. Which message a retired UID
         // points to does not matter: no message is shown at it.
         pairs.sort_unstable();
@@ -406,6 +427,15 @@ impl Mailbox {
 fn view_of(retired: &BTreeSet<u32>, m: &Message) -> Option<u32> {
     if m.removed.is_some() {
         return None;
+    }
+    #[cfg(feature = "mutations")]
+    if crate::mutations::on(crate::mutations::Mutation::LowestBindingShown) {
+        let lowest = m
+            .bindings
+            .descending()
+            .filter(|u| !retired.contains(u))
+            .last()?;
+        return (lowest > m.floor).then_some(lowest);
     }
     let highest = m.bindings.descending().find(|u| !retired.contains(u))?;
     (highest > m.floor).then_some(highest)

@@ -19,17 +19,7 @@ pub struct InternalDate {
     pub offset_minutes: i16,
 }
 
-/// RFC 6154 special-use attributes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum SpecialUse {
-    All,
-    Archive,
-    Drafts,
-    Flagged,
-    Junk,
-    Sent,
-    Trash,
-}
+pub use pluto_model::SpecialUse;
 
 /// A message's immutable content as the caller describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

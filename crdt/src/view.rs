@@ -1,5 +1,6 @@
 //! What queries return: plain values a backend turns into its own types.
 
+use pluto_model::MailboxName;
 use serde::{Deserialize, Serialize};
 
 use crate::flags::FlagSet;
@@ -9,6 +10,9 @@ use crate::op::{BodyRef, InternalDate, SpecialUse};
 /// One mailbox as LIST and STATUS see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxInfo {
+    /// The display name: the mailbox's name, or `name~UIDVALIDITY` when live
+    /// mailboxes share a name (see `UserState::mailboxes`), which may be too long to be
+    /// a [`MailboxName`]; hence a string.
     pub name: String,
     pub id: MailboxId,
     pub special_use: Option<SpecialUse>,
@@ -33,7 +37,7 @@ pub struct MessageView {
 /// A mailbox as SELECT sees it: its visible messages ascending by UID.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxSnapshot {
-    pub name: String,
+    pub name: MailboxName,
     pub uid_validity: UidValidity,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,

@@ -4,9 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use pluto_crdt::{
-    BodyRef, Changes, Config, CrdtError, Flag, FlagChange, FlagSet, InternalDate, MessageData,
-    ModSeq, Op, OpKind, ReplicaId, Uid, UserState,
+    BodyRef, Changes, Config, CrdtError, Flag, FlagChange, FlagSet, InternalDate, MailboxName,
+    MessageData, ModSeq, Op, OpKind, ReplicaId, Uid, UserState,
 };
+
+fn mb(name: &str) -> MailboxName {
+    MailboxName::new(name).unwrap()
+}
+
+fn uid(n: u32) -> Uid {
+    Uid::new(n).unwrap()
+}
 
 /// A few replicas and an outbox per replica; delivery is explicit.
 struct Cluster {
@@ -39,7 +47,7 @@ impl Cluster {
             outbox: vec![Vec::new(); n],
             nodes,
         };
-        let ops = cluster.nodes[0].create_mailbox("INBOX", None).unwrap();
+        let ops = cluster.nodes[0].create_mailbox(&mb("INBOX"), None).unwrap();
         cluster.sent(0, ops);
         cluster.sync_all();
         cluster
@@ -79,7 +87,10 @@ impl Cluster {
     fn assert_converged(&self) {
         let describe = |s: &UserState| {
             let list = s.mailboxes();
-            let snaps: Vec<_> = list.iter().map(|m| s.snapshot(&m.name).unwrap()).collect();
+            let snaps: Vec<_> = list
+                .iter()
+                .map(|m| s.snapshot(&mb(&m.name)).unwrap())
+                .collect();
             (list, snaps, s.subscriptions())
         };
         let first = describe(&self.nodes[0]);
@@ -90,23 +101,23 @@ impl Cluster {
 
     fn append(&mut self, i: usize, mailbox: &str, n: usize) -> Vec<Uid> {
         let messages = (0..n).map(|k| data(i * 1000 + k)).collect();
-        let applied = self.nodes[i].append(mailbox, messages).unwrap();
+        let applied = self.nodes[i].append(&mb(mailbox), messages).unwrap();
         self.sent(i, applied.ops);
         applied.outcome.uids
     }
 
     fn create(&mut self, i: usize, name: &str) {
-        let ops = self.nodes[i].create_mailbox(name, None).unwrap();
+        let ops = self.nodes[i].create_mailbox(&mb(name), None).unwrap();
         self.sent(i, ops);
     }
 
     fn uids(&self, i: usize, mailbox: &str) -> Vec<u32> {
         self.nodes[i]
-            .snapshot(mailbox)
+            .snapshot(&mb(mailbox))
             .unwrap()
             .messages
             .iter()
-            .map(|m| m.uid.0)
+            .map(|m| m.uid.get())
             .collect()
     }
 
@@ -140,10 +151,10 @@ fn flags(list: &[Flag]) -> FlagSet {
 #[test]
 fn same_uid_range_appended_on_two_replicas() {
     let mut c = Cluster::new(2);
-    let v = c.nodes[0].snapshot("INBOX").unwrap().uid_validity;
+    let v = c.nodes[0].snapshot(&mb("INBOX")).unwrap().uid_validity;
     // Concurrent appends: replica 0 binds UIDs ≡ 0 (mod 8), replica 1 UIDs ≡ 1.
-    assert_eq!(c.append(0, "INBOX", 1), vec![Uid(8)]);
-    assert_eq!(c.append(1, "INBOX", 1), vec![Uid(1)]);
+    assert_eq!(c.append(0, "INBOX", 1), vec![uid(8)]);
+    assert_eq!(c.append(1, "INBOX", 1), vec![uid(1)]);
     // Replica 1 learns of UID 8 first: above everything it showed, so shown at once.
     c.deliver(0, 1);
     assert_eq!(c.uids(1, "INBOX"), vec![1, 8]);
@@ -155,12 +166,13 @@ fn same_uid_range_appended_on_two_replicas() {
     // Replica 1's clients see UID 1 expunged and the message again at 16. UID 1 is
     // never used again; UIDVALIDITY did not change.
     assert_eq!(c.uids(1, "INBOX"), vec![8, 16]);
-    assert_eq!(c.nodes[1].snapshot("INBOX").unwrap().uid_validity, v);
-    let Changes::Delta { expunged, .. } = c.nodes[1].changes_since("INBOX", ModSeq(0)).unwrap()
+    assert_eq!(c.nodes[1].snapshot(&mb("INBOX")).unwrap().uid_validity, v);
+    let Changes::Delta { expunged, .. } =
+        c.nodes[1].changes_since(&mb("INBOX"), ModSeq(0)).unwrap()
     else {
         panic!("expected a delta");
     };
-    assert_eq!(expunged, vec![Uid(1)]);
+    assert_eq!(expunged, vec![uid(1)]);
 }
 
 #[test]
@@ -188,33 +200,33 @@ fn add_and_remove_of_one_flag() {
     let mut c = Cluster::new(2);
     c.append(0, "INBOX", 1);
     c.sync_all();
-    let uid = [Uid(8)];
+    let uid = [uid(8)];
     let seen = flags(&[Flag::Seen]);
     let a = c.nodes[0]
-        .store_flags("INBOX", &uid, &FlagChange::Add(seen.clone()), None)
+        .store_flags(&mb("INBOX"), &uid, &FlagChange::add(seen.clone()), None)
         .unwrap();
     c.sent(0, a.ops);
     c.sync_all();
     // Replica 0 removes \Seen while replica 1 adds it again: the add wins.
     let r = c.nodes[0]
-        .store_flags("INBOX", &uid, &FlagChange::Remove(seen.clone()), None)
+        .store_flags(&mb("INBOX"), &uid, &FlagChange::remove(seen.clone()), None)
         .unwrap();
     let a = c.nodes[1]
-        .store_flags("INBOX", &uid, &FlagChange::Add(seen.clone()), None)
+        .store_flags(&mb("INBOX"), &uid, &FlagChange::add(seen.clone()), None)
         .unwrap();
     c.sent(0, r.ops);
     c.sent(1, a.ops);
     c.sync_all();
-    let m = &c.nodes[0].snapshot("INBOX").unwrap().messages[0];
+    let m = &c.nodes[0].snapshot(&mb("INBOX")).unwrap().messages[0];
     assert!(m.flags.contains(&Flag::Seen));
     // A remove that has seen every add removes the flag.
     let r = c.nodes[1]
-        .store_flags("INBOX", &uid, &FlagChange::Remove(seen), None)
+        .store_flags(&mb("INBOX"), &uid, &FlagChange::remove(seen), None)
         .unwrap();
     c.sent(1, r.ops);
     c.sync_all();
     assert!(
-        c.nodes[0].snapshot("INBOX").unwrap().messages[0]
+        c.nodes[0].snapshot(&mb("INBOX")).unwrap().messages[0]
             .flags
             .is_empty()
     );
@@ -225,22 +237,22 @@ fn expunge_against_store() {
     let mut c = Cluster::new(2);
     c.append(0, "INBOX", 2);
     c.sync_all();
-    let x = c.nodes[0].expunge("INBOX", &[Uid(8)]).unwrap();
+    let x = c.nodes[0].expunge(&mb("INBOX"), &[uid(8)]).unwrap();
     let s = c.nodes[1]
         .store_flags(
-            "INBOX",
-            &[Uid(8), Uid(16)],
-            &FlagChange::Add(flags(&[Flag::Flagged])),
+            &mb("INBOX"),
+            &[uid(8), uid(16)],
+            &FlagChange::add(flags(&[Flag::Flagged])),
             None,
         )
         .unwrap();
-    assert_eq!(x.outcome, vec![Uid(8)]);
+    assert_eq!(x.outcome, vec![uid(8)]);
     c.sent(0, x.ops);
     c.sent(1, s.ops);
     c.sync_all();
-    let snap = c.nodes[1].snapshot("INBOX").unwrap();
+    let snap = c.nodes[1].snapshot(&mb("INBOX")).unwrap();
     assert_eq!(snap.messages.len(), 1);
-    assert_eq!(snap.messages[0].uid, Uid(16));
+    assert_eq!(snap.messages[0].uid, uid(16));
     assert!(snap.messages[0].flags.contains(&Flag::Flagged));
 }
 
@@ -250,7 +262,7 @@ fn delete_against_append() {
     c.create(0, "Work");
     c.append(0, "Work", 2);
     c.sync_all();
-    let d = c.nodes[0].delete_mailbox("Work").unwrap();
+    let d = c.nodes[0].delete_mailbox(&mb("Work")).unwrap();
     c.sent(0, d);
     let late = c.append(1, "Work", 1);
     c.sync_all();
@@ -258,10 +270,10 @@ fn delete_against_append() {
     assert!(c.names(0).contains(&"Work".to_owned()));
     assert_eq!(
         c.uids(0, "Work"),
-        late.iter().map(|u| u.0).collect::<Vec<_>>()
+        late.iter().map(|u| u.get()).collect::<Vec<_>>()
     );
     // Deleting it again, having seen everything, deletes it.
-    let d = c.nodes[1].delete_mailbox("Work").unwrap();
+    let d = c.nodes[1].delete_mailbox(&mb("Work")).unwrap();
     c.sent(1, d);
     c.sync_all();
     assert_eq!(c.names(0), vec!["INBOX".to_owned()]);
@@ -273,13 +285,15 @@ fn rename_against_append() {
     c.create(0, "Work");
     c.create(0, "Work/Old");
     c.sync_all();
-    let r = c.nodes[0].rename_mailbox("Work", "Projects").unwrap();
+    let r = c.nodes[0]
+        .rename_mailbox(&mb("Work"), &mb("Projects"))
+        .unwrap();
     c.sent(0, r);
     let uids = c.append(1, "Work/Old", 1);
     c.sync_all();
     // Operations name mailboxes by id: the append follows its mailbox, children too.
     assert_eq!(c.names(1), vec!["INBOX", "Projects", "Projects/Old"]);
-    assert_eq!(c.uids(1, "Projects/Old"), vec![uids[0].0]);
+    assert_eq!(c.uids(1, "Projects/Old"), vec![uids[0].get()]);
 }
 
 #[test]
@@ -290,8 +304,8 @@ fn concurrent_renames_to_one_name_keep_both_mailboxes() {
     c.append(0, "A", 1);
     c.append(0, "B", 1);
     c.sync_all();
-    let r0 = c.nodes[0].rename_mailbox("A", "C").unwrap();
-    let r1 = c.nodes[1].rename_mailbox("B", "C").unwrap();
+    let r0 = c.nodes[0].rename_mailbox(&mb("A"), &mb("C")).unwrap();
+    let r1 = c.nodes[1].rename_mailbox(&mb("B"), &mb("C")).unwrap();
     c.sent(0, r0);
     c.sent(1, r1);
     c.sync_all();
@@ -321,9 +335,11 @@ fn copy_into_deleted_mailbox() {
     c.create(0, "Trash");
     c.append(0, "INBOX", 1);
     c.sync_all();
-    let d = c.nodes[0].delete_mailbox("Trash").unwrap();
+    let d = c.nodes[0].delete_mailbox(&mb("Trash")).unwrap();
     c.sent(0, d);
-    let copy = c.nodes[1].copy("INBOX", &[Uid(8)], "Trash").unwrap();
+    let copy = c.nodes[1]
+        .copy(&mb("INBOX"), &[uid(8)], &mb("Trash"))
+        .unwrap();
     assert_eq!(copy.outcome.mapping.len(), 1);
     c.sent(1, copy.ops);
     c.sync_all();
@@ -338,8 +354,12 @@ fn move_moves_and_concurrent_moves_keep_both_copies() {
     c.create(0, "B");
     c.append(0, "INBOX", 1);
     c.sync_all();
-    let m0 = c.nodes[0].move_messages("INBOX", &[Uid(8)], "A").unwrap();
-    let m1 = c.nodes[1].move_messages("INBOX", &[Uid(8)], "B").unwrap();
+    let m0 = c.nodes[0]
+        .move_messages(&mb("INBOX"), &[uid(8)], &mb("A"))
+        .unwrap();
+    let m1 = c.nodes[1]
+        .move_messages(&mb("INBOX"), &[uid(8)], &mb("B"))
+        .unwrap();
     c.sent(0, m0.ops);
     c.sent(1, m1.ops);
     c.sync_all();
@@ -359,7 +379,7 @@ fn three_way_partitions() {
         c.append(i, "INBOX", 3);
         let work = c.append(i, "Work", 2);
         let uids: Vec<Uid> = c.nodes[i]
-            .snapshot("INBOX")
+            .snapshot(&mb("INBOX"))
             .unwrap()
             .messages
             .iter()
@@ -367,34 +387,34 @@ fn three_way_partitions() {
             .collect();
         let s = c.nodes[i]
             .store_flags(
-                "INBOX",
+                &mb("INBOX"),
                 &uids[..1],
-                &FlagChange::Add(flags(&[Flag::Seen])),
+                &FlagChange::add(flags(&[Flag::Seen])),
                 None,
             )
             .unwrap();
         c.sent(i, s.ops);
-        let x = c.nodes[i].expunge("Work", &work[..1]).unwrap();
+        let x = c.nodes[i].expunge(&mb("Work"), &work[..1]).unwrap();
         c.sent(i, x.ops);
     }
     let before: Vec<Vec<(u32, pluto_crdt::MessageId)>> = (0..3)
         .map(|i| {
             c.nodes[i]
-                .snapshot("INBOX")
+                .snapshot(&mb("INBOX"))
                 .unwrap()
                 .messages
                 .iter()
-                .map(|m| (m.uid.0, m.id))
+                .map(|m| (m.uid.get(), m.id))
                 .collect()
         })
         .collect();
     c.sync_all();
-    let after = c.nodes[0].snapshot("INBOX").unwrap();
+    let after = c.nodes[0].snapshot(&mb("INBOX")).unwrap();
     assert_eq!(after.messages.len(), 9);
     // No UID a replica showed names another message now.
     for seen in &before {
         for (uid, id) in seen {
-            if let Some(m) = after.messages.iter().find(|m| m.uid.0 == *uid) {
+            if let Some(m) = after.messages.iter().find(|m| m.uid.get() == *uid) {
                 assert_eq!(m.id, *id);
             }
         }
@@ -413,11 +433,11 @@ fn three_way_partitions() {
 #[test]
 fn subscribe_wins_over_concurrent_unsubscribe() {
     let mut c = Cluster::new(2);
-    let s = c.nodes[0].subscribe("Lists");
+    let s = c.nodes[0].subscribe(&mb("Lists")).unwrap();
     c.sent(0, s);
     c.sync_all();
-    let u = c.nodes[0].unsubscribe("Lists");
-    let s = c.nodes[1].subscribe("Lists");
+    let u = c.nodes[0].unsubscribe(&mb("Lists")).unwrap();
+    let s = c.nodes[1].subscribe(&mb("Lists")).unwrap();
     c.sent(0, u);
     c.sent(1, s);
     c.sync_all();
@@ -429,53 +449,53 @@ fn condstore_reports_changes_and_forgets_only_after_compaction() {
     let mut c = Cluster::new(2);
     c.append(0, "INBOX", 3);
     c.sync_all();
-    let hms = c.nodes[0].status("INBOX").unwrap().highest_modseq;
-    let x = c.nodes[0].expunge("INBOX", &[Uid(8)]).unwrap();
+    let hms = c.nodes[0].status(&mb("INBOX")).unwrap().highest_modseq;
+    let x = c.nodes[0].expunge(&mb("INBOX"), &[uid(8)]).unwrap();
     c.sent(0, x.ops);
     let s = c.nodes[0]
         .store_flags(
-            "INBOX",
-            &[Uid(16)],
-            &FlagChange::Add(flags(&[Flag::Seen])),
+            &mb("INBOX"),
+            &[uid(16)],
+            &FlagChange::add(flags(&[Flag::Seen])),
             Some(hms),
         )
         .unwrap();
     c.sent(0, s.ops);
     let Changes::Delta {
         updated, expunged, ..
-    } = c.nodes[0].changes_since("INBOX", hms).unwrap()
+    } = c.nodes[0].changes_since(&mb("INBOX"), hms).unwrap()
     else {
         panic!("expected a delta");
     };
     assert_eq!(
         updated.iter().map(|m| m.uid).collect::<Vec<_>>(),
-        vec![Uid(16)]
+        vec![uid(16)]
     );
-    assert_eq!(expunged, vec![Uid(8)]);
+    assert_eq!(expunged, vec![uid(8)]);
     // CONDSTORE: a STORE with an older UNCHANGEDSINCE leaves the message alone.
     let stale = c.nodes[0]
         .store_flags(
-            "INBOX",
-            &[Uid(16)],
-            &FlagChange::Add(flags(&[Flag::Flagged])),
+            &mb("INBOX"),
+            &[uid(16)],
+            &FlagChange::add(flags(&[Flag::Flagged])),
             Some(hms),
         )
         .unwrap();
-    assert_eq!(stale.outcome.modified, vec![Uid(16)]);
+    assert_eq!(stale.outcome.modified, vec![uid(16)]);
     assert!(stale.ops.is_empty());
     c.sync_all();
     // Until every replica's progress is known, nothing is dropped.
     assert_eq!(c.nodes[0].compact().tombstones_dropped, 0);
     for i in 0..2 {
         let version = c.nodes[1 - i].version().clone();
-        c.nodes[i].report_progress(ReplicaId(1 - i as u16), &version);
+        let _ = c.nodes[i].report_progress(ReplicaId(1 - i as u16), &version);
     }
     let report = c.nodes[0].compact();
     assert_eq!(report.tombstones_dropped, 1);
     assert_eq!(c.nodes[0].stats().tombstones, 0);
     assert_eq!(c.nodes[0].stats().unstable_dots, 0);
     assert_eq!(
-        c.nodes[0].changes_since("INBOX", hms).unwrap(),
+        c.nodes[0].changes_since(&mb("INBOX"), hms).unwrap(),
         Changes::TooOld
     );
 }
@@ -490,8 +510,8 @@ fn snapshots_round_trip_and_are_versioned() {
     let back = UserState::decode_snapshot(&bytes).unwrap();
     assert_eq!(back.mailboxes(), c.nodes[1].mailboxes());
     assert_eq!(
-        back.snapshot("Work").unwrap(),
-        c.nodes[1].snapshot("Work").unwrap()
+        back.snapshot(&mb("Work")).unwrap(),
+        c.nodes[1].snapshot(&mb("Work")).unwrap()
     );
     assert_eq!(back.version(), c.nodes[1].version());
     let mut future = bytes.clone();
@@ -509,12 +529,12 @@ fn snapshots_round_trip_and_are_versioned() {
 #[test]
 fn ops_that_break_the_protocol_are_rejected_whole() {
     let mut c = Cluster::new(2);
-    let mut ops = c.nodes[1].append("INBOX", vec![data(1)]).unwrap().ops;
+    let mut ops = c.nodes[1].append(&mb("INBOX"), vec![data(1)]).unwrap().ops;
     // Replica 1 may only bind UIDs ≡ 1 (mod 8).
     let OpKind::Append { messages, .. } = &mut ops[0].kind else {
         panic!("expected an append");
     };
-    messages[0].uid = Uid(8);
+    messages[0].uid = uid(8);
     let before = c.nodes[0].version().clone();
     assert!(matches!(
         c.nodes[0].apply_remote(ops),
@@ -527,10 +547,10 @@ fn ops_that_break_the_protocol_are_rejected_whole() {
 fn out_of_order_and_duplicate_delivery_is_buffered() {
     let mut c = Cluster::new(2);
     let mut ops = Vec::new();
-    ops.extend(c.nodes[0].create_mailbox("Work", None).unwrap());
+    ops.extend(c.nodes[0].create_mailbox(&mb("Work"), None).unwrap());
     ops.extend(
         c.nodes[0]
-            .append("Work", vec![data(1), data(2)])
+            .append(&mb("Work"), vec![data(1), data(2)])
             .unwrap()
             .ops,
     );

@@ -5,9 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 use pluto_crdt::{
-    BodyRef, Config, DEFAULT_UID_VALIDITY, FlagSet, InternalDate, MessageData, Op, ReplicaId,
-    SpecialUse, UserState,
+    BodyRef, Config, DEFAULT_UID_VALIDITY, FlagSet, InternalDate, MailboxName, MessageData, Op,
+    ReplicaId, SpecialUse, UserState,
 };
+
+fn mb(name: &str) -> MailboxName {
+    MailboxName::new(name).unwrap()
+}
 
 const DEFAULTS: [(&str, Option<SpecialUse>); 2] =
     [("INBOX", None), ("Sent", Some(SpecialUse::Sent))];
@@ -29,7 +33,7 @@ fn replica(id: u16, members: &[u16]) -> UserState {
 fn create_defaults(st: &mut UserState) -> Vec<Op> {
     DEFAULTS
         .iter()
-        .flat_map(|(name, special)| st.create_default_mailbox(name, *special))
+        .flat_map(|(name, special)| st.create_default_mailbox(&mb(name), *special).unwrap())
         .collect()
 }
 
@@ -50,11 +54,11 @@ fn describe(st: &UserState) -> Vec<(String, u32, Vec<u32>)> {
     st.mailboxes()
         .into_iter()
         .map(|m| {
-            let uids = st.snapshot(&m.name).unwrap().messages;
+            let uids = st.snapshot(&mb(&m.name)).unwrap().messages;
             (
                 m.name,
-                m.uid_validity.0,
-                uids.iter().map(|m| m.uid.0).collect(),
+                m.uid_validity.get(),
+                uids.iter().map(|m| m.uid.get()).collect(),
             )
         })
         .collect()
@@ -65,7 +69,9 @@ fn a_replica_that_had_not_caught_up_creates_the_same_defaults() {
     let mut a = replica(1, &[1, 2]);
     let mut b = replica(2, &[1, 2]);
     let mut from_a = create_defaults(&mut a);
-    let appended = a.append("INBOX", vec![message(1), message(2)]).unwrap();
+    let appended = a
+        .append(&mb("INBOX"), vec![message(1), message(2)])
+        .unwrap();
     from_a.extend(appended.ops);
     let before = describe(&a);
     assert_eq!(before[0].1, DEFAULT_UID_VALIDITY);
@@ -92,7 +98,7 @@ fn defaults_are_not_created_over_an_existing_name() {
     let mut a = replica(1, &[1]);
     assert_eq!(create_defaults(&mut a).len(), DEFAULTS.len());
     assert!(create_defaults(&mut a).is_empty());
-    a.delete_mailbox("Sent").unwrap();
+    a.delete_mailbox(&mb("Sent")).unwrap();
     assert!(
         create_defaults(&mut a).is_empty(),
         "a name that had an incarnation is not a default any more"

@@ -7,16 +7,25 @@
 use std::path::Path;
 
 use pluto_crdt::{
-    BodyRef, Flag, FlagChange, FlagSet, InternalDate, MessageData, ModSeq, ReplicaId, Uid,
-    UserState,
+    BodyRef, Flag, FlagChange, FlagSet, InternalDate, MailboxName, MessageData, ModSeq, ReplicaId,
+    Uid, UserState,
 };
+
+fn mb(name: &str) -> MailboxName {
+    MailboxName::new(name).unwrap()
+}
 
 fn exercise(state: &mut UserState) {
     let _ = state.stats();
     let others: Vec<ReplicaId> = state.config().members.clone();
     let _ = state.set_reachable(others);
     let _ = state.bind_hidden();
-    let names: Vec<String> = state.mailboxes().into_iter().map(|m| m.name).collect();
+    // A decoded state may hold any string as a name; the API takes only valid names.
+    let names: Vec<MailboxName> = state
+        .mailboxes()
+        .into_iter()
+        .filter_map(|m| MailboxName::new(m.name).ok())
+        .collect();
     for name in &names {
         let _ = state.status(name);
         let _ = state.changes_since(name, ModSeq(0));
@@ -32,13 +41,13 @@ fn exercise(state: &mut UserState) {
         };
         let _ = state.append(name, vec![message]);
         let seen: FlagSet = [Flag::Seen].into_iter().collect();
-        let _ = state.store_flags(name, &uids, &FlagChange::Add(seen), None);
-        let _ = state.copy(name, &uids, "INBOX");
+        let _ = state.store_flags(name, &uids, &FlagChange::add(seen), None);
+        let _ = state.copy(name, &uids, &MailboxName::inbox());
         let _ = state.expunge(name, &uids);
     }
-    let _ = state.create_mailbox("fuzz", None);
-    let _ = state.rename_mailbox("fuzz", "fuzz2");
-    let _ = state.delete_mailbox("fuzz2");
+    let _ = state.create_mailbox(&mb("fuzz"), None);
+    let _ = state.rename_mailbox(&mb("fuzz"), &mb("fuzz2"));
+    let _ = state.delete_mailbox(&mb("fuzz2"));
     let _ = state.compact();
     let bytes = state.encode_snapshot().expect("encodes");
     UserState::decode_snapshot(&bytes).expect("what was written reads back");
@@ -69,6 +78,8 @@ fn a_snapshot_with_huge_counters_takes_writes() {
     )
     .unwrap();
     let mut state = UserState::decode_snapshot(&bytes).expect("the input decodes");
-    state.create_mailbox("fuzz", None).expect("a new mailbox");
+    state
+        .create_mailbox(&mb("fuzz"), None)
+        .expect("a new mailbox");
     assert!(state.mailboxes().iter().any(|m| m.name == "fuzz"));
 }

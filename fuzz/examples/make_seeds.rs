@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use pluto_crdt::{
-    BodyRef, Config, Flag, FlagChange, FlagSet, InternalDate, MessageData, ReplicaId, Uid,
+    BodyRef, Config, Flag, FlagChange, FlagSet, InternalDate, Keyword, MailboxName, MessageData, ReplicaId, Uid,
     UserState,
 };
 
@@ -25,6 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn mb(name: &str) -> Result<MailboxName, Box<dyn std::error::Error>> {
+    Ok(MailboxName::new(name)?)
+}
+
 fn message(n: u8) -> MessageData {
     MessageData {
         body: BodyRef([n; 32]),
@@ -33,7 +37,7 @@ fn message(n: u8) -> MessageData {
             seconds: 1_700_000_000 + i64::from(n),
             offset_minutes: 60,
         },
-        flags: [Flag::Keyword("$Forwarded".into())].into_iter().collect(),
+        flags: [Flag::Keyword(Keyword::new("$Forwarded")?)].into_iter().collect(),
     }
 }
 
@@ -45,22 +49,22 @@ fn states() -> Result<Vec<(&'static str, UserState)>, Box<dyn std::error::Error>
     let empty = UserState::new(ReplicaId(1), config.clone())?;
 
     let mut busy = UserState::new(ReplicaId(1), config.clone())?;
-    busy.create_mailbox("INBOX", None)?;
-    busy.create_mailbox("Archive", Some(pluto_crdt::SpecialUse::Archive))?;
-    busy.subscribe("Archive");
-    busy.append("INBOX", (1..=5).map(message).collect())?;
+    busy.create_mailbox(&mb("INBOX")?, None)?;
+    busy.create_mailbox(&mb("Archive")?, Some(pluto_crdt::SpecialUse::Archive))?;
+    busy.subscribe(&mb("Archive")?)?;
+    busy.append(&mb("INBOX")?, (1..=5).map(message).collect())?;
     let seen: FlagSet = [Flag::Seen, Flag::Flagged].into_iter().collect();
-    busy.store_flags("INBOX", &[Uid(1), Uid(5)], &FlagChange::Add(seen), None)?;
-    busy.copy("INBOX", &[Uid(1)], "Archive")?;
-    busy.move_messages("INBOX", &[Uid(5)], "Archive")?;
-    busy.expunge("INBOX", &[Uid(9)])?;
-    busy.rename_mailbox("Archive", "Old")?;
+    busy.store_flags(&mb("INBOX")?, &[Uid::new(1).ok_or("uid 0")?, Uid::new(5).ok_or("uid 0")?], &FlagChange::add(seen), None)?;
+    busy.copy(&mb("INBOX")?, &[Uid::new(1).ok_or("uid 0")?], &mb("Archive")?)?;
+    busy.move_messages(&mb("INBOX")?, &[Uid::new(5).ok_or("uid 0")?], &mb("Archive")?)?;
+    busy.expunge(&mb("INBOX")?, &[Uid::new(9).ok_or("uid 0")?])?;
+    busy.rename_mailbox(&mb("Archive")?, &mb("Old")?)?;
 
     // A replica holding a peer's ops, some of them waiting for their history.
     let mut peer = UserState::new(ReplicaId(2), config.clone())?;
-    let mut ops = peer.create_mailbox("INBOX", None)?;
-    let first = peer.append("INBOX", vec![message(7)])?.ops;
-    let later = peer.append("INBOX", vec![message(8)])?.ops;
+    let mut ops = peer.create_mailbox(&mb("INBOX")?, None)?;
+    let first = peer.append(&mb("INBOX")?, vec![message(7)])?.ops;
+    let later = peer.append(&mb("INBOX")?, vec![message(8)])?.ops;
     ops.extend(first);
     let mut waiting = UserState::new(ReplicaId(1), config.clone())?;
     waiting.apply_remote(later.clone())?;

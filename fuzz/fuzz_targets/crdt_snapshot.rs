@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pluto_crdt::{
-    BodyRef, Flag, FlagChange, FlagSet, InternalDate, MessageData, ModSeq, ReplicaId, Uid,
-    UserState,
+    BodyRef, Flag, FlagChange, FlagSet, InternalDate, MailboxName, MessageData, ModSeq,
+    ReplicaId, Uid, UserState,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +32,12 @@ fn exercise(state: &mut UserState) {
     others.retain(|r| *r != state.replica());
     let _ = state.set_reachable(others);
     let _ = state.bind_hidden();
-    let names: Vec<String> = state.mailboxes().into_iter().map(|m| m.name).collect();
+    // A decoded state may show any string as a name; the API takes only valid names.
+    let names: Vec<MailboxName> = state
+        .mailboxes()
+        .into_iter()
+        .filter_map(|m| MailboxName::new(m.name).ok())
+        .collect();
     for name in names.iter().take(8) {
         let _ = state.status(name);
         let _ = state.changes_since(name, ModSeq(0));
@@ -49,13 +54,16 @@ fn exercise(state: &mut UserState) {
         };
         let _ = state.append(name, vec![message]);
         let seen: FlagSet = [Flag::Seen].into_iter().collect();
-        let _ = state.store_flags(name, &uids, &FlagChange::Add(seen), None);
-        let _ = state.copy(name, &uids, "INBOX");
+        let _ = state.store_flags(name, &uids, &FlagChange::add(seen), None);
+        let _ = state.copy(name, &uids, &MailboxName::inbox());
         let _ = state.expunge(name, &uids);
     }
-    let _ = state.create_mailbox("fuzz", None);
-    let _ = state.rename_mailbox("fuzz", "fuzz2");
-    let _ = state.delete_mailbox("fuzz2");
+    let (Ok(fuzz), Ok(fuzz2)) = (MailboxName::new("fuzz"), MailboxName::new("fuzz2")) else {
+        return;
+    };
+    let _ = state.create_mailbox(&fuzz, None);
+    let _ = state.rename_mailbox(&fuzz, &fuzz2);
+    let _ = state.delete_mailbox(&fuzz2);
     let _ = state.stable_version();
     let _ = state.compact();
     let _ = state.stats();

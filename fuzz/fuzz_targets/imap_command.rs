@@ -19,7 +19,7 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::response::StatusKind;
 use libfuzzer_sys::fuzz_target;
 use pluto_gateway::response;
-use pluto_gateway::wire::{Connection, Incoming, PreauthBudget, ReadError, Stream};
+use pluto_gateway::wire::{Connection, Incoming, PreauthBudget, ReadError, Request, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -94,7 +94,8 @@ fuzz_target!(|data: &[u8]| {
         let _ended: ReadError = loop {
             let invalid = match expect {
                 Expect::Command => match conn.read_command(max_nesting).await {
-                    Ok(Incoming::Message(Command { body, .. })) => {
+                    Ok(Incoming::Message(Request::Extended(_))) => None,
+                    Ok(Incoming::Message(Request::Codec(Command { body, .. }))) => {
                         expect = match body {
                             CommandBody::Authenticate {
                                 initial_response: None,

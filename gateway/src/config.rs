@@ -25,6 +25,8 @@ pub struct Config {
     pub metrics: Metrics,
     pub cache: Cache,
     pub cluster: Cluster,
+    pub lmtp: Lmtp,
+    pub quota: QuotaDefaults,
 }
 
 impl Default for Config {
@@ -40,6 +42,30 @@ impl Default for Config {
             cache: Cache::default(),
             limits: Limits::default(),
             log: Log::default(),
+            lmtp: Lmtp::default(),
+            quota: QuotaDefaults::default(),
+        }
+    }
+}
+
+/// Every user's quota where the user database states none (RFC 9208; the users file's
+/// `userdb_quota_rule=…` and PostgreSQL's quota columns override it per resource).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaDefaults {
+    /// STORAGE, in KiB (RFC 9208's unit): the most the messages of all of a user's
+    /// mailboxes may take together. 0: no limit.
+    pub storage_kib: u64,
+    /// MESSAGE: the most messages a user may have. 0: no limit.
+    pub messages: u64,
+}
+
+impl QuotaDefaults {
+    /// As a [`pluto_model::Quota`], stated for both resources (0 is no limit).
+    pub fn quota(&self) -> pluto_model::Quota {
+        pluto_model::Quota {
+            storage_bytes: Some(self.storage_kib.saturating_mul(1024)),
+            messages: Some(self.messages),
         }
     }
 }
@@ -51,6 +77,10 @@ pub struct Listen {
     pub imap: String,
     /// IMAP over implicit TLS. Empty string: no such listener.
     pub imaps: String,
+    /// LMTP (mail delivery from the MTA) over TCP. Empty string: no such listener.
+    pub lmtp: String,
+    /// LMTP over a Unix socket at this path (how Postfix usually delivers). Empty: none.
+    pub lmtp_socket: String,
 }
 
 impl Default for Listen {
@@ -58,6 +88,8 @@ impl Default for Listen {
         Self {
             imap: "127.0.0.1:1143".to_owned(),
             imaps: "127.0.0.1:1993".to_owned(),
+            lmtp: "127.0.0.1:1024".to_owned(),
+            lmtp_socket: String::new(),
         }
     }
 }
@@ -69,6 +101,75 @@ impl Listen {
 
     pub fn imaps_addr(&self) -> Result<Option<SocketAddr>, GatewayError> {
         parse_addr(&self.imaps, "listen.imaps")
+    }
+
+    pub fn lmtp_addr(&self) -> Result<Option<SocketAddr>, GatewayError> {
+        parse_addr(&self.lmtp, "listen.lmtp")
+    }
+
+    pub fn lmtp_socket_path(&self) -> Option<PathBuf> {
+        (!self.lmtp_socket.trim().is_empty()).then(|| PathBuf::from(&self.lmtp_socket))
+    }
+}
+
+/// Mail delivery over LMTP (and `pluto deliver`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lmtp {
+    /// Recipient domains taken (compared case-insensitively); empty: any domain.
+    pub domains: Vec<String>,
+    /// `user+detail@…` goes to the user's mailbox `detail` when it exists (else INBOX).
+    pub detail_to_mailbox: bool,
+    /// Networks (CIDR, e.g. `10.0.0.0/8`) that may connect besides loopback: LMTP has
+    /// no authentication, so whoever can connect can deliver.
+    pub allow_networks: Vec<String>,
+    /// Recipients one transaction may name (RFC 5321 4.5.3.1.8: at least 100).
+    pub max_recipients: usize,
+    /// Open LMTP connections in all; each may hold one message of up to
+    /// `limits.append_limit` bytes.
+    pub max_connections: usize,
+    /// Seconds the server waits for the client's next command or the next bytes of a
+    /// message (RFC 5321 4.5.3.2: 5 minutes), and for a client to read an answer.
+    pub timeout_secs: u64,
+}
+
+impl Default for Lmtp {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            detail_to_mailbox: true,
+            allow_networks: Vec::new(),
+            max_recipients: 100,
+            max_connections: 32,
+            timeout_secs: 300,
+        }
+    }
+}
+
+impl Lmtp {
+    /// `allow_networks`, parsed.
+    pub fn networks(&self) -> Result<Vec<ipnet::IpNet>, GatewayError> {
+        self.allow_networks
+            .iter()
+            .map(|n| {
+                let n = n.trim();
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|e| GatewayError::Config(format!("lmtp.allow_networks: {n:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Checks what the LMTP server relies on.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        self.networks()?;
+        if self.max_recipients == 0 || self.max_connections == 0 || self.timeout_secs == 0 {
+            return Err(GatewayError::Config(
+                "lmtp.max_recipients, lmtp.max_connections and lmtp.timeout_secs must be above 0"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -509,6 +610,8 @@ impl Config {
         "METRICS__",
         "CACHE__",
         "CLUSTER__",
+        "LMTP__",
+        "QUOTA__",
     ];
 
     pub fn users_file(&self) -> PathBuf {

@@ -18,6 +18,10 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     Other(String),
+    /// A failure that ends the process with this exit code (`pluto deliver`'s
+    /// sysexits codes).
+    #[error("{message}")]
+    Exit { code: u8, message: String },
 }
 
 impl GatewayError {

@@ -22,7 +22,7 @@
 //! 4. Commands speak to storage only through [`pluto_backends::MailStore`], in UIDs:
 //!    [`selected`] keeps the session's view of the selected mailbox (sequence numbers)
 //!    and turns changes made elsewhere into `EXISTS`/`EXPUNGE`/`FETCH` at the moments
-//!    RFC 3501 allows.
+//!    RFC 3501 allows; [`searchres`] is the search result SEARCHRES saves there.
 //! 5. [`response`] builds status lines and holds the one mapping from store errors to
 //!    IMAP response codes; [`names`] converts mailbox names (modified UTF-7) and
 //!    matches LIST patterns; [`flags`] converts flags.
@@ -34,6 +34,13 @@
 //! router, authenticator, throttle, TLS, header cache). [`route`] picks a user's store
 //! (and reads the cluster's placement); [`tls`] makes the client acceptor and this
 //! node's identity on internal links; [`node`] runs `pluto worker` / `pluto storage`.
+//!
+//! [`quota`] is the one check of a user's quota before a write that adds mail (APPEND,
+//! COPY, delivery); the QUOTA commands (GETQUOTA, GETQUOTAROOT, SETQUOTA) are
+//! `command/quota.rs`.
+//!
+//! [`lmtp`] takes mail from the MTA (LMTP, RFC 2033) and stores each recipient's copy
+//! through the same router as a login; `pluto deliver` uses its delivery path.
 //!
 //! [`config`] is the one typed configuration; [`cli`] the `pluto` command line: its
 //! grammar in `cli/mod.rs`, the long-running processes in `cli/serve.rs`, starting a
@@ -47,12 +54,16 @@ mod command;
 pub mod config;
 pub mod error;
 pub mod flags;
+pub mod lmtp;
 pub mod metrics;
 pub mod names;
 pub mod node;
+pub mod quota;
 pub mod response;
+pub mod resync;
 pub mod ring;
 pub mod route;
+pub mod searchres;
 pub mod selected;
 pub mod server;
 pub mod session;

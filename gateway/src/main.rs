@@ -18,6 +18,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(pluto_gateway::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(pluto_gateway::GatewayError::Exit { code, message }) => {
+            eprintln!("pluto: {message}");
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("pluto: {e}");
             ExitCode::FAILURE

@@ -13,6 +13,9 @@
 //! | `pluto_replication_peers_reachable` | gauge | |
 //! | `pluto_writes_acked_locally_only_total` | counter | |
 //! | `pluto_header_cache_lookups_total` | counter | `result` (`hit`, `miss`) |
+//! | `pluto_deliveries_total` | counter | `result` (`delivered`; refused: `bad_recipient`, `unknown_user`, `too_big`, `no_mailbox`, `empty`, `over_quota`; not stored for now: `disk_full`, `unavailable`), one per recipient |
+//! | `pluto_delivery_seconds` | histogram | time to store one recipient's copy (routing, append, durability) |
+//! | `pluto_delivered_bytes_total` | counter | bytes of the messages delivered (per copy, trace headers excluded) |
 
 use std::net::SocketAddr;
 
@@ -31,6 +34,10 @@ pub const PEERS_REACHABLE: &str = "pluto_replication_peers_reachable";
 /// replica of the user was reachable, or none acknowledged within `ack_timeout_ms`.
 pub const LOCAL_ONLY_ACKS: &str = "pluto_writes_acked_locally_only_total";
 pub const HEADER_CACHE: &str = "pluto_header_cache_lookups_total";
+/// Recipients of LMTP and `pluto deliver`, by outcome.
+pub const DELIVERIES: &str = "pluto_deliveries_total";
+pub const DELIVERY_SECONDS: &str = "pluto_delivery_seconds";
+pub const DELIVERED_BYTES: &str = "pluto_delivered_bytes_total";
 
 /// Starts the `/metrics` endpoint when an address is configured. Call inside the runtime.
 pub fn install(listen: &str) -> Result<(), GatewayError> {

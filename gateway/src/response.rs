@@ -11,6 +11,7 @@ use imap_codec::imap_types::response::{
     Code, CodeOther, Data, Response, Status, StatusBody, StatusKind, Tagged,
 };
 use pluto_backends::StoreError;
+use pluto_model::MailboxRefusal;
 
 /// One FETCH data item as it is on the wire (`ENVELOPE (…)`): imap-codec encodes it
 /// inside a FETCH response, and the item is cut out of that. FETCH writes its answers
@@ -120,6 +121,21 @@ pub fn code(name: &'static str) -> Code<'static> {
     Code::Other(CodeOther::unvalidated(name.as_bytes()))
 }
 
+impl From<MailboxRefusal> for CmdError {
+    /// A refusal of the mailbox rules (`pluto_model::rules`), with its own text.
+    fn from(r: MailboxRefusal) -> Self {
+        let name = match &r {
+            MailboxRefusal::NoSuchMailbox(_) => "NONEXISTENT",
+            MailboxRefusal::AlreadyExists(_) => "ALREADYEXISTS",
+            MailboxRefusal::InboxCannotBeDeleted
+            | MailboxRefusal::BelowItself { .. }
+            | MailboxRefusal::TooLong(_) => "CANNOT",
+            MailboxRefusal::TooDeep { .. } | MailboxRefusal::TooMany { .. } => "LIMIT",
+        };
+        CmdError::no_code(code(name), r.to_string())
+    }
+}
+
 impl From<StoreError> for CmdError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -174,6 +190,13 @@ impl From<StoreError> for CmdError {
                 CmdError::no_code(code("SERVERBUG"), "Internal storage error")
             }
         }
+    }
+}
+
+impl From<pluto_model::OverQuota> for CmdError {
+    /// Over quota is `NO [OVERQUOTA]` naming the limit (RFC 9208 4.3).
+    fn from(over: pluto_model::OverQuota) -> Self {
+        CmdError::no_code(Code::OverQuota, format!("Quota exceeded: {over}"))
     }
 }
 

@@ -1,10 +1,13 @@
 //! The selected mailbox as one session sees it: its message list (sequence number =
 //! position), and the bringing-in of changes made elsewhere as untagged
 //! `EXISTS`/`EXPUNGE`/`FETCH` responses, following RFC 3501's rules on when an
-//! `EXPUNGE` may be sent.
+//! `EXPUNGE` may be sent. Once the client enabled CONDSTORE (RFC 7162 3.1) every
+//! flag FETCH carries the message's MODSEQ, and a modseq change alone is told too;
+//! once it enabled QRESYNC (RFC 7162 3.2) those FETCHes carry the UID and expunges go
+//! out as one `VANISHED` of UIDs instead of `EXPUNGE`s.
 
 use std::collections::BTreeSet;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use chrono::{DateTime, FixedOffset};
 use futures::FutureExt;
@@ -20,6 +23,50 @@ use pluto_backends::{
 };
 
 use crate::response::CmdError;
+
+/// What the client enabled of RFC 7162, by ENABLE or by a CONDSTORE enabling command
+/// (3.1): session state, kept by the session's `Client` across SELECTs
+/// and handed to what writes untagged responses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Enabled {
+    pub condstore: bool,
+    /// QRESYNC; it implies CONDSTORE (RFC 7162 3.2.3).
+    pub qresync: bool,
+}
+
+/// A modseq as the wire has it (`mod-sequence-value` is at least 1; no store answers 0
+/// for a mailbox that exists, since creating one is a change).
+pub fn wire_modseq(modseq: ModSeq) -> NonZeroU64 {
+    NonZeroU64::new(modseq.0).unwrap_or(NonZeroU64::MIN)
+}
+
+/// Ascending numbers joined into runs `(first, last)`; the input must ascend.
+pub fn runs(numbers: impl IntoIterator<Item = NonZeroU32>) -> Vec<(NonZeroU32, NonZeroU32)> {
+    let mut out: Vec<(NonZeroU32, NonZeroU32)> = Vec::new();
+    for n in numbers {
+        match out.last_mut() {
+            Some((_, end)) if end.get().checked_add(1) == Some(n.get()) => *end = n,
+            Some((_, end)) if *end >= n => {}
+            _ => out.push((n, n)),
+        }
+    }
+    out
+}
+
+/// Runs as a sequence set (`1:3,7`); `None` when there are none.
+pub fn sequence_set(runs: &[(NonZeroU32, NonZeroU32)]) -> Option<SequenceSet> {
+    let seqs: Vec<Sequence> = runs
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                Sequence::Single(SeqOrUid::Value(a))
+            } else {
+                Sequence::Range(SeqOrUid::Value(a), SeqOrUid::Value(b))
+            }
+        })
+        .collect();
+    Vec1::try_from(seqs).ok().map(SequenceSet)
+}
 
 /// One message in the session's view.
 #[derive(Clone, Debug)]
@@ -83,6 +130,8 @@ pub struct MailboxView {
     pub added_since_claim: bool,
     /// The RECENT count this client was last told.
     pub announced_recent: u32,
+    /// SEARCHRES's saved search result (`$`), empty at every SELECT (RFC 5182 2.1).
+    pub saved: crate::searchres::SavedResult,
 }
 
 impl MailboxView {
@@ -112,6 +161,7 @@ impl MailboxView {
             recent: Vec::new(),
             added_since_claim: false,
             announced_recent: 0,
+            saved: Default::default(),
         }
     }
 
@@ -219,6 +269,7 @@ impl MailboxView {
         changes: Changes,
         allow_expunge: bool,
         with_uid: bool,
+        enabled: Enabled,
     ) -> Vec<Response<'static>> {
         let mut out = Vec::new();
         let before = self.messages.len();
@@ -236,7 +287,7 @@ impl MailboxView {
                     }
                 }
                 for meta in updated {
-                    self.update(meta, with_uid, &mut out);
+                    self.update(meta, with_uid, enabled, &mut out);
                 }
                 self.highest_modseq = self.highest_modseq.max(highest_modseq);
                 self.uid_next = self.uid_next.max(uid_next);
@@ -249,7 +300,7 @@ impl MailboxView {
                     }
                 }
                 for meta in snapshot.messages {
-                    self.update(meta, with_uid, &mut out);
+                    self.update(meta, with_uid, enabled, &mut out);
                 }
                 self.highest_modseq = self.highest_modseq.max(snapshot.highest_modseq);
                 self.uid_next = self.uid_next.max(snapshot.uid_next);
@@ -262,7 +313,7 @@ impl MailboxView {
             out = announced;
         }
         if allow_expunge {
-            out.extend(self.take_expunges());
+            out.extend(self.take_expunges(enabled));
         }
         if added > 0 {
             out.push(Response::Data(Data::Exists(self.exists())));
@@ -271,7 +322,13 @@ impl MailboxView {
         out
     }
 
-    fn update(&mut self, meta: MessageMeta, with_uid: bool, out: &mut Vec<Response<'static>>) {
+    fn update(
+        &mut self,
+        meta: MessageMeta,
+        with_uid: bool,
+        enabled: Enabled,
+        out: &mut Vec<Response<'static>>,
+    ) {
         let uid = meta.uid;
         self.learn_keywords(&meta.flags);
         match self.index_of(uid) {
@@ -280,10 +337,13 @@ impl MailboxView {
                     return;
                 }
                 let msg = &mut self.messages[i];
+                // With CONDSTORE a new modseq is news even when the flags are the same
+                // (the client keeps each message's modseq).
+                let newer = enabled.condstore && meta.modseq > msg.modseq;
                 msg.modseq = msg.modseq.max(meta.modseq);
-                if msg.flags != meta.flags {
+                if msg.flags != meta.flags || newer {
                     msg.flags = meta.flags;
-                    out.push(flags_response(i, msg, with_uid));
+                    out.push(flags_response(i, msg, with_uid, enabled));
                 }
             }
             None => {
@@ -298,25 +358,40 @@ impl MailboxView {
         }
     }
 
-    /// Announces and removes the expunges kept for later.
-    pub fn take_expunges(&mut self) -> Vec<Response<'static>> {
+    /// Announces and removes the expunges kept for later: an `EXPUNGE` each, or with
+    /// QRESYNC one `VANISHED` of their UIDs (RFC 7162 3.2.10).
+    pub fn take_expunges(&mut self, enabled: Enabled) -> Vec<Response<'static>> {
         let mut out = Vec::new();
+        let mut gone = Vec::new();
         let pending = std::mem::take(&mut self.pending_expunge);
         for uid in pending {
             if let Some(i) = self.index_of(uid) {
                 self.messages.remove(i);
+                gone.push(uid.0);
                 if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
                     out.push(Response::Data(Data::Expunge(seq)));
                 }
             }
         }
+        if enabled.qresync {
+            return sequence_set(&runs(gone))
+                .map(|known_uids| {
+                    Response::Data(Data::Vanished {
+                        earlier: false,
+                        known_uids,
+                    })
+                })
+                .into_iter()
+                .collect();
+        }
         out
     }
 
-    /// Removes messages this session expunged itself and returns the `EXPUNGE`s.
-    pub fn expunged_here(&mut self, uids: &[Uid]) -> Vec<Response<'static>> {
+    /// Removes messages this session expunged itself and returns the `EXPUNGE`s (or
+    /// the `VANISHED`).
+    pub fn expunged_here(&mut self, uids: &[Uid], enabled: Enabled) -> Vec<Response<'static>> {
         self.pending_expunge.extend(uids.iter().copied());
-        self.take_expunges()
+        self.take_expunges(enabled)
     }
 
     /// The indexes (0-based) a sequence set names, ascending and without repeats.
@@ -363,7 +438,7 @@ impl MailboxView {
 }
 
 /// The (low, high) of one sequence or range, with `*` standing for `largest`.
-fn bounds(seq: &Sequence, largest: u32) -> (u32, u32) {
+pub(crate) fn bounds(seq: &Sequence, largest: u32) -> (u32, u32) {
     let value = |v: &SeqOrUid| match v {
         SeqOrUid::Value(n) => n.get(),
         SeqOrUid::Asterisk => largest,
@@ -377,11 +452,36 @@ fn bounds(seq: &Sequence, largest: u32) -> (u32, u32) {
     }
 }
 
-/// `* n FETCH (FLAGS (…) [UID u])` for a flag change.
-pub fn flags_response(index: usize, msg: &Msg, with_uid: bool) -> Response<'static> {
-    let mut items = vec![MessageDataItem::Flags(msg.wire_flags())];
-    if with_uid {
+/// `* n FETCH ([UID u] FLAGS (…) [MODSEQ (m)])` for a flag change: the UID for UID
+/// commands and once QRESYNC is on, the MODSEQ once CONDSTORE is (RFC 7162 3.1.3,
+/// 3.2.4).
+pub fn flags_response(
+    index: usize,
+    msg: &Msg,
+    with_uid: bool,
+    enabled: Enabled,
+) -> Response<'static> {
+    change_response(index, msg, with_uid, enabled, true)
+}
+
+/// As [`flags_response`], with FLAGS only when `with_flags` (a `.SILENT` STORE under
+/// CONDSTORE still tells the new MODSEQ, RFC 7162 3.1.3).
+pub fn change_response(
+    index: usize,
+    msg: &Msg,
+    with_uid: bool,
+    enabled: Enabled,
+    with_flags: bool,
+) -> Response<'static> {
+    let mut items = Vec::new();
+    if with_uid || enabled.qresync {
         items.push(MessageDataItem::Uid(msg.uid.0));
+    }
+    if with_flags {
+        items.push(MessageDataItem::Flags(msg.wire_flags()));
+    }
+    if enabled.condstore {
+        items.push(MessageDataItem::ModSeq(wire_modseq(msg.modseq)));
     }
     let seq = NonZeroU32::new(index as u32 + 1).unwrap_or(NonZeroU32::MIN);
     Response::Data(Data::Fetch {

@@ -1,5 +1,6 @@
 //! Listeners and the accept loop: bounded connections (in all and per address), one
-//! task per session, and a graceful stop that sends every session `* BYE`.
+//! task per session, and a graceful stop that sends every session `* BYE`. The LMTP
+//! listeners (`crate::lmtp::listener`) start and stop with them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +31,8 @@ pub enum ListenerKind {
 pub struct Server {
     pub imap_addr: Option<SocketAddr>,
     pub imaps_addr: Option<SocketAddr>,
+    /// The LMTP listeners (`listen.lmtp`, `listen.lmtp_socket`).
+    pub lmtp: crate::lmtp::listener::Bound,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -73,9 +76,11 @@ impl Server {
                 stop_rx.clone(),
             ));
         }
+        let lmtp = crate::lmtp::listener::start(&shared, &stop_rx, &mut tasks).await?;
         Ok(Server {
             imap_addr,
             imaps_addr,
+            lmtp,
             shared,
             stop,
             tasks,

@@ -22,10 +22,12 @@ use pluto_backends::{MailStore, UserId};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::command::extended::{ExtendedBody, OnMailbox};
+use crate::command::search_syntax::SearchCommand;
 use crate::response::{self, CmdError, CmdResult, Done};
-use crate::selected::MailboxView;
+use crate::selected::{Enabled, MailboxView};
 use crate::shared::Shared;
-use crate::wire::{Connection, Incoming, ReadError};
+use crate::wire::{Connection, Extended, Incoming, ReadError, Request};
 
 /// Where a session is in RFC 3501's state diagram (3, 6), with what that state needs.
 pub enum State {
@@ -38,6 +40,8 @@ pub enum State {
 /// works with.
 pub struct Authenticated {
     pub user: UserId,
+    /// The user's quota limits (the user database's over the configured default).
+    pub quota: pluto_model::Quota,
     /// The store this session's user was routed to at login.
     pub store: Arc<dyn MailStore>,
     /// The node serving this session.
@@ -66,6 +70,9 @@ pub enum Transition {
     /// No mailbox is selected any more: CLOSE, UNSELECT, a DELETE of the selected
     /// mailbox, a SELECT that failed (RFC 3501 6.3.1).
     Unselect,
+    /// Back to not authenticated (UNAUTHENTICATE): the login and any selected mailbox
+    /// are dropped.
+    LogOut,
 }
 
 /// How a command that may change the state ended: its result and the transition.
@@ -114,6 +121,7 @@ impl State {
         let now = std::mem::replace(self, State::NotAuthenticated);
         *self = match (now, transition) {
             (_, Transition::LogIn(login)) => State::Authenticated(login),
+            (_, Transition::LogOut) => State::NotAuthenticated,
             (State::Authenticated(login), Transition::Select(mailbox)) => {
                 State::Selected(Box::new(Selected { login, mailbox }))
             }
@@ -153,6 +161,9 @@ pub struct Client {
     /// state. The session ends once the command in hand is answered, and nothing more
     /// is said about the selected mailbox.
     pub logging_out: bool,
+    /// CONDSTORE and QRESYNC, once enabled (RFC 7162 3.1, 3.2.3): for the rest of the
+    /// session.
+    pub enabled: Enabled,
 }
 
 const MAX_BAD_IN_A_ROW: u32 = 20;
@@ -192,6 +203,7 @@ impl Session {
             bad_in_a_row: 0,
             preauth_deadline,
             logging_out: false,
+            enabled: Enabled::default(),
         };
         Self {
             client,
@@ -312,12 +324,19 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, command: Command<'static>) -> std::io::Result<()> {
-        let Command { tag, body } = command;
-        let name = body.name();
+    async fn handle(&mut self, request: Request) -> std::io::Result<()> {
+        let (tag, name) = match &request {
+            Request::Codec(Command { tag, body }) => (tag.clone(), body.name()),
+            Request::Extended(extended) => (extended.tag.clone(), extended.name()),
+        };
         tracing::debug!(tag = tag.inner(), command = name, "command");
         metrics::counter!(crate::metrics::COMMANDS, "command" => name).increment(1);
-        let result = self.dispatch(tag.clone(), body).await;
+        let result = match request {
+            Request::Codec(Command { body, .. }) => self.dispatch(tag.clone(), body).await,
+            Request::Extended(Extended { body, .. }) => {
+                self.dispatch_extended(tag.clone(), body).await
+            }
+        };
         self.finish(tag, result).await
     }
 
@@ -366,12 +385,7 @@ impl Session {
             C::Id { parameters } => return client.cmd_id(parameters).await,
             _ => {}
         }
-        // RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH by number.
-        let (allow_expunge, with_uid) = match &body {
-            C::Fetch { uid, .. } | C::Store { uid, .. } | C::Search { uid, .. } => (*uid, *uid),
-            C::Copy { uid, .. } | C::Move { uid, .. } => (true, *uid),
-            _ => (true, false),
-        };
+        let (allow_expunge, with_uid) = expunge_rules(&body);
         let (result, transition) = match &mut self.state {
             State::NotAuthenticated => client.before_login(tag, body).await,
             State::Authenticated(login) => {
@@ -397,6 +411,75 @@ impl Session {
         result
     }
 
+    /// A command in extension syntax (see [`ExtendedBody`]): UNAUTHENTICATE and CREATE
+    /// with a special use after login, the others on the selected mailbox; then, as
+    /// [`Session::dispatch`] does, the selected mailbox's changes.
+    async fn dispatch_extended(&mut self, tag: Tag<'static>, body: ExtendedBody) -> CmdResult {
+        let body = match body {
+            ExtendedBody::OnMailbox(body) => body,
+            ExtendedBody::Unauthenticate => {
+                if self.state.login().is_none() {
+                    return Err(CmdError::bad("UNAUTHENTICATE needs a login first"));
+                }
+                let (result, transition) = stepped(self.client.cmd_unauthenticate().await);
+                if let Some(transition) = transition {
+                    self.state.apply(transition);
+                }
+                return result;
+            }
+            ExtendedBody::CreateSpecialUse { mailbox, uses } => {
+                let Some(login) = self.state.login() else {
+                    return Err(CmdError::bad("CREATE is not allowed before logging in"));
+                };
+                let result = self.client.cmd_create(login, mailbox, &uses).await;
+                if let Err(CmdError::Io(_) | CmdError::Lost(_)) = result {
+                    return result;
+                }
+                self.after_command(true, false).await?;
+                return result;
+            }
+        };
+        let State::Selected(selected) = &mut self.state else {
+            let why = if self.state.login().is_some() {
+                "needs a selected mailbox (SELECT first)"
+            } else {
+                "is not allowed before logging in"
+            };
+            let name = ExtendedBody::OnMailbox(body).name();
+            return Err(CmdError::bad(format!("{name} {why}")));
+        };
+        let (result, allow_expunge, with_uid) = match body {
+            OnMailbox::Search(search) => {
+                let uid = search.uid;
+                (
+                    self.client.cmd_search(selected, &tag, search).await,
+                    uid,
+                    uid,
+                )
+            }
+            OnMailbox::OnSaved(mut body) => {
+                let uid = crate::command::saved_result::is_uid(&body);
+                match crate::command::saved_result::saved_sequence_set(&selected.mailbox, uid) {
+                    Some(set) => {
+                        crate::command::saved_result::replace_set(&mut body, set);
+                        return self.dispatch(tag, body).await;
+                    }
+                    // RFC 5182 2.1: an empty `$` is valid and matches nothing.
+                    None => {
+                        let (allow_expunge, with_uid) = expunge_rules(&body);
+                        let done = Done::ok("No messages: the saved search result is empty");
+                        (Ok(done), allow_expunge, with_uid)
+                    }
+                }
+            }
+        };
+        if let Err(CmdError::Io(_) | CmdError::Lost(_)) = result {
+            return result;
+        }
+        self.after_command(allow_expunge, with_uid).await?;
+        result
+    }
+
     /// Brings in changes the feed told of, after a command.
     async fn after_command(&mut self, allow_expunge: bool, with_uid: bool) -> Result<(), CmdError> {
         if self.client.logging_out {
@@ -412,11 +495,23 @@ impl Session {
                 .refresh(login, mailbox, allow_expunge, with_uid)
                 .await?;
         } else if allow_expunge && !mailbox.pending_expunge.is_empty() {
-            for response in mailbox.take_expunges() {
+            for response in mailbox.take_expunges(self.client.enabled) {
                 self.client.conn.send(&response).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the changes brought in after a command may include EXPUNGE (RFC 3501 7.4.1:
+/// not while answering FETCH, STORE or SEARCH by number), and whether FETCH responses
+/// then carry UIDs.
+fn expunge_rules(body: &CommandBody<'_>) -> (bool, bool) {
+    use CommandBody as C;
+    match body {
+        C::Fetch { uid, .. } | C::Store { uid, .. } | C::Search { uid, .. } => (*uid, *uid),
+        C::Copy { uid, .. } | C::Move { uid, .. } => (true, *uid),
+        _ => (true, false),
     }
 }
 
@@ -478,14 +573,18 @@ impl Client {
                 charset,
                 criteria,
                 uid,
-            } => self.cmd_search(selected, charset, criteria, uid).await,
+            } => {
+                let search = SearchCommand::from_codec(charset, criteria, uid);
+                self.cmd_search(selected, &tag, search).await
+            }
             C::Fetch {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
+                modifiers,
             } => {
-                self.cmd_fetch(selected, sequence_set, macro_or_item_names, uid)
+                let items = macro_or_item_names;
+                self.cmd_fetch(selected, sequence_set, items, uid, modifiers)
                     .await
             }
             C::Store {
@@ -494,9 +593,10 @@ impl Client {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
-                self.cmd_store(selected, sequence_set, kind, response, flags, uid)
+                let how = (kind, response);
+                self.cmd_store(selected, sequence_set, how, flags, uid, modifiers)
                     .await
             }
             C::Copy {
@@ -537,15 +637,23 @@ impl Client {
             C::StartTLS | C::Login { .. } | C::Authenticate { .. } => {
                 Err(CmdError::bad("Already logged in"))
             }
-            C::Enable { capabilities } => self.cmd_enable(capabilities).await,
+            C::Enable { capabilities } => self.cmd_enable(capabilities, view).await,
             C::Namespace => self.cmd_namespace().await,
-            C::Select { mailbox, .. } => {
-                return self.cmd_select(login, view.is_some(), mailbox, false).await;
+            C::Select {
+                mailbox,
+                parameters,
+            } => {
+                let was_selected = view.is_some();
+                return (self.cmd_select(login, was_selected, mailbox, parameters, false)).await;
             }
-            C::Examine { mailbox, .. } => {
-                return self.cmd_select(login, view.is_some(), mailbox, true).await;
+            C::Examine {
+                mailbox,
+                parameters,
+            } => {
+                let was_selected = view.is_some();
+                return (self.cmd_select(login, was_selected, mailbox, parameters, true)).await;
             }
-            C::Create { mailbox } => self.cmd_create(login, mailbox).await,
+            C::Create { mailbox } => self.cmd_create(login, mailbox, &[]).await,
             C::Delete { mailbox } => {
                 let selected = view.map(|v| &v.name);
                 return stepped(self.cmd_delete(login, selected, mailbox).await);
@@ -584,6 +692,9 @@ impl Client {
                     .await
             }
             C::Idle => self.cmd_idle(login, view, tag).await,
+            C::GetQuota { root } => self.cmd_getquota(login, root).await,
+            C::GetQuotaRoot { mailbox } => self.cmd_getquotaroot(login, mailbox).await,
+            C::SetQuota { .. } => self.cmd_setquota().await,
             other => Err(CmdError::bad(format!(
                 "{} is not supported",
                 command_name(&other)
@@ -646,7 +757,7 @@ impl Client {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut responses = mailbox.apply(changes, allow_expunge, with_uid);
+        let mut responses = mailbox.apply(changes, allow_expunge, with_uid, self.enabled);
         if std::mem::take(&mut mailbox.added_since_claim) {
             // New mail: this session may be the first to be told of it (RFC 3501 2.3.2).
             let claim = !mailbox.read_only;
@@ -704,6 +815,17 @@ impl Client {
                 "MOVE",
                 "SPECIAL-USE",
                 "CHILDREN",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
+                "STATUS=SIZE",
+                "UNAUTHENTICATE",
+                "CREATE-SPECIAL-USE",
+                "CONDSTORE",
+                "QRESYNC",
             ]
             .map(str::to_owned),
         );

@@ -1,8 +1,8 @@
 //! [`Shared`]: what every session of a process shares — the configuration, the router
 //! (swapped whole on a cluster reload, with a generation counter sessions watch), the
 //! authenticator and login throttle, the client TLS acceptor, the header cache, the
-//! budget for literals before login, and the per-user lock that keeps the mailbox
-//! limits exact.
+//! budget for literals before login, and the per-user locks that keep the mailbox
+//! limits and the quotas exact within the process.
 
 use std::sync::Arc;
 
@@ -29,6 +29,9 @@ pub struct Shared {
     /// Held by a CREATE or RENAME from its count of the user's mailboxes to its write,
     /// so that parallel sessions of one user cannot each pass the limit check.
     pub mailbox_writes: UserLocks,
+    /// Held by a write of a user with a quota from its count of the usage to the end of
+    /// the write (`admit` in `quota.rs`).
+    pub quota_writes: UserLocks,
 }
 
 /// A fixed set of locks, a user hashed to one: bounded memory whatever the number of
@@ -81,6 +84,7 @@ impl Shared {
             headers,
             preauth_literals: Arc::default(),
             mailbox_writes: UserLocks::default(),
+            quota_writes: UserLocks::default(),
         }
     }
 

@@ -93,6 +93,27 @@ pub enum Incoming<T> {
     Refused,
 }
 
+/// A command as read: by imap-codec, or in extension syntax it lacks.
+#[derive(Debug)]
+pub enum Request {
+    Codec(Command<'static>),
+    Extended(Extended),
+}
+
+/// A command in extension syntax imap-codec lacks, read by the gateway's own parsers.
+#[derive(Debug)]
+pub struct Extended {
+    pub tag: Tag<'static>,
+    pub(crate) body: crate::command::extended::ExtendedBody,
+}
+
+impl Extended {
+    /// The command's name, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        self.body.name()
+    }
+}
+
 /// What kind of message the session expects next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
@@ -226,6 +247,14 @@ impl Connection {
         self.release_preauth();
         self.preauth = None;
         self.write_deadline = WriteDeadline::Each(write_timeout);
+    }
+
+    /// The client is no longer logged in (UNAUTHENTICATE): literals are bounded as
+    /// before login again, within `budget`, and output must be taken by `deadline`.
+    pub fn logged_out(&mut self, budget: Arc<PreauthBudget>, deadline: tokio::time::Instant) {
+        self.preauth = Some(budget);
+        self.preauth_reserved = 0;
+        self.write_deadline = WriteDeadline::At(deadline);
     }
 
     fn release_preauth(&mut self) {
@@ -389,37 +418,37 @@ impl Connection {
     }
 
     /// Reads the next command. Cancel-safe: bytes read are kept for the next call.
-    /// A SEARCH nested deeper than imap-codec follows is read by
-    /// [`search_syntax`](crate::command::search_syntax), up to `max_nesting` levels.
+    /// A command imap-codec refuses is read again by
+    /// [`parse_extended`](crate::command::extended::parse_extended), for the extension syntax
+    /// imap-codec lacks (SEARCH nested deeper than it follows, up to `max_nesting`
+    /// levels; ESEARCH's RETURN; SEARCHRES's `$`).
     pub async fn read_command(
         &mut self,
         max_nesting: usize,
-    ) -> Result<Incoming<Command<'static>>, ReadError> {
+    ) -> Result<Incoming<Request>, ReadError> {
         if let Some(refused) = self.read_message(Expect::Command).await? {
             return Ok(refused);
         }
-        let decoded = self.decode(&CommandCodec::default());
-        if let Incoming::Invalid { tag, .. } = &decoded {
-            if !self.line_too_long
-                && !self.literal_too_big
-                && !self.fragmentizer.is_message_poisoned()
-            {
-                use crate::command::search_syntax::{SearchSyntaxError, parse};
-                match parse(self.fragmentizer.message_bytes(), max_nesting) {
-                    Ok(command) => return Ok(Incoming::Message(command)),
-                    Err(SearchSyntaxError::TooDeep(limit)) => {
-                        return Ok(Incoming::Invalid {
-                            tag: tag.clone(),
-                            reason: format!(
-                                "Search keys nested deeper than the limit of {limit} levels"
-                            ),
-                        });
-                    }
-                    Err(SearchSyntaxError::Invalid) => {}
+        let decoded = match self.decode(&CommandCodec::default()) {
+            Incoming::Message(command) => return Ok(Incoming::Message(Request::Codec(command))),
+            Incoming::Invalid { tag, reason } => (tag, reason),
+            Incoming::Refused => return Ok(Incoming::Refused),
+        };
+        let (tag, reason) = decoded;
+        if !self.line_too_long && !self.literal_too_big && !self.fragmentizer.is_message_poisoned()
+        {
+            use crate::command::extended::{ExtendedError, parse_extended};
+            match parse_extended(self.fragmentizer.message_bytes(), max_nesting) {
+                Ok((tag, body)) => {
+                    return Ok(Incoming::Message(Request::Extended(Extended { tag, body })));
                 }
+                Err(ExtendedError::Refused(reason)) => {
+                    return Ok(Incoming::Invalid { tag, reason });
+                }
+                Err(ExtendedError::NotExtended) => {}
             }
         }
-        Ok(decoded)
+        Ok(Incoming::Invalid { tag, reason })
     }
 
     /// Reads the client's answer to an AUTHENTICATE challenge.
@@ -720,6 +749,7 @@ const KNOWN_COMMANDS: &[&str] = &[
     "ID",
     "ENABLE",
     "UNSELECT",
+    "UNAUTHENTICATE",
 ];
 
 fn describe_command(message: &[u8]) -> String {

@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::imap::Client;
-use support::{PASSWORD, Pluto, USER, assert_success, client_script, repo_root, run_with_timeout};
+use pluto_testkit::imap::Blocking;
+use pluto_testkit::serve::{assert_success, run_with_timeout};
+use support::{PASSWORD, Pluto, USER, client_script, repo_root};
 
 const COUNT: usize = 200;
 
@@ -237,7 +238,7 @@ fn mbsync(rc: &Path, channel: &str, pluto: &Pluto) {
 }
 
 /// pluto's INBOX: Message-ID -> (UID, BODY[]).
-fn server_messages(client: &mut Client) -> BTreeMap<String, (u32, Vec<u8>)> {
+fn server_messages(client: &mut Blocking) -> BTreeMap<String, (u32, Vec<u8>)> {
     client.select("INBOX").unwrap();
     let mut out = BTreeMap::new();
     for (uid, body) in client.fetch_bodies("1:*").unwrap() {
@@ -250,7 +251,7 @@ fn server_messages(client: &mut Client) -> BTreeMap<String, (u32, Vec<u8>)> {
     out
 }
 
-fn server_flags(client: &mut Client, uid: u32) -> Vec<String> {
+fn server_flags(client: &mut Blocking, uid: u32) -> Vec<String> {
     client.select("INBOX").unwrap();
     let flags = client.fetch_flags(&uid.to_string()).unwrap();
     assert_eq!(flags.len(), 1, "UID {uid}: {flags:?}");
@@ -281,7 +282,7 @@ fn mbsync_round_trip_and_flags() {
     };
     let generator = gen_mbox_script();
 
-    let pluto = Pluto::start();
+    let pluto = support::start();
     let work = tempfile::tempdir().unwrap();
 
     // The corpus, split into local Maildir A.
@@ -338,7 +339,7 @@ fn mbsync_round_trip_and_flags() {
 
     // Up: A -> pluto.
     mbsync(&rc, "up", &pluto);
-    let mut client = Client::login(pluto.imap, USER, PASSWORD);
+    let mut client = Blocking::login(pluto.imap, USER, PASSWORD);
     let on_server = server_messages(&mut client);
     assert_eq!(
         on_server.len(),
@@ -435,7 +436,7 @@ fn mbsync_round_trip_and_flags() {
     let server_change = ids[42].clone();
     let uid = on_server[&server_change].0;
     let reply = client
-        .command(&format!("UID STORE {uid} +FLAGS (\\Answered \\Seen)"))
+        .cmd(&format!("UID STORE {uid} +FLAGS (\\Answered \\Seen)"))
         .unwrap();
     assert!(reply.ok(), "UID STORE: {}", reply.tagged);
     mbsync(&rc, "down", &pluto);

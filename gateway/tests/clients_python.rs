@@ -12,10 +12,11 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{PASSWORD, Pluto, USER, client_script, run_with_timeout};
+use pluto_testkit::serve::run_with_timeout;
+use support::{PASSWORD, USER, client_script};
 
 fn run_session(mode: &str) {
-    let pluto = Pluto::start();
+    let pluto = support::start();
     let port = match mode {
         "starttls" => pluto.imap.port(),
         _ => pluto.imaps.port(),

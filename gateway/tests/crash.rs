@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::imap::{Client, appenduid};
+use pluto_testkit::imap::{Blocking, appenduid};
 use support::{PASSWORD, Pluto, USER};
 
 /// An acknowledged APPEND.
@@ -74,7 +74,7 @@ fn stream_and_kill(pluto: &mut Pluto, round: u32, kill_after: usize) -> Log {
         let (log, acked, stop) = (log.clone(), acked.clone(), stop.clone());
         let logged_in = logged_in.clone();
         threads.push(std::thread::spawn(move || {
-            let mut conn = Client::login(addr, USER, PASSWORD);
+            let mut conn = Blocking::login(addr, USER, PASSWORD);
             logged_in.wait();
             // A safety bound: the server is killed long before this.
             for seq in 0..5_000 {
@@ -144,7 +144,7 @@ fn check_after_restart(
     acked: &[Acked],
     in_flight: &[(&'static str, Vec<u8>)],
 ) -> BTreeMap<&'static str, (u32, u32)> {
-    let mut client = Client::login(pluto.imap, USER, PASSWORD);
+    let mut client = Blocking::login(pluto.imap, USER, PASSWORD);
     let mut out = BTreeMap::new();
     let mailboxes: BTreeSet<&'static str> = CLIENTS.iter().copied().collect();
     for mailbox in mailboxes {
@@ -203,14 +203,14 @@ fn check_after_restart(
         let max_uid = on_server.keys().next_back().copied().unwrap_or(0);
         out.insert(mailbox, (validity, max_uid));
     }
-    let reply = client.command("LOGOUT").unwrap();
+    let reply = client.cmd("LOGOUT").unwrap();
     assert!(reply.ok(), "LOGOUT: {}", reply.tagged);
     out
 }
 
 #[test]
 fn acknowledged_appends_survive_sigkill() {
-    let mut pluto = Pluto::start();
+    let mut pluto = support::start();
     let mut all_acked: Vec<Acked> = Vec::new();
     let mut all_in_flight = Vec::new();
     // The highest UID ever handed out per mailbox (acknowledged or not seen at all).
@@ -242,7 +242,7 @@ fn acknowledged_appends_survive_sigkill() {
         }
 
         // A new message after the restart gets a fresh UID, same UIDVALIDITY.
-        let mut client = Client::login(pluto.imap, USER, PASSWORD);
+        let mut client = Blocking::login(pluto.imap, USER, PASSWORD);
         for (mailbox, (validity, _)) in &state {
             let bytes = message(round, 99, 0);
             let reply = client.append(mailbox, "", &bytes).unwrap();

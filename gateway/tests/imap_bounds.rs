@@ -348,7 +348,7 @@ async fn messages_holding_nul_bytes_are_sent_as_valid_literals() {
     assert!(rest.starts_with(&format!("{tag} OK")), "{rest}");
 
     // The session goes on.
-    let mut raw = common::Raw::new(tcp);
+    let mut raw = common::Client::new(tcp);
     assert!(raw.cmd("NOOP").await.ok());
 }
 

@@ -8,17 +8,17 @@
 
 mod common;
 
-use common::{Raw, Reply, TestServer};
+use common::{Client, Reply, TestServer};
 use tokio::net::TcpStream;
 
-async fn ok(raw: &mut Raw<TcpStream>, cmd: &str) -> Reply {
+async fn ok(raw: &mut Client<TcpStream>, cmd: &str) -> Reply {
     let r = raw.cmd(cmd).await;
     assert!(r.ok(), "{cmd}: {r:?}");
     r
 }
 
 /// The sorted `* LIST`/`* LSUB` lines a command got.
-async fn listed(raw: &mut Raw<TcpStream>, cmd: &str) -> Vec<String> {
+async fn listed(raw: &mut Client<TcpStream>, cmd: &str) -> Vec<String> {
     let r = ok(raw, cmd).await;
     let mut lines: Vec<String> = r
         .untagged
@@ -31,7 +31,7 @@ async fn listed(raw: &mut Raw<TcpStream>, cmd: &str) -> Vec<String> {
 }
 
 /// The mailboxes of the Dovecot session the answers below were recorded from.
-async fn reference_tree(server: &TestServer) -> Raw<TcpStream> {
+async fn reference_tree(server: &TestServer) -> Client<TcpStream> {
     let mut raw = server.login().await;
     for cmd in [
         "CREATE RefTest",
@@ -249,7 +249,7 @@ async fn search_from_to_cc_bcc_match_envelope_addresses_as_dovecot_does() {
 }
 
 /// `* n FETCH (FLAGS (…))` lines of a FETCH 1:* FLAGS, in order.
-async fn flags(raw: &mut Raw<TcpStream>) -> Vec<String> {
+async fn flags(raw: &mut Client<TcpStream>) -> Vec<String> {
     let r = ok(raw, "FETCH 1:* FLAGS").await;
     r.untagged
         .iter()

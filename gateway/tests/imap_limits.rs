@@ -10,10 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Raw, Reply, TestServer, USER, message};
+use common::{Client, PASSWORD, Reply, TestServer, USER, message};
 use tokio::net::TcpStream;
 
-async fn ok(raw: &mut Raw<TcpStream>, cmd: &str) -> Reply {
+async fn ok(raw: &mut Client<TcpStream>, cmd: &str) -> Reply {
     let r = raw.cmd(cmd).await;
     assert!(r.ok(), "{cmd}: {r:?}");
     r
@@ -233,7 +233,7 @@ async fn connections_per_address_are_bounded() {
     let _a = server.raw().await;
     let _b = server.raw().await;
     let tcp = TcpStream::connect(server.imap).await.unwrap();
-    let mut c = Raw::new(tcp);
+    let mut c = Client::new(tcp);
     // Refused: a BYE, or the connection closed, but never a usable session.
     match c.maybe_line(Duration::from_secs(5)).await {
         None => {}
@@ -284,7 +284,7 @@ async fn idle_sessions_are_logged_out() {
 async fn without_insecure_loopback_plaintext_login_is_disabled() {
     let server = TestServer::start_with(|c| c.auth.allow_insecure_loopback = false).await;
     let tcp = TcpStream::connect(server.imap).await.unwrap();
-    let mut raw = Raw::new(tcp);
+    let mut raw = Client::new(tcp);
     let greeting = raw.line().await;
     assert!(greeting.contains("LOGINDISABLED"), "{greeting}");
     assert!(greeting.contains("STARTTLS"), "{greeting}");

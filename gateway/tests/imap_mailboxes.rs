@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Raw, Reply, TestServer, message};
+use common::{Client, Reply, TestServer, message};
 use futures::TryStreamExt;
 use tokio::net::TcpStream;
 
@@ -45,7 +45,7 @@ fn attrs_of(reply: &Reply, kind: &str, name: &str) -> String {
         .1
 }
 
-async fn list(raw: &mut Raw<TcpStream>, reference: &str, pattern: &str) -> Reply {
+async fn list(raw: &mut Client<TcpStream>, reference: &str, pattern: &str) -> Reply {
     let r = raw
         .cmd(&format!("LIST \"{reference}\" \"{pattern}\""))
         .await;
@@ -53,7 +53,7 @@ async fn list(raw: &mut Raw<TcpStream>, reference: &str, pattern: &str) -> Reply
     r
 }
 
-async fn ok(raw: &mut Raw<TcpStream>, cmd: &str) -> Reply {
+async fn ok(raw: &mut Client<TcpStream>, cmd: &str) -> Reply {
     let r = raw.cmd(cmd).await;
     assert!(r.ok(), "{cmd}: {r:?}");
     r

@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{Raw, Reply, TestServer, message};
+use common::{Client, Reply, TestServer, message};
 use futures::TryStreamExt;
 use tokio::net::TcpStream;
 
-async fn ok(raw: &mut Raw<TcpStream>, cmd: &str) -> Reply {
+async fn ok(raw: &mut Client<TcpStream>, cmd: &str) -> Reply {
     let r = raw.cmd(cmd).await;
     assert!(r.ok(), "{cmd}: {r:?}");
     r
@@ -76,7 +76,7 @@ fn expunge_count(reply: &Reply) -> usize {
         .count()
 }
 
-async fn uids(raw: &mut Raw<TcpStream>) -> Vec<u32> {
+async fn uids(raw: &mut Client<TcpStream>) -> Vec<u32> {
     let r = ok(raw, "FETCH 1:* UID").await;
     let mut out = Vec::new();
     for (i, line) in r.lines("* ").iter().enumerate() {

@@ -9,17 +9,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Raw, Reply, TestServer, message};
+use common::{Client, Reply, TestServer, message};
 use tokio::net::TcpStream;
 
-async fn ok(raw: &mut Raw<TcpStream>, cmd: &str) -> Reply {
+async fn ok(raw: &mut Client<TcpStream>, cmd: &str) -> Reply {
     let r = raw.cmd(cmd).await;
     assert!(r.ok(), "{cmd}: {r:?}");
     r
 }
 
 /// A server with `n` messages in INBOX (UIDs 1..=n) and two sessions with INBOX selected.
-async fn two_sessions(n: usize) -> (TestServer, Raw<TcpStream>, Raw<TcpStream>) {
+async fn two_sessions(n: usize) -> (TestServer, Client<TcpStream>, Client<TcpStream>) {
     let server = TestServer::start().await;
     let mut setup = server.login().await;
     for i in 1..=n {
@@ -227,7 +227,7 @@ async fn async_imap_sees_exists_at_noop() {
 
 /// Reads untagged lines until one satisfies `want`, failing after `limit`.
 async fn wait_for(
-    raw: &mut Raw<TcpStream>,
+    raw: &mut Client<TcpStream>,
     limit: Duration,
     want: impl Fn(&str) -> bool,
 ) -> (String, Duration) {

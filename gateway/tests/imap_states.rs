@@ -9,24 +9,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Raw, Reply, TestServer, message};
+use common::{Client, Reply, TestServer, message};
 use tokio::net::TcpStream;
 
-async fn ok(raw: &mut Raw<TcpStream>, cmd: &str) -> Reply {
+async fn ok(raw: &mut Client<TcpStream>, cmd: &str) -> Reply {
     let r = raw.cmd(cmd).await;
     assert!(r.ok(), "{cmd}: {r:?}");
     r
 }
 
 /// Asserts that `cmd` is refused BAD with `reason` in the tagged line.
-async fn bad(raw: &mut Raw<TcpStream>, cmd: &str, reason: &str) {
+async fn bad(raw: &mut Client<TcpStream>, cmd: &str, reason: &str) {
     let r = raw.cmd(cmd).await;
     assert!(r.bad(), "{cmd}: {r:?}");
     assert!(r.tagged.contains(reason), "{cmd}: {r:?}");
 }
 
 /// Asserts that no mailbox is selected: a selected-state command is refused.
-async fn nothing_selected(raw: &mut Raw<TcpStream>) {
+async fn nothing_selected(raw: &mut Client<TcpStream>) {
     bad(
         raw,
         "UID FETCH 1:* FLAGS",

@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Raw, TestServer, USER};
+use common::{Client, PASSWORD, TestServer, USER};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// A long penalty: an attempt that is throttled at all gets no answer for 30 s (under
@@ -20,13 +20,13 @@ const LONG_MS: u64 = 30_000;
 /// Longest we wait for an answer that the throttle must not hold up.
 const PROMPT: Duration = Duration::from_secs(15);
 
-async fn raw_from(server: &TestServer, local: [u8; 4]) -> Raw<TcpStream> {
+async fn raw_from(server: &TestServer, local: [u8; 4]) -> Client<TcpStream> {
     let socket = TcpSocket::new_v4().unwrap();
     socket
         .bind(SocketAddr::from((local, 0)))
         .expect("bind a loopback source address");
     let tcp = socket.connect(server.imap).await.unwrap();
-    let mut raw = Raw::new(tcp);
+    let mut raw = Client::new(tcp);
     let greeting = raw.line().await;
     assert!(greeting.starts_with("* OK"), "{greeting}");
     raw
@@ -34,7 +34,7 @@ async fn raw_from(server: &TestServer, local: [u8; 4]) -> Raw<TcpStream> {
 
 /// Sends LOGIN and returns the tagged answer if it comes within `wait`.
 async fn login_within(
-    raw: &mut Raw<TcpStream>,
+    raw: &mut Client<TcpStream>,
     user: &str,
     pass: &str,
     wait: Duration,

@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::{PASSWORD, Raw, TestServer, USER, message};
+use common::{Client, PASSWORD, TestServer, USER, message};
 use futures::TryStreamExt;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// Sends STARTTLS on a raw plain connection and returns the TLS stream after the handshake.
-async fn starttls(server: &TestServer, mut raw: Raw<TcpStream>) -> TlsStream<TcpStream> {
+async fn starttls(server: &TestServer, mut raw: Client<TcpStream>) -> TlsStream<TcpStream> {
     let r = raw.cmd("STARTTLS").await;
     assert!(r.ok(), "{r:?}");
     let tcp = raw.into_inner();
@@ -26,7 +26,7 @@ async fn starttls_then_login() {
     let server = TestServer::start().await;
     let raw = server.raw().await;
     let tls = starttls(&server, raw).await;
-    let mut raw = Raw::new(tls);
+    let mut raw = Client::new(tls);
     let r = raw.cmd("CAPABILITY").await;
     assert!(r.ok(), "{r:?}");
     let caps = &r.untagged[0];
@@ -83,7 +83,7 @@ async fn commands_pipelined_after_starttls_are_dropped() {
     let tcp = raw.into_inner();
     let name = ServerName::try_from("localhost").unwrap();
     let tls = server.tls_connector().connect(name, tcp).await.unwrap();
-    let mut raw = Raw::new(tls);
+    let mut raw = Client::new(tls);
     let r = raw.cmd("SELECT INBOX").await;
     assert!(
         !r.untagged.iter().any(|l| l.starts_with("s2 ")),

@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Raw, TestServer, message};
+use common::{Client, TestServer, message};
+use pluto_testkit::disk::{Tmpfs, fill};
 use tokio::net::TcpStream;
 
-async fn names(raw: &mut Raw<TcpStream>) -> Vec<String> {
+async fn names(raw: &mut Client<TcpStream>) -> Vec<String> {
     let r = raw.cmd("LIST \"\" *").await;
     assert!(r.ok(), "{r:?}");
     let mut out: Vec<String> = r
@@ -72,51 +71,6 @@ async fn names_deeper_than_the_limit_are_refused() {
     assert!(raw.cmd("RENAME a q").await.ok());
 }
 
-/// Mounts a tmpfs of `size` on `dir`; `false` (and a printed reason) when not permitted.
-fn mount_tmpfs(dir: &Path, size: &str) -> bool {
-    let out = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!(
-                "skipped: cannot mount a tmpfs (needs root): {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("skipped: cannot run mount: {e}");
-            false
-        }
-    }
-}
-
-/// Unmounts on drop, so a failing test leaves no mount behind.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-/// Writes `path` until the file system is full.
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).unwrap();
-    for chunk in [65536usize, 4096, 512, 1] {
-        let buf = vec![0u8; chunk];
-        while file.write_all(&buf).and_then(|()| file.flush()).is_ok() {}
-    }
-    let _ = file.sync_all();
-}
-
 fn status_messages(r: &common::Reply) -> String {
     r.lines("* STATUS").join(" ")
 }
@@ -124,10 +78,9 @@ fn status_messages(r: &common::Reply) -> String {
 #[tokio::test]
 async fn a_full_disk_answers_overquota_and_changes_nothing() {
     let mount = tempfile::tempdir().unwrap();
-    if !mount_tmpfs(mount.path(), "8m") {
+    let Some(_tmpfs) = Tmpfs::mount(mount.path(), "8m") else {
         return;
-    }
-    let _mounted = Mounted(mount.path().to_path_buf());
+    };
     let data = mount.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let mut server = TestServer::start_with(|c| c.data_dir = data.clone()).await;
@@ -166,7 +119,7 @@ async fn a_full_disk_answers_overquota_and_changes_nothing() {
         full(&delete);
     }
 
-    let check = async |raw: &mut Raw<TcpStream>| {
+    let check = async |raw: &mut Client<TcpStream>| {
         let mut expected = before.clone();
         if delete.ok() {
             expected.retain(|n| n != "keep/child");
@@ -190,6 +143,7 @@ async fn a_full_disk_answers_overquota_and_changes_nothing() {
     };
     config.listen.imap = "127.0.0.1:0".into();
     config.listen.imaps = "127.0.0.1:0".into();
+    config.listen.lmtp = String::new();
     let restarted = pluto_gateway::cli::start_serve(config).await.unwrap();
     let server = TestServer {
         imap: restarted.imap_addr.unwrap(),

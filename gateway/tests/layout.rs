@@ -36,6 +36,9 @@ const COMMANDS: &[(&str, &str)] = &[
     ("STATUS", "status.rs"),
     ("APPEND", "append.rs"),
     ("IDLE", "idle.rs"),
+    ("GETQUOTA", "quota.rs"),
+    ("GETQUOTAROOT", "quota.rs"),
+    ("SETQUOTA", "quota.rs"),
     ("CLOSE", "close.rs"),
     ("UNSELECT", "close.rs"),
     ("EXPUNGE", "expunge.rs"),
@@ -45,6 +48,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("STORE", "store.rs"),
     ("COPY", "copy.rs"),
     ("MOVE", "copy.rs"),
+    ("UNAUTHENTICATE", "unauthenticate.rs"),
 ];
 
 #[test]

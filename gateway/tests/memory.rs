@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::imap::Client;
+use pluto_testkit::imap::Blocking;
 use support::{PASSWORD, Pluto, USER};
 
 const MIB: u64 = 1024 * 1024;
@@ -37,6 +37,22 @@ fn status_bytes(pid: u32, field: &str) -> u64 {
 }
 
 /// A plain-text message of about `size` bytes, CRLF line ends.
+/// Prints the peak resident set before and after `what`, and checks it grew by less
+/// than `allowance`.
+fn assert_peak_within(what: &str, before: u64, peak: u64, allowance: u64) {
+    eprintln!(
+        "{what}: VmHWM {} KiB before, {} KiB after",
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak < before + allowance,
+        "{what}: peak RSS grew from {} to {} MiB",
+        before / MIB,
+        peak / MIB
+    );
+}
+
 fn big_message(size: usize) -> Vec<u8> {
     let mut m = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: big\r\n\r\n".to_vec();
     let line = format!("{}\r\n", "x".repeat(76));
@@ -55,14 +71,14 @@ struct Bystander {
 
 impl Bystander {
     fn start(pluto: &Pluto) -> Bystander {
-        let mut client = Client::login(pluto.imap, USER, PASSWORD);
+        let mut client = Blocking::login(pluto.imap, USER, PASSWORD);
         let stop = Arc::new(AtomicBool::new(false));
         let oks = Arc::new(AtomicU32::new(0));
         let thread = {
             let (stop, oks) = (stop.clone(), oks.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let reply = client.command("NOOP").expect("NOOP of the bystander");
+                    let reply = client.cmd("NOOP").expect("NOOP of the bystander");
                     assert!(reply.ok(), "{reply:?}");
                     oks.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(50));
@@ -126,10 +142,10 @@ fn logged_in_stream(pluto: &Pluto) -> TcpStream {
 }
 
 fn fetch_many_bodies(copies: usize) -> (u64, u64) {
-    let mut pluto = Pluto::start();
+    let mut pluto = support::start();
     let pid = pluto.pid().unwrap();
     let message = big_message(1024 * 1024);
-    let mut client = Client::login(pluto.imap, USER, PASSWORD);
+    let mut client = Blocking::login(pluto.imap, USER, PASSWORD);
     let reply = client.append("INBOX", "", &message).unwrap();
     assert!(reply.ok(), "{reply:?}");
     let before = status_bytes(pid, "VmHWM");
@@ -224,7 +240,7 @@ fn announce_big_literal(pluto: &Pluto, non_sync: bool) -> bool {
 
 #[test]
 fn big_literals_before_login_are_refused() {
-    let mut pluto = Pluto::start();
+    let mut pluto = support::start();
     let pid = pluto.pid().unwrap();
     let bystander = Bystander::start(&pluto);
     let before = status_bytes(pid, "VmHWM");
@@ -245,8 +261,8 @@ fn big_literals_before_login_are_refused() {
     assert!(refused.iter().all(|r| *r), "taken: {refused:?}");
     assert!(pluto.is_running(), "the server died:\n{}", pluto.logs());
     assert!(bystander.finish() > 0);
-    let mut client = Client::login(pluto.imap, USER, PASSWORD);
-    assert!(client.command("NOOP").unwrap().ok());
+    let mut client = Blocking::login(pluto.imap, USER, PASSWORD);
+    assert!(client.cmd("NOOP").unwrap().ok());
     assert!(
         peak < before + 32 * MIB,
         "peak RSS grew from {} to {} MiB",
@@ -257,10 +273,10 @@ fn big_literals_before_login_are_refused() {
 
 #[test]
 fn a_search_of_bodies_reads_them_in_bounded_batches() {
-    let mut pluto = Pluto::start();
+    let mut pluto = support::start();
     let pid = pluto.pid().unwrap();
     let message = big_message(4 * 1024 * 1024);
-    let mut client = Client::login(pluto.imap, USER, PASSWORD);
+    let mut client = Blocking::login(pluto.imap, USER, PASSWORD);
     for _ in 0..24 {
         let reply = client.append("INBOX", "", &message).unwrap();
         assert!(reply.ok(), "{reply:?}");
@@ -271,16 +287,35 @@ fn a_search_of_bodies_reads_them_in_bounded_batches() {
     assert!(tagged.starts_with("s1 OK"), "{tagged}");
     let peak = status_bytes(pid, "VmHWM");
     assert!(pluto.is_running(), "the server died:\n{}", pluto.logs());
-    eprintln!(
-        "SEARCH BODY over 24 messages of {} bytes: VmHWM {} KiB before, {} KiB after",
-        message.len(),
-        before / 1024,
-        peak / 1024
-    );
-    assert!(
-        peak < before + 48 * MIB,
-        "peak RSS grew from {} to {} MiB",
-        before / MIB,
-        peak / MIB
-    );
+    let what = format!("SEARCH BODY over 24 messages of {} bytes", message.len());
+    assert_peak_within(&what, before, peak, 48 * MIB);
+}
+
+#[test]
+fn a_search_of_many_sequence_sets_costs_its_line_not_the_mailbox_times_its_line() {
+    let mut pluto = support::start();
+    let pid = pluto.pid().unwrap();
+    // The first login makes the Maildir; the messages are dropped into its new/.
+    drop(Blocking::login(pluto.imap, USER, PASSWORD));
+    let maildir = pluto.data_dir().join("mail").join(USER);
+    for i in 0..4000 {
+        let name = format!("1700000000.M{i}P1.test");
+        let tmp = maildir.join("tmp").join(&name);
+        std::fs::write(&tmp, format!("Subject: {i}\r\n\r\nbody {i}\r\n")).unwrap();
+        std::fs::rename(&tmp, maildir.join("new").join(&name)).unwrap();
+    }
+    let mut stream = logged_in_stream(&pluto);
+    let (_, tagged) = run_counting(&mut stream, "s0", "SEARCH 4000");
+    assert!(tagged.starts_with("s0 OK"), "{tagged}");
+    let before = status_bytes(pid, "VmHWM");
+    // 15,000 keys in one 60 KB line, each naming every message: held as one UID set
+    // each, that was 15,000 × 4,000 entries (hundreds of MiB).
+    let keys = " 1:*".repeat(15_000);
+    let (bytes, tagged) = run_counting(&mut stream, "s1", &format!("SEARCH{keys}"));
+    assert!(tagged.starts_with("s1 OK"), "{tagged}");
+    assert!(bytes > 4000 * 2, "every message matched: {bytes} bytes");
+    let peak = status_bytes(pid, "VmHWM");
+    assert!(pluto.is_running(), "the server died:\n{}", pluto.logs());
+    let what = "SEARCH of 15,000 sequence sets over 4,000 messages";
+    assert_peak_within(what, before, peak, 48 * MIB);
 }

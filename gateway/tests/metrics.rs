@@ -1,4 +1,4 @@
-//! The Prometheus endpoint: sessions, commands and logins are counted.
+//! The Prometheus endpoint: sessions, commands, logins and deliveries are counted.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,6 +20,30 @@ async fn metrics_count_logins_and_commands() {
     assert!(raw.cmd("NOOP").await.ok());
     let mut bad = server.raw().await;
     assert!(bad.cmd("LOGIN alice wrong").await.no());
+    // One LMTP transaction: a recipient delivered, one unknown.
+    let lmtp = server.server.as_ref().unwrap().lmtp.tcp.unwrap();
+    let mut lmtp = tokio::io::BufReader::new(tokio::net::TcpStream::connect(lmtp).await.unwrap());
+    lmtp.get_mut()
+        .write_all(
+            b"LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:<alice@x.org>\r\nRCPT TO:<ghost@x.org>\r\nDATA\r\n",
+        )
+        .await
+        .unwrap();
+    let mut replies = String::new();
+    while !replies.contains("354 ") {
+        tokio::io::AsyncBufReadExt::read_line(&mut lmtp, &mut replies)
+            .await
+            .unwrap();
+    }
+    lmtp.get_mut()
+        .write_all(b"Subject: m\r\n\r\nbody\r\n.\r\n")
+        .await
+        .unwrap();
+    let mut last = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut lmtp, &mut last)
+        .await
+        .unwrap();
+    assert!(last.starts_with("250 "), "{replies}{last}");
 
     let mut http = tokio::net::TcpStream::connect(&listen).await.unwrap();
     http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -40,4 +64,15 @@ async fn metrics_count_logins_and_commands() {
         "{body}"
     );
     assert!(body.contains("pluto_sessions_open 2"), "{body}");
+    assert!(
+        body.contains("pluto_deliveries_total{result=\"delivered\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("pluto_deliveries_total{result=\"unknown_user\"} 1"),
+        "{body}"
+    );
+    // The message's bytes, without the trace headers.
+    assert!(body.contains("pluto_delivered_bytes_total 20"), "{body}");
+    assert!(body.contains("pluto_delivery_seconds_count 1"), "{body}");
 }

@@ -6,15 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_port, pluto_bin, run_with_timeout};
+use pluto_testkit::ports::reserve;
+use pluto_testkit::serve::{pluto_bin, run_with_timeout};
 
 /// `pluto serve --data-dir DIR --imap IMAP --imaps IMAPS`, run to its end.
 fn serve_fails(data_dir: &Path, imap: &str, imaps: &str) -> String {
@@ -23,7 +22,7 @@ fn serve_fails(data_dir: &Path, imap: &str, imaps: &str) -> String {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--imap", imap, "--imaps", imaps])
+            .args(["--imap", imap, "--imaps", imaps, "--lmtp", ""])
             .env("RUST_LOG", "info"),
         Duration::from_secs(30),
     );
@@ -48,7 +47,7 @@ fn entries(dir: &Path) -> Vec<String> {
 fn a_bad_listen_address_fails_before_anything_is_created() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let imaps = free_port().to_string();
+    let imaps = reserve().to_string();
     let stderr = serve_fails(&data, "not-an-address", &imaps);
     assert!(stderr.contains("listen.imap"), "{stderr}");
     assert!(stderr.contains("not-an-address"), "{stderr}");
@@ -57,7 +56,7 @@ fn a_bad_listen_address_fails_before_anything_is_created() {
         "nothing may be created: {:?}",
         entries(&data)
     );
-    let imap = free_port().to_string();
+    let imap = reserve().to_string();
     let stderr = serve_fails(&data, &imap, "127.0.0.1:99999");
     assert!(stderr.contains("listen.imaps"), "{stderr}");
     assert!(entries(&data).is_empty(), "{:?}", entries(&data));
@@ -78,7 +77,7 @@ fn a_data_dir_that_is_a_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("i-am-a-file");
     std::fs::write(&file, b"x").unwrap();
-    let (imap, imaps) = (free_port().to_string(), free_port().to_string());
+    let (imap, imaps) = (reserve().to_string(), reserve().to_string());
     let stderr = serve_fails(&file, &imap, &imaps);
     assert!(stderr.contains(&file.display().to_string()), "{stderr}");
     assert!(stderr.contains("not a directory"), "{stderr}");
@@ -93,7 +92,7 @@ fn a_mail_dir_that_cannot_be_used_is_named() {
     // The mail dir is a file: it cannot be opened, whoever runs the test.
     let mail = data.join("mail");
     std::fs::write(&mail, b"x").unwrap();
-    let (imap, imaps) = (free_port().to_string(), free_port().to_string());
+    let (imap, imaps) = (reserve().to_string(), reserve().to_string());
     let stderr = serve_fails(&data, &imap, &imaps);
     assert!(stderr.contains(&mail.display().to_string()), "{stderr}");
     // Without permission (only meaningful when not run as root, who may write anyway).
@@ -118,7 +117,7 @@ struct Serve {
 
 impl Serve {
     fn start(tmp: &Path, data: &Path, rust_log: &str) -> Serve {
-        let (imap, imaps) = (free_port(), free_port());
+        let (imap, imaps) = (reserve(), reserve());
         let stdout = tmp.join(format!("stdout-{}", imaps.port()));
         let stderr = tmp.join(format!("stderr-{}", imaps.port()));
         let child = Command::new(pluto_bin())
@@ -126,6 +125,7 @@ impl Serve {
             .arg("--data-dir")
             .arg(data)
             .args(["--imap", &imap.to_string(), "--imaps", &imaps.to_string()])
+            .args(["--lmtp", ""])
             .env("RUST_LOG", rust_log)
             .env_remove("NO_COLOR")
             .stdin(Stdio::null())
@@ -191,6 +191,32 @@ fn the_first_start_says_where_mail_lives_how_to_add_a_user_and_how_to_stop() {
     assert!(child.wait().unwrap().success());
     let users = std::fs::read_to_string(data.join("users")).unwrap();
     assert!(users.contains("second"), "{users}");
+}
+
+/// `pluto user add` refuses a name the store would refuse at login (one user-name rule
+/// for both), says why, and writes nothing: `.alice` is not added and then refused.
+#[test]
+fn user_add_refuses_a_name_that_could_not_log_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = run_with_timeout(
+        Command::new(pluto_bin())
+            .args(["user", "add", ".alice", "--data-dir"])
+            .arg(&data)
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("invalid user name \".alice\": a user name cannot start with '.'"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("password"),
+        "refused before the password is read: {stderr}"
+    );
+    assert!(!data.join("users").exists(), "nothing written");
 }
 
 /// A TLS 1.2 ClientHello whose SNI is an IP address (RFC 6066 forbids it; clients

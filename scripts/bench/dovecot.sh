@@ -2,20 +2,29 @@
 # A self-contained Dovecot on a loopback port: its own config, base_dir, logs,
 # Maildir homes and passwd-file in one directory. Sourced, not run.
 #
-# dovecot_start DIR PORT USERS_FILE — USERS_FILE is pluto's users file (name:{ARGON2ID}…):
-# Dovecot reads the very same hashes, so both servers pay the same argon2id cost
-# per LOGIN. Sets DOVECOT_PID (the master; every other Dovecot process is its child).
+# dovecot_start DIR PORT USERS_FILE [LMTP_PORT] — USERS_FILE is pluto's users file
+# (name:{ARGON2ID}…): Dovecot reads the very same hashes, so both servers pay the same
+# argon2id cost per LOGIN. With LMTP_PORT, Dovecot's LMTP listens there too (recipients
+# user@any-domain, delivered to user's INBOX). Sets DOVECOT_PID (the master; every
+# other Dovecot process is its child).
 
+# dovecot_install [PACKAGE…] — Debian's dovecot-imapd (and the packages named) when
+# missing.
 dovecot_install() {
-    if ! command -v dovecot >/dev/null 2>&1; then
-        log "installing Debian's dovecot-imapd"
+    local pkgs=() p
+    command -v dovecot >/dev/null 2>&1 || pkgs+=(dovecot-imapd)
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
+    done
+    if [[ ${#pkgs[@]} -gt 0 ]]; then
+        log "installing Debian's ${pkgs[*]}"
         apt-get update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
     fi
 }
 
 dovecot_start() {
-    local dir=$1 port=$2 users=$3
+    local dir=$1 port=$2 users=$3 lmtp=${4:-}
     mkdir -p "$dir/run" "$dir/state" "$dir/home"
     # The mail is owned by an unprivileged user (Dovecot refuses uid 0 for mail).
     chown nobody:nogroup "$dir/home"
@@ -27,7 +36,7 @@ dovecot_start() {
 base_dir = $dir/run
 state_dir = $dir/state
 log_path = $dir/dovecot.log
-protocols = imap
+protocols = imap${lmtp:+ lmtp}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -78,8 +87,28 @@ protocol imap {
   mail_max_userip_connections = 12000
 }
 CONF
+    if [[ -n $lmtp ]]; then
+        cat >> "$dir/dovecot.conf" <<CONF
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp
+  }
+  # Bounded, so that auth's client_limit still covers every service (doveconf warns).
+  process_limit = 256
+}
+protocol lmtp {
+  # RCPT TO:<bench1@localhost> is the user bench1 of the passwd-file.
+  auth_username_format = %Ln
+  # user+detail goes to INBOX, as pluto's lmtp.detail_to_mailbox does for a detail
+  # without a mailbox (the bench sends no detail).
+  lmtp_save_to_detail_mailbox = no
+}
+CONF
+    fi
     dovecot -c "$dir/dovecot.conf" || die "dovecot did not start; see $dir/dovecot.log"
     wait_port "127.0.0.1:$port" 30 || die "dovecot is not listening on $port"
+    [[ -z $lmtp ]] || wait_port "127.0.0.1:$lmtp" 30 || die "dovecot's LMTP is not listening on $lmtp"
     DOVECOT_PID=$(cat "$dir/run/master.pid")
     remember_pid "$DOVECOT_PID"
 }

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The URL in `var`, or `None` after printing that the test is skipped.
-pub fn service_url(var: &str) -> Option<String> {
+pub(crate) fn service_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -22,7 +22,7 @@ pub fn service_url(var: &str) -> Option<String> {
 }
 
 /// A short random lower-case suffix, unique per call for practical purposes.
-pub fn unique_suffix() -> String {
+pub(crate) fn unique_suffix() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..12)
@@ -31,7 +31,7 @@ pub fn unique_suffix() -> String {
 }
 
 /// A loopback port nobody listens on (bound, then released).
-pub async fn closed_port() -> u16 {
+pub(crate) async fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
 }
@@ -39,14 +39,14 @@ pub async fn closed_port() -> u16 {
 /// Forwards a loopback port to `target` until stopped; can be restarted on
 /// the same port. Stopping closes every forwarded connection, as a crashed
 /// or restarted server would.
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub addr: SocketAddr,
     target: SocketAddr,
     task: Option<JoinHandle<()>>,
 }
 
 impl Proxy {
-    pub async fn start(target: SocketAddr) -> Proxy {
+    pub(crate) async fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         Proxy {
@@ -57,7 +57,7 @@ impl Proxy {
     }
 
     /// Stops listening and drops every forwarded connection.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
@@ -65,7 +65,7 @@ impl Proxy {
     }
 
     /// Listens again on the same port.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         self.stop().await;
         let listener = TcpListener::bind(self.addr).await.unwrap();
         self.task = Some(tokio::spawn(serve(listener, self.target)));
@@ -100,7 +100,7 @@ async fn serve(listener: TcpListener, target: SocketAddr) {
 }
 
 /// Resolves `host:port` of a `scheme://[user@]host:port/...` URL.
-pub fn url_socket_addr(url: &str, default_port: u16) -> SocketAddr {
+pub(crate) fn url_socket_addr(url: &str, default_port: u16) -> SocketAddr {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let hostport = rest.split(['/', '?']).next().unwrap();
@@ -116,7 +116,7 @@ pub fn url_socket_addr(url: &str, default_port: u16) -> SocketAddr {
 }
 
 /// Replaces the `host:port` of a URL with `addr`.
-pub fn url_with_addr(url: &str, addr: SocketAddr) -> String {
+pub(crate) fn url_with_addr(url: &str, addr: SocketAddr) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (userinfo, rest) = match rest.rsplit_once('@') {
         Some((u, r)) => (format!("{u}@"), r),

@@ -13,11 +13,9 @@ use std::sync::{Arc, Mutex};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::watch;
 
-type Dirs = Arc<Mutex<HashMap<PathBuf, watch::Sender<u64>>>>;
+use crate::concurrency::lock;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+type Dirs = Arc<Mutex<HashMap<PathBuf, watch::Sender<u64>>>>;
 
 pub(crate) struct DropWatch {
     dirs: Dirs,

@@ -21,7 +21,7 @@ pub(crate) struct FileName {
 }
 
 impl FileName {
-    pub fn parse(name: &str) -> FileName {
+    pub(super) fn parse(name: &str) -> FileName {
         if let Some((unique, info)) = name.rsplit_once(':') {
             if let Some(letters) = info.strip_prefix("2,") {
                 return FileName {

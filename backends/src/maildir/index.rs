@@ -78,7 +78,7 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.appended.is_empty() && self.flags.is_empty() && self.expunged.is_empty()
     }
 }
@@ -137,7 +137,7 @@ pub(crate) struct Journal {
 
 impl Journal {
     /// Replaces the journal with an empty one of this generation (atomically).
-    pub fn create(dir: &Path, generation: u64) -> io::Result<Journal> {
+    pub(super) fn create(dir: &Path, generation: u64) -> io::Result<Journal> {
         let path = dir.join(JOURNAL_FILE);
         let mut header = Vec::with_capacity(JOURNAL_HEADER as usize);
         header.extend_from_slice(JOURNAL_MAGIC);
@@ -156,7 +156,7 @@ impl Journal {
 
     /// Opens the journal of `generation` and returns the batches it holds. `Ok(None)` when
     /// there is no journal of that generation (missing, stale or unreadable header).
-    pub fn open(dir: &Path, generation: u64) -> io::Result<Option<(Journal, Vec<Batch>)>> {
+    pub(super) fn open(dir: &Path, generation: u64) -> io::Result<Option<(Journal, Vec<Batch>)>> {
         let path = dir.join(JOURNAL_FILE);
         let mut bytes = Vec::new();
         match File::open(&path) {
@@ -209,7 +209,7 @@ impl Journal {
 
     /// Appends one batch durably. On failure the journal is cut back to where it was,
     /// so no half record is left for later records to follow.
-    pub fn append(&mut self, batch: &Batch) -> io::Result<()> {
+    pub(super) fn append(&mut self, batch: &Batch) -> io::Result<()> {
         let payload = postcard::to_allocvec(batch).map_err(encode_err)?;
         let len = u32::try_from(payload.len())
             .ok()

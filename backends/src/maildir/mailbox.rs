@@ -127,7 +127,7 @@ pub(crate) fn initialize(dir: &Path, uid_validity: u32) -> io::Result<()> {
 impl MailboxState {
     /// Loads a mailbox: snapshot, journal, then a full scan of its files. A missing or
     /// corrupt index is rebuilt from the files under a new UIDVALIDITY.
-    pub fn open(dir: &Path, alloc: UidValidityAlloc<'_>) -> StoreResult<MailboxState> {
+    pub(super) fn open(dir: &Path, alloc: UidValidityAlloc<'_>) -> StoreResult<MailboxState> {
         let snapshot = match read_snapshot(dir) {
             Ok(s) => s,
             Err(SnapshotError::Io(e)) => return Err(e.into()),
@@ -205,7 +205,7 @@ impl MailboxState {
         }
     }
 
-    pub fn highest_modseq(&self) -> u64 {
+    pub(super) fn highest_modseq(&self) -> u64 {
         self.highest_modseq
     }
 
@@ -347,7 +347,7 @@ impl MailboxState {
     }
 
     /// Takes in what other programs did, cheaply when nothing happened.
-    pub fn refresh(&mut self) -> StoreResult<()> {
+    pub(super) fn refresh(&mut self) -> StoreResult<()> {
         let new_pending = fs::read_dir(&self.new)?.flatten().any(|e| {
             !e.file_name().to_string_lossy().starts_with('.')
                 && e.metadata().is_ok_and(|m| m.len() > 0)
@@ -428,7 +428,7 @@ impl MailboxState {
 
     /// Reconciles the index with `cur/` (and `new/`): files gone are expunged, letters
     /// changed are flag changes, unknown files are new messages with fresh UIDs.
-    pub fn full_scan(&mut self) -> StoreResult<()> {
+    pub(super) fn full_scan(&mut self) -> StoreResult<()> {
         self.last_full_scan = Instant::now();
         self.take_in_new()?;
         // mtime first: a change after it moves the mtime again and triggers a rescan.
@@ -548,7 +548,7 @@ impl MailboxState {
             .ok_or_else(|| StoreError::Corrupt("the index holds UIDVALIDITY 0".into()))
     }
 
-    pub fn snapshot(&self) -> StoreResult<MailboxSnapshot> {
+    pub(super) fn snapshot(&self) -> StoreResult<MailboxSnapshot> {
         Ok(MailboxSnapshot {
             uid_validity: self.uid_validity_value()?,
             uid_next: self.uid_next_value(),
@@ -557,7 +557,7 @@ impl MailboxState {
         })
     }
 
-    pub fn status(&self) -> StoreResult<MailboxStatus> {
+    pub(super) fn status(&self) -> StoreResult<MailboxStatus> {
         let count = |f: &Flag| self.messages.iter().filter(|e| e.flags.contains(f)).count();
         let n = self.messages.len();
         Ok(MailboxStatus {
@@ -571,7 +571,7 @@ impl MailboxState {
         })
     }
 
-    pub fn changes_since(&self, since: ModSeq) -> StoreResult<Changes> {
+    pub(super) fn changes_since(&self, since: ModSeq) -> StoreResult<Changes> {
         let since = since.get();
         if since < self.tombstone_floor || since > self.highest_modseq {
             return Ok(Changes::Snapshot(self.snapshot()?));
@@ -599,7 +599,7 @@ impl MailboxState {
     }
 
     /// Where the bytes of these messages are, in the order asked; unknown UIDs left out.
-    pub fn paths(&self, uids: &[Uid]) -> Vec<(Uid, PathBuf)> {
+    pub(super) fn paths(&self, uids: &[Uid]) -> Vec<(Uid, PathBuf)> {
         uids.iter()
             .filter_map(|u| {
                 let i = self.find(u.get()).ok()?;
@@ -608,12 +608,12 @@ impl MailboxState {
             .collect()
     }
 
-    pub fn uid_validity(&self) -> StoreResult<UidValidity> {
+    pub(super) fn uid_validity(&self) -> StoreResult<UidValidity> {
         self.uid_validity_value()
     }
 
     /// Appends messages durably (see the module doc for the order of steps).
-    pub fn append(&mut self, messages: Vec<NewMessage>) -> StoreResult<Vec<Uid>> {
+    pub(super) fn append(&mut self, messages: Vec<NewMessage>) -> StoreResult<Vec<Uid>> {
         let first = self.reserve_uids(messages.len())?;
         let modseq = self.next_modseq();
         let mut written: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(messages.len());
@@ -685,7 +685,7 @@ impl MailboxState {
     }
 
     /// Changes flags (see [`crate::MailStore::store_flags`]).
-    pub fn store_flags(
+    pub(super) fn store_flags(
         &mut self,
         uids: &[Uid],
         change: &FlagChange,
@@ -742,7 +742,7 @@ impl MailboxState {
     }
 
     /// Expunges messages flagged \Deleted (among `uids` when given).
-    pub fn expunge(&mut self, uids: Option<&[Uid]>) -> StoreResult<Vec<Uid>> {
+    pub(super) fn expunge(&mut self, uids: Option<&[Uid]>) -> StoreResult<Vec<Uid>> {
         let only: Option<HashSet<u32>> = uids.map(|u| u.iter().map(|u| u.get()).collect());
         let doomed: Vec<u32> = self
             .messages
@@ -756,7 +756,7 @@ impl MailboxState {
     }
 
     /// Removes these messages, whatever their flags (ascending uids).
-    pub fn remove(&mut self, uids: &[u32]) -> StoreResult<()> {
+    pub(super) fn remove(&mut self, uids: &[u32]) -> StoreResult<()> {
         if uids.is_empty() {
             return Ok(());
         }
@@ -788,7 +788,7 @@ impl MailboxState {
     }
 
     /// The messages to copy, ascending by uid; unknown UIDs left out.
-    pub fn sources(&self, uids: &[Uid]) -> Vec<Source> {
+    pub(super) fn sources(&self, uids: &[Uid]) -> Vec<Source> {
         let mut wanted: Vec<u32> = uids.iter().map(|u| u.get()).collect();
         wanted.sort_unstable();
         wanted.dedup();
@@ -811,7 +811,7 @@ impl MailboxState {
 
     /// Adds copies of these messages (hard links when the filesystem allows, since the
     /// bytes never change; else a durable copy). Returns (source uid, new uid) pairs.
-    pub fn add_copies(&mut self, sources: &[Source]) -> StoreResult<Vec<(Uid, Uid)>> {
+    pub(super) fn add_copies(&mut self, sources: &[Source]) -> StoreResult<Vec<(Uid, Uid)>> {
         let first = self.reserve_uids(sources.len())?;
         let modseq = self.next_modseq();
         let mut made: Vec<PathBuf> = Vec::new();
@@ -878,7 +878,7 @@ impl MailboxState {
     }
 
     /// Every uid, ascending (to move a whole mailbox).
-    pub fn all_uids(&self) -> Vec<Uid> {
+    pub(super) fn all_uids(&self) -> Vec<Uid> {
         self.messages
             .iter()
             .filter_map(|e| Uid::new(e.uid))

@@ -51,10 +51,12 @@ use self::index::INDEX_FILE;
 use self::mailbox::{MailboxState, initialize, make_maildir};
 use self::names::{mailbox_dir, parse_dir_name};
 use self::user::{USER_FILE, UserMeta};
+use crate::concurrency::lock;
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::sync_dir;
 use crate::store::{ChangeFeed, MailStore};
 use crate::types::*;
+use pluto_model::rules;
 
 /// The lock file that keeps a second process off the same root.
 pub const LOCK_FILE: &str = ".pluto-maildir.lock";
@@ -94,12 +96,6 @@ struct MailboxHandle {
 }
 
 type Guard = OwnedMutexGuard<Option<MailboxState>>;
-
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; if something did, the data is still
-    // whole (every update is a single assignment), so carry on.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> StoreResult<T> + Send + 'static,
@@ -497,16 +493,10 @@ impl MaildirStore {
     /// The tree part of RENAME: everything but INBOX's special case. Runs under the
     /// user's exclusive tree lock.
     fn rename_tree(u: &UserState, from: &MailboxName, to: &MailboxName) -> StoreResult<()> {
-        let names = u.names()?;
-        let moving: Vec<(MailboxName, MailboxName)> = names
-            .iter()
-            .filter_map(|m| Some((m.clone(), m.rebase(from, to)?)))
-            .collect();
+        let rename = rules::rename(from, to, u.names()?)?;
+        let moving = &rename.moves;
         let mut plan = Vec::with_capacity(moving.len());
-        for (old, new) in &moving {
-            if u.exists(new)? {
-                return Err(StoreError::MailboxExists(new.clone()));
-            }
+        for (old, new) in moving {
             plan.push((mailbox_dir(&u.dir, old)?, mailbox_dir(&u.dir, new)?));
         }
         // Every step is undone if a later one fails (a full disk): an error answer
@@ -514,11 +504,9 @@ impl MaildirStore {
         let mut created = Vec::new();
         let mut renamed = 0;
         let result = (|| {
-            for parent in to.ancestors() {
-                if !u.exists(&parent)? {
-                    u.create_one(&parent)?;
-                    created.push(parent);
-                }
+            for parent in &rename.parents {
+                u.create_one(parent)?;
+                created.push(parent.clone());
             }
             for (old_dir, new_dir) in &plan {
                 fs::rename(old_dir, new_dir)?;
@@ -526,7 +514,7 @@ impl MaildirStore {
             }
             sync_dir(&u.dir)?;
             u.meta_update(|m| {
-                for (old, new) in &moving {
+                for (old, new) in moving {
                     if let Some(su) = m.special_use.remove(old) {
                         m.special_use.insert(new.clone(), su);
                     }
@@ -548,7 +536,7 @@ impl MaildirStore {
             }
             u.remove_created(&created);
         }
-        for (old, new) in &moving {
+        for (old, new) in moving {
             u.forget(old);
             u.forget(new);
         }
@@ -630,21 +618,16 @@ impl MailStore for MaildirStore {
                     "this user's mail has not been set up (open_user first)".into(),
                 ));
             }
-            if u.exists(&name)? {
-                return Err(StoreError::MailboxExists(name));
-            }
+            let names = u.names()?;
+            let made = rules::create(&name, |n| names.contains(n))?;
             // A failure half-way (a full disk) removes what this call made: an error
             // answer means nothing changed.
             let mut created = Vec::new();
             let result = (|| {
-                for parent in name.ancestors() {
-                    if !u.exists(&parent)? {
-                        u.create_one(&parent)?;
-                        created.push(parent);
-                    }
+                for n in made {
+                    u.create_one(&n)?;
+                    created.push(n);
                 }
-                u.create_one(&name)?;
-                created.push(name.clone());
                 u.meta_update(|m| {
                     match special_use {
                         Some(su) => m.special_use.insert(name.clone(), su),
@@ -662,17 +645,13 @@ impl MailStore for MaildirStore {
     }
 
     async fn delete_mailbox(&self, user: &UserId, name: &MailboxName) -> StoreResult<()> {
-        if name.is_inbox() {
-            return Err(StoreError::NotAllowed("INBOX cannot be deleted".into()));
-        }
+        rules::deletable(name)?;
         let u = self.user(user);
         let tree = u.tree.clone().write_owned().await;
         let name = name.clone();
         blocking(move || {
             let _tree = tree;
-            if !u.exists(&name)? {
-                return Err(StoreError::NoSuchMailbox(name));
-            }
+            rules::delete(&name, u.exists(&name)?)?;
             // Mailboxes below it stay (RFC 3501 6.3.4): in Maildir++ they are
             // directories of their own.
             // Rename away first (atomic), then remove at leisure.
@@ -708,14 +687,7 @@ impl MailStore for MaildirStore {
         from: &MailboxName,
         to: &MailboxName,
     ) -> StoreResult<()> {
-        if to.is_inbox() {
-            return Err(StoreError::MailboxExists(to.clone()));
-        }
-        if to.is_below(from) {
-            return Err(StoreError::NotAllowed(
-                "a mailbox cannot be moved below itself".into(),
-            ));
-        }
+        rules::rename_target(from, to)?;
         let u = self.user(user);
         if from.is_inbox() {
             // RFC 3501: a new mailbox gets INBOX's messages; INBOX stays, empty, and
@@ -735,12 +707,6 @@ impl MailStore for MaildirStore {
         let (from, to) = (from.clone(), to.clone());
         blocking(move || {
             let _tree = tree;
-            if !u.exists(&from)? {
-                return Err(StoreError::NoSuchMailbox(from));
-            }
-            if u.exists(&to)? {
-                return Err(StoreError::MailboxExists(to));
-            }
             Self::rename_tree(&u, &from, &to)
         })
         .await

@@ -29,7 +29,7 @@ impl UserMeta {
     /// Reads the user's file; `Ok(None)` when there is none (a new user). A corrupt file
     /// is set aside with a warning, and the counter restarts from the clock, which is
     /// above any value it gave before unless the clock went back.
-    pub fn load(user_dir: &Path) -> StoreResult<Option<UserMeta>> {
+    pub(super) fn load(user_dir: &Path) -> StoreResult<Option<UserMeta>> {
         let path = user_dir.join(USER_FILE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -50,7 +50,7 @@ impl UserMeta {
         }
     }
 
-    pub fn save(&self, user_dir: &Path) -> StoreResult<()> {
+    pub(super) fn save(&self, user_dir: &Path) -> StoreResult<()> {
         let bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode the user file: {e}")))?;
         write_atomic(&user_dir.join(USER_FILE), &bytes)?;
@@ -58,7 +58,7 @@ impl UserMeta {
     }
 
     /// A UIDVALIDITY above every one given before: the clock, or one more than the last.
-    pub fn next_uid_validity(&mut self) -> StoreResult<u32> {
+    pub(super) fn next_uid_validity(&mut self) -> StoreResult<u32> {
         let now = u32::try_from(now_secs()).unwrap_or(0);
         let next = now.max(self.last_uid_validity.saturating_add(1)).max(1);
         if next == u32::MAX {

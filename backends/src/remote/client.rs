@@ -18,6 +18,9 @@
 //!
 //! The link's reading and writing run side by side: replies are read while a big body
 //! is being written, so the two ends never wait on each other's full buffers.
+//!
+//! Its [`MailStore`] methods are made from the list of calls in `methods.rs`, except
+//! `watch` and `append`, written in [`by_hand`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -33,7 +36,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsStream;
 
-use super::protocol::{Call, Reply, Request, Response, ToNode, WireError, streamed_append};
+use super::methods::Arg;
+use super::protocol::{Answer, Call, Reply, Request, Response, ToNode, WireError, streamed_append};
+use crate::concurrency::lock;
 use crate::error::{StoreError, StoreResult};
 use crate::net::chunks::pieces;
 use crate::net::{
@@ -44,19 +49,10 @@ use crate::store::{ChangeFeed, MailStore};
 use crate::types::MessageBody;
 use crate::types::*;
 
-macro_rules! expect {
-    ($response:expr, $variant:ident) => {
-        match $response {
-            Response::$variant(value) => Ok(value),
-            other => Err(unexpected(other)),
-        }
-    };
-}
-
 /// How long to wait for a link to come up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a call may wait for its answer (or the next part of it), by default.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A MailStore on another node.
 pub struct RemoteStore {
@@ -70,7 +66,7 @@ pub struct RemoteStore {
 
 /// What arrives for one call: progress writing its bodies, parts of its answer, then
 /// the answer.
-enum Answer {
+enum Incoming {
     /// A chunk of the call's streamed bodies was written.
     Written,
     Part(Vec<MessageBody>),
@@ -157,7 +153,7 @@ impl AnswerBodies {
 /// the call is written to the link: a call whose entry is gone before that is never
 /// written, so "not sent" is certain.
 struct Pending {
-    tx: mpsc::UnboundedSender<Answer>,
+    tx: mpsc::UnboundedSender<Incoming>,
     sent: bool,
 }
 
@@ -179,15 +175,11 @@ impl Link {
                 let e = WireError::Unavailable(format!(
                     "node {node}: link lost before the call was sent"
                 ));
-                let _ = p.tx.send(Answer::Final(Response::Error(e)));
+                let _ = p.tx.send(Incoming::Final(Response::Error(e)));
             }
         }
         lock(&self.feeds).clear();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unavailable(node: &str, why: impl std::fmt::Display) -> StoreError {
@@ -278,7 +270,7 @@ impl RemoteStore {
 
     /// The node's health. Fails fast (Unavailable) when the node cannot be reached.
     pub async fn node_status(&self) -> StoreResult<super::NodeStatus> {
-        expect!(self.call(Request::NodeStatus).await?, NodeStatus)
+        answer(self.call(Request::NodeStatus).await?)
     }
 
     async fn call(&self, request: Request) -> StoreResult<Response> {
@@ -326,16 +318,16 @@ impl RemoteStore {
         let corrupt = |why: String| StoreError::Corrupt(format!("node {}: {why}", self.node));
         loop {
             match tokio::time::timeout(self.call_timeout, rx.recv()).await {
-                Ok(Some(Answer::Written)) => {}
-                Ok(Some(Answer::Part(part))) => bodies.part(part).map_err(corrupt)?,
-                Ok(Some(Answer::Piece { uid, len, bytes })) => {
+                Ok(Some(Incoming::Written)) => {}
+                Ok(Some(Incoming::Part(part))) => bodies.part(part).map_err(corrupt)?,
+                Ok(Some(Incoming::Piece { uid, len, bytes })) => {
                     bodies.piece(uid, len, &bytes).map_err(corrupt)?;
                 }
-                Ok(Some(Answer::Final(Response::Error(e)))) => return Err(e.into()),
-                Ok(Some(Answer::Final(Response::Bodies(last)))) => {
+                Ok(Some(Incoming::Final(Response::Error(e)))) => return Err(e.into()),
+                Ok(Some(Incoming::Final(Response::Bodies(last)))) => {
                     return Ok(Response::Bodies(bodies.finish(last).map_err(corrupt)?));
                 }
-                Ok(Some(Answer::Final(response))) => return Ok(response),
+                Ok(Some(Incoming::Final(response))) => return Ok(response),
                 // The link ended after the call was written (`Link::close`).
                 Ok(None) => return Err(unanswered(&self.node, "link lost during the call")),
                 Err(_) => {
@@ -396,16 +388,16 @@ async fn read_replies(receiver: &mut FrameReceiver<LinkStream>, link: &Link, nod
         match reply {
             Reply::Result { id, response } => {
                 if let Some(p) = lock(&link.pending).remove(&id) {
-                    let _ = p.tx.send(Answer::Final(response));
+                    let _ = p.tx.send(Incoming::Final(response));
                 }
             }
-            Reply::Part { id, bodies } => to_call(link, id, Answer::Part(bodies)),
+            Reply::Part { id, bodies } => to_call(link, id, Incoming::Part(bodies)),
             Reply::Piece {
                 id,
                 uid,
                 len,
                 bytes,
-            } => to_call(link, id, Answer::Piece { uid, len, bytes }),
+            } => to_call(link, id, Incoming::Piece { uid, len, bytes }),
             Reply::Notify { id, modseq } => {
                 if let Some(tx) = lock(&link.feeds).get(&id) {
                     // A full queue already holds a notification: the session will
@@ -418,7 +410,7 @@ async fn read_replies(receiver: &mut FrameReceiver<LinkStream>, link: &Link, nod
 }
 
 /// Hands `answer` to call `id` if it still waits (one given up leaves nothing behind).
-fn to_call(link: &Link, id: u64, answer: Answer) {
+fn to_call(link: &Link, id: u64, answer: Incoming) {
     if let Some(p) = lock(&link.pending).get(&id) {
         let _ = p.tx.send(answer);
     }
@@ -454,7 +446,7 @@ async fn write_calls(
                         limit: MAX_FRAME as u64,
                     };
                     tracing::warn!(%node, len, "a call too large for a frame");
-                    let _ = p.tx.send(Answer::Final(Response::Error(error)));
+                    let _ = p.tx.send(Incoming::Final(Response::Error(error)));
                 }
                 continue;
             }
@@ -471,7 +463,7 @@ async fn write_calls(
                     tracing::warn!(%node, error = %e, "store link lost while writing a body");
                     return;
                 }
-                to_call(link, id, Answer::Written);
+                to_call(link, id, Incoming::Written);
             }
         }
     }
@@ -508,139 +500,57 @@ fn unexpected(response: Response) -> StoreError {
     StoreError::Corrupt(format!("unexpected reply from node: {response:?}"))
 }
 
-fn done(response: Response) -> StoreResult<()> {
-    match response {
-        Response::Done => Ok(()),
-        other => Err(unexpected(other)),
-    }
+/// The answer a method expects, from the node's response.
+fn answer<T: Answer>(response: Response) -> StoreResult<T> {
+    T::from_response(response).map_err(unexpected)
 }
 
-#[async_trait]
-impl MailStore for RemoteStore {
-    async fn open_user(&self, user: &UserId) -> StoreResult<()> {
-        done(self.call(Request::OpenUser { user: user.clone() }).await?)
-    }
+/// Makes `impl MailStore for RemoteStore` from the list (`methods.rs`): each method
+/// sends its call and reads its answer, or is the [`by_hand`] function of its name.
+macro_rules! client {
+    (variants [$($_variants:tt)*] about_user [$($_user:tt)*] not_about_user [$($_no_user:tt)*]
+        client [$($variant:ident $method:ident ($($arg:ident: $type:ty),*) -> $answer:ty;)*]
+        client_by_hand [$($hand:ident ($($hand_arg:ident: $hand_type:ty),*) -> $hand_answer:ty;)*]
+        node [$($_node:tt)*] node_by_hand [$($_node_hand:tt)*] methods [$($_methods:tt)*]
+    ) => {
+        #[async_trait]
+        impl MailStore for RemoteStore {
+            $(
+                async fn $method(&self, user: &UserId, $($arg: $type),*) -> StoreResult<$answer> {
+                    let request = Request::$variant {
+                        user: user.clone(),
+                        $($arg: <fn($type) as Arg>::to_wire($arg)),*
+                    };
+                    answer(self.call(request).await?)
+                }
+            )*
+            $(
+                async fn $hand(
+                    &self,
+                    user: &UserId,
+                    $($hand_arg: $hand_type),*
+                ) -> StoreResult<$hand_answer> {
+                    by_hand::$hand(self, user, $($hand_arg),*).await
+                }
+            )*
+        }
+    };
+}
+super::methods::store_rpc!(client);
 
-    async fn list(&self, user: &UserId) -> StoreResult<MailboxList> {
-        expect!(self.call(Request::List { user: user.clone() }).await?, List)
-    }
+/// The client's methods that are not one call and its answer (the list in `methods.rs`
+/// says why).
+mod by_hand {
+    use super::*;
 
-    async fn create_mailbox(
-        &self,
+    /// Registers the feed under the call's id before the call goes out, so that no
+    /// notification is lost; dropping the feed sends `Unwatch`.
+    pub(super) async fn watch(
+        store: &RemoteStore,
         user: &UserId,
         name: &MailboxName,
-        special_use: Option<SpecialUse>,
-    ) -> StoreResult<()> {
-        done(
-            self.call(Request::CreateMailbox {
-                user: user.clone(),
-                name: name.clone(),
-                special_use,
-            })
-            .await?,
-        )
-    }
-
-    async fn delete_mailbox(&self, user: &UserId, name: &MailboxName) -> StoreResult<()> {
-        done(
-            self.call(Request::DeleteMailbox {
-                user: user.clone(),
-                name: name.clone(),
-            })
-            .await?,
-        )
-    }
-
-    async fn rename_mailbox(
-        &self,
-        user: &UserId,
-        from: &MailboxName,
-        to: &MailboxName,
-    ) -> StoreResult<()> {
-        done(
-            self.call(Request::RenameMailbox {
-                user: user.clone(),
-                from: from.clone(),
-                to: to.clone(),
-            })
-            .await?,
-        )
-    }
-
-    async fn set_subscribed(
-        &self,
-        user: &UserId,
-        name: &MailboxName,
-        subscribed: bool,
-    ) -> StoreResult<()> {
-        done(
-            self.call(Request::SetSubscribed {
-                user: user.clone(),
-                name: name.clone(),
-                subscribed,
-            })
-            .await?,
-        )
-    }
-
-    async fn status(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxStatus> {
-        expect!(
-            self.call(Request::Status {
-                user: user.clone(),
-                name: name.clone()
-            })
-            .await?,
-            Status
-        )
-    }
-
-    async fn recent(
-        &self,
-        user: &UserId,
-        name: &MailboxName,
-        claim: bool,
-    ) -> StoreResult<RecentRange> {
-        expect!(
-            self.call(Request::Recent {
-                user: user.clone(),
-                name: name.clone(),
-                claim,
-            })
-            .await?,
-            Recent
-        )
-    }
-
-    async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot> {
-        expect!(
-            self.call(Request::Select {
-                user: user.clone(),
-                name: name.clone()
-            })
-            .await?,
-            Snapshot
-        )
-    }
-
-    async fn changes_since(
-        &self,
-        user: &UserId,
-        name: &MailboxName,
-        since: ModSeq,
-    ) -> StoreResult<Changes> {
-        expect!(
-            self.call(Request::ChangesSince {
-                user: user.clone(),
-                name: name.clone(),
-                since,
-            })
-            .await?,
-            Changes
-        )
-    }
-
-    async fn watch(&self, user: &UserId, name: &MailboxName) -> StoreResult<ChangeFeed> {
-        let link = self.link().await?;
+    ) -> StoreResult<ChangeFeed> {
+        let link = store.link().await?;
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(4);
         lock(&link.feeds).insert(id, tx);
@@ -649,59 +559,20 @@ impl MailStore for RemoteStore {
             id,
             link: link.clone(),
         };
-        match self
-            .call_on(
-                &link,
-                id,
-                Request::Watch {
-                    user: user.clone(),
-                    name: name.clone(),
-                },
-                Vec::new(),
-            )
-            .await?
-        {
+        let request = Request::Watch {
+            user: user.clone(),
+            name: name.clone(),
+        };
+        match store.call_on(&link, id, request, Vec::new()).await? {
             Response::Watching => Ok(Box::pin(feed)),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn fetch(
-        &self,
-        user: &UserId,
-        name: &MailboxName,
-        uids: &[Uid],
-    ) -> StoreResult<Vec<MessageBody>> {
-        expect!(
-            self.call(Request::Fetch {
-                user: user.clone(),
-                name: name.clone(),
-                uids: uids.to_vec(),
-            })
-            .await?,
-            Bodies
-        )
-    }
-
-    async fn fetch_headers(
-        &self,
-        user: &UserId,
-        name: &MailboxName,
-        uids: &[Uid],
-    ) -> StoreResult<Vec<MessageBody>> {
-        expect!(
-            self.call(Request::FetchHeaders {
-                user: user.clone(),
-                name: name.clone(),
-                uids: uids.to_vec(),
-            })
-            .await?,
-            Bodies
-        )
-    }
-
-    async fn append(
-        &self,
+    /// Bodies that fit in the call ride in it (`Append`); larger ones follow it in
+    /// chunks (`AppendStreamed`).
+    pub(super) async fn append(
+        store: &RemoteStore,
         user: &UserId,
         name: &MailboxName,
         mut messages: Vec<NewMessage>,
@@ -709,12 +580,13 @@ impl MailStore for RemoteStore {
         let (user, name) = (user.clone(), name.clone());
         let response = match streamed_append(&mut messages) {
             None => {
-                self.call(Request::Append {
-                    user,
-                    name,
-                    messages,
-                })
-                .await?
+                store
+                    .call(Request::Append {
+                        user,
+                        name,
+                        messages,
+                    })
+                    .await?
             }
             Some((streamed, bodies)) => {
                 let request = Request::AppendStreamed {
@@ -723,85 +595,9 @@ impl MailStore for RemoteStore {
                     messages,
                     streamed,
                 };
-                self.call_with_bodies(request, bodies).await?
+                store.call_with_bodies(request, bodies).await?
             }
         };
-        expect!(response, Appended)
-    }
-
-    async fn store_flags(
-        &self,
-        user: &UserId,
-        name: &MailboxName,
-        uids: &[Uid],
-        change: &FlagChange,
-        unchanged_since: Option<ModSeq>,
-    ) -> StoreResult<StoreOutcome> {
-        expect!(
-            self.call(Request::StoreFlags {
-                user: user.clone(),
-                name: name.clone(),
-                uids: uids.to_vec(),
-                change: change.clone(),
-                unchanged_since,
-            })
-            .await?,
-            Stored
-        )
-    }
-
-    async fn copy(
-        &self,
-        user: &UserId,
-        from: &MailboxName,
-        uids: &[Uid],
-        to: &MailboxName,
-    ) -> StoreResult<CopyOutcome> {
-        expect!(
-            self.call(Request::Copy {
-                user: user.clone(),
-                from: from.clone(),
-                uids: uids.to_vec(),
-                to: to.clone(),
-            })
-            .await?,
-            Copied
-        )
-    }
-
-    async fn move_messages(
-        &self,
-        user: &UserId,
-        from: &MailboxName,
-        uids: &[Uid],
-        to: &MailboxName,
-    ) -> StoreResult<CopyOutcome> {
-        expect!(
-            self.call(Request::Move {
-                user: user.clone(),
-                from: from.clone(),
-                uids: uids.to_vec(),
-                to: to.clone(),
-            })
-            .await?,
-            Copied
-        )
-    }
-
-    async fn expunge(
-        &self,
-        user: &UserId,
-        name: &MailboxName,
-        uids: Option<&[Uid]>,
-    ) -> StoreResult<Vec<Uid>> {
-        expect!(
-            self.call(Request::Expunge {
-                user: user.clone(),
-                name: name.clone(),
-                uids: uids.map(<[Uid]>::to_vec),
-            })
-            .await?,
-            Expunged
-        )
+        answer(response)
     }
 }

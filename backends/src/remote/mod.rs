@@ -7,12 +7,19 @@
 //! ends, which tells the sessions to say `BYE` so their clients reconnect (and are
 //! routed to a live replica). Bodies travel in chunks of at most
 //! [`MAX_CHUNK`](crate::net::MAX_CHUNK) bytes both ways (`protocol.rs` says how).
+//!
+//! The calls are one list, `methods.rs`: every MailStore method once, from which the
+//! [`Request`] enum, the client's methods and the node's dispatch are made, so a new
+//! method needs one line there ([`METHODS`] names them; a test holds them against the
+//! trait).
 
 mod client;
+mod methods;
 pub(crate) mod protocol;
 mod server;
 
 pub use client::RemoteStore;
+pub use methods::{Arg, METHODS};
 pub use protocol::{
     AdmitFn, Call, NodeStatus, PeerStatus, Reply, Request, Response, StatusFn, ToNode, WireError,
 };

@@ -4,6 +4,9 @@
 //! bodies are larger goes as [`Request::AppendStreamed`] followed by its bodies in
 //! [`ToNode::Chunk`]s; an answer with bodies comes as [`Reply::Part`]s of whole bodies
 //! and [`Reply::Piece`]s of bodies too large for a part, then the [`Reply::Result`].
+//!
+//! [`Request`] is made from the one list of calls in `methods.rs`; the rest is written
+//! here.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -13,147 +16,84 @@ use crate::net::MAX_CHUNK;
 use crate::error::StoreError;
 use crate::types::*;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub enum Request {
-    OpenUser {
-        user: UserId,
-    },
-    List {
-        user: UserId,
-    },
-    CreateMailbox {
-        user: UserId,
-        name: MailboxName,
-        special_use: Option<SpecialUse>,
-    },
-    DeleteMailbox {
-        user: UserId,
-        name: MailboxName,
-    },
-    RenameMailbox {
-        user: UserId,
-        from: MailboxName,
-        to: MailboxName,
-    },
-    SetSubscribed {
-        user: UserId,
-        name: MailboxName,
-        subscribed: bool,
-    },
-    Status {
-        user: UserId,
-        name: MailboxName,
-    },
-    Select {
-        user: UserId,
-        name: MailboxName,
-    },
-    ChangesSince {
-        user: UserId,
-        name: MailboxName,
-        since: ModSeq,
-    },
-    /// Starts a change feed; notifications carry this call's id.
-    Watch {
-        user: UserId,
-        name: MailboxName,
-    },
-    /// Ends the feed started by the call `id`.
-    Unwatch {
-        id: u64,
-    },
-    Fetch {
-        user: UserId,
-        name: MailboxName,
-        uids: Vec<Uid>,
-    },
-    Append {
-        user: UserId,
-        name: MailboxName,
-        messages: Vec<NewMessage>,
-    },
-    StoreFlags {
-        user: UserId,
-        name: MailboxName,
-        uids: Vec<Uid>,
-        change: FlagChange,
-        unchanged_since: Option<ModSeq>,
-    },
-    Copy {
-        user: UserId,
-        from: MailboxName,
-        uids: Vec<Uid>,
-        to: MailboxName,
-    },
-    Move {
-        user: UserId,
-        from: MailboxName,
-        uids: Vec<Uid>,
-        to: MailboxName,
-    },
-    Expunge {
-        user: UserId,
-        name: MailboxName,
-        uids: Option<Vec<Uid>>,
-    },
-    /// The node's health: whether it is caught up and how far its peers lag.
-    NodeStatus,
-    /// [`MailStore::fetch_headers`](crate::MailStore::fetch_headers). (New variants go at
-    /// the end: postcard numbers them in order.)
-    FetchHeaders {
-        user: UserId,
-        name: MailboxName,
-        uids: Vec<Uid>,
-    },
-    /// [`MailStore::recent`](crate::MailStore::recent): answered by the node's own
-    /// claims, so sessions through every gateway share them.
-    Recent {
-        user: UserId,
-        name: MailboxName,
-        claim: bool,
-    },
-    /// [`MailStore::append`](crate::MailStore::append) with bodies that do not ride in
-    /// the call: `streamed[i]` is the length of message `i`'s body, which follows the
-    /// call in [`ToNode::Chunk`]s (in message order, each body's chunks in order); 0
-    /// means the body is in `messages` (the others are empty there). The node runs
-    /// the append once every body is whole. It refuses a call whose streamed bodies
-    /// together exceed its limit (`limits.append_limit` on the node), and a chunk that
-    /// would take a body past its announced length; either way it keeps nothing.
-    AppendStreamed {
-        user: UserId,
-        name: MailboxName,
-        messages: Vec<NewMessage>,
-        streamed: Vec<u64>,
-    },
+/// Makes [`Request`] and [`Request::user`] from the list (`methods.rs`).
+macro_rules! request {
+    (variants [$($variant:tt)*] about_user [$($user:ident)*] not_about_user [$($no_user:ident)*]
+        client [$($_client:tt)*] client_by_hand [$($_client_hand:tt)*] node [$($_node:tt)*]
+        node_by_hand [$($_node_hand:tt)*] methods [$($_methods:tt)*]
+    ) => {
+        /// A call: one variant per [`MailStore`](crate::MailStore) method, its fields the
+        /// method's arguments (see [`Arg`](super::Arg)), and the link's own calls. Made
+        /// from the list in `methods.rs`, whose order it keeps (postcard numbers the
+        /// variants in order).
+        #[derive(Debug, Serialize, Deserialize)]
+        pub enum Request {
+            $($variant)*
+        }
+
+        impl Request {
+            /// The user the call is about (every call but the link's own bookkeeping).
+            pub fn user(&self) -> Option<&UserId> {
+                match self {
+                    $(Request::$user { user, .. } => Some(user),)*
+                    $(Request::$no_user { .. } => None,)*
+                }
+            }
+        }
+    };
+}
+super::methods::store_rpc!(request);
+
+/// How a method's answer travels: the [`Response`] variant of its return type. A
+/// method with a new return type needs a variant (at the end) and a line in
+/// `answers!` (the build says so).
+pub(super) trait Answer: Sized {
+    fn into_response(self) -> Response;
+    /// A response of another kind comes back as the error.
+    fn from_response(response: Response) -> Result<Self, Response>;
 }
 
-impl Request {
-    /// The user the call is about (every call but the link's own bookkeeping).
-    pub fn user(&self) -> Option<&UserId> {
-        use Request as R;
-        match self {
-            R::OpenUser { user }
-            | R::List { user }
-            | R::CreateMailbox { user, .. }
-            | R::DeleteMailbox { user, .. }
-            | R::RenameMailbox { user, .. }
-            | R::SetSubscribed { user, .. }
-            | R::Status { user, .. }
-            | R::Select { user, .. }
-            | R::ChangesSince { user, .. }
-            | R::Watch { user, .. }
-            | R::Fetch { user, .. }
-            | R::Append { user, .. }
-            | R::StoreFlags { user, .. }
-            | R::Copy { user, .. }
-            | R::Move { user, .. }
-            | R::Expunge { user, .. }
-            | R::FetchHeaders { user, .. }
-            | R::Recent { user, .. }
-            | R::AppendStreamed { user, .. } => Some(user),
-            R::Unwatch { .. } | R::NodeStatus => None,
+impl Answer for () {
+    fn into_response(self) -> Response {
+        Response::Done
+    }
+    fn from_response(response: Response) -> Result<Self, Response> {
+        match response {
+            Response::Done => Ok(()),
+            other => Err(other),
         }
     }
+}
+
+macro_rules! answers {
+    ($($type:ty => $variant:ident),* $(,)?) => {$(
+        impl Answer for $type {
+            fn into_response(self) -> Response {
+                Response::$variant(self)
+            }
+            fn from_response(response: Response) -> Result<Self, Response> {
+                match response {
+                    Response::$variant(value) => Ok(value),
+                    other => Err(other),
+                }
+            }
+        }
+    )*};
+}
+
+answers! {
+    MailboxList => List,
+    MailboxStatus => Status,
+    MailboxSnapshot => Snapshot,
+    Changes => Changes,
+    Vec<MessageBody> => Bodies,
+    AppendOutcome => Appended,
+    StoreOutcome => Stored,
+    CopyOutcome => Copied,
+    Vec<Uid> => Expunged,
+    NodeStatus => NodeStatus,
+    RecentRange => Recent,
+    Usage => Usage,
 }
 
 /// Whether a node serves a user: `Err(reason)` refuses every call about them with
@@ -177,6 +117,7 @@ pub enum Response {
     Error(WireError),
     /// (New variants go at the end: postcard numbers them in order.)
     Recent(RecentRange),
+    Usage(Usage),
 }
 
 /// A node's health, as gateways and `pluto cluster status` see it.
@@ -257,7 +198,7 @@ pub enum Reply {
 
 /// One frame of an answer's bodies (see [`answer_frames`]).
 #[derive(Debug, PartialEq, Eq)]
-pub enum BodyFrame {
+pub(crate) enum BodyFrame {
     /// Whole bodies, at most [`MAX_CHUNK`] bytes together.
     Whole(Vec<MessageBody>),
     /// A piece of one larger body.
@@ -268,7 +209,7 @@ pub enum BodyFrame {
 /// [`MAX_CHUNK`] bytes, and the pieces of each larger body. The last frame is always a
 /// run (possibly empty): it goes as the `Result`, the others as [`Reply::Part`] and
 /// [`Reply::Piece`].
-pub fn answer_frames(bodies: Vec<MessageBody>) -> Vec<BodyFrame> {
+pub(crate) fn answer_frames(bodies: Vec<MessageBody>) -> Vec<BodyFrame> {
     let mut frames = Vec::new();
     let mut run = Vec::new();
     let mut size = 0usize;
@@ -303,7 +244,7 @@ pub fn answer_frames(bodies: Vec<MessageBody>) -> Vec<BodyFrame> {
 /// ride in the call while they stay within [`MAX_CHUNK`] together; the others are
 /// taken out and announced in `streamed`. `None` when every body rides (a plain
 /// [`Request::Append`] does then).
-pub fn streamed_append(messages: &mut [NewMessage]) -> Option<(Vec<u64>, Vec<Bytes>)> {
+pub(crate) fn streamed_append(messages: &mut [NewMessage]) -> Option<(Vec<u64>, Vec<Bytes>)> {
     let mut riding = 0usize;
     let mut streamed = vec![0u64; messages.len()];
     let mut bodies = Vec::new();
@@ -431,6 +372,122 @@ mod tests {
             answer_frames(Vec::new()),
             vec![BodyFrame::Whole(Vec::new())]
         );
+    }
+
+    #[test]
+    fn every_call_keeps_its_number_on_the_wire() {
+        // postcard writes a variant's index first: these are the numbers the calls had
+        // before the list in `methods.rs` made them, so that nodes and gateways of
+        // either side of that change understand each other.
+        let user = UserId::new("u").unwrap();
+        let name = MailboxName::inbox();
+        let uids = vec![Uid::new(1).unwrap()];
+        let (u, n) = (|| user.clone(), || name.clone());
+        let calls = [
+            Request::OpenUser { user: u() },
+            Request::List { user: u() },
+            Request::CreateMailbox {
+                user: u(),
+                name: n(),
+                special_use: None,
+            },
+            Request::DeleteMailbox {
+                user: u(),
+                name: n(),
+            },
+            Request::RenameMailbox {
+                user: u(),
+                from: n(),
+                to: n(),
+            },
+            Request::SetSubscribed {
+                user: u(),
+                name: n(),
+                subscribed: true,
+            },
+            Request::Status {
+                user: u(),
+                name: n(),
+            },
+            Request::Select {
+                user: u(),
+                name: n(),
+            },
+            Request::ChangesSince {
+                user: u(),
+                name: n(),
+                since: ModSeq(1),
+            },
+            Request::Watch {
+                user: u(),
+                name: n(),
+            },
+            Request::Unwatch { id: 1 },
+            Request::Fetch {
+                user: u(),
+                name: n(),
+                uids: uids.clone(),
+            },
+            Request::Append {
+                user: u(),
+                name: n(),
+                messages: Vec::new(),
+            },
+            Request::StoreFlags {
+                user: u(),
+                name: n(),
+                uids: uids.clone(),
+                change: FlagChange {
+                    op: FlagOp::Add,
+                    flags: Flags::new(),
+                },
+                unchanged_since: None,
+            },
+            Request::Copy {
+                user: u(),
+                from: n(),
+                uids: uids.clone(),
+                to: n(),
+            },
+            Request::Move {
+                user: u(),
+                from: n(),
+                uids: uids.clone(),
+                to: n(),
+            },
+            Request::Expunge {
+                user: u(),
+                name: n(),
+                uids: None,
+            },
+            Request::NodeStatus,
+            Request::FetchHeaders {
+                user: u(),
+                name: n(),
+                uids,
+            },
+            Request::Recent {
+                user: u(),
+                name: n(),
+                claim: false,
+            },
+            Request::AppendStreamed {
+                user: u(),
+                name: n(),
+                messages: Vec::new(),
+                streamed: Vec::new(),
+            },
+            Request::Usage { user: u() },
+        ];
+        for (number, call) in calls.iter().enumerate() {
+            let bytes = postcard::to_stdvec(call).unwrap();
+            assert_eq!(usize::from(bytes[0]), number, "{call:?}");
+            let back: Request = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{call:?}"));
+            // Whom each call is about: the user, but for the link's bookkeeping.
+            let about_nobody = matches!(call, Request::Unwatch { .. } | Request::NodeStatus);
+            assert_eq!(call.user().is_none(), about_nobody, "{call:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! against the node's store, each call in its own task. An append whose bodies are
 //! streamed ([`Request::AppendStreamed`]) waits on its link until they are whole,
 //! within the node's body limit; what is half-received when the link ends is dropped.
+//! [`dispatch`], which runs a call on the store, is made from the list of calls in
+//! `methods.rs`; the calls that are not a store's (`Watch`'s feed, `Unwatch`,
+//! `NodeStatus`, `AppendStreamed`) are answered by hand in [`LinkState::call`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -12,13 +15,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
+use super::methods::Arg;
 use super::protocol::{
-    AdmitFn, BodyFrame, Call, Reply, Request, Response, StatusFn, ToNode, WireError, answer_frames,
+    AdmitFn, Answer, BodyFrame, Call, Reply, Request, Response, StatusFn, ToNode, WireError,
+    answer_frames,
 };
 use crate::error::StoreError;
 use crate::net::{Assembly, ChunkError, Framed, MAX_STORED_BODY, NodeTls, Service};
 use crate::store::MailStore;
-use crate::types::{MailboxName, NewMessage, UserId};
+use crate::types::*;
 
 /// Appends receiving their bodies at once on one link. A gateway sends one at a time
 /// (each call's chunks right after it); the bound is for one that does not.
@@ -420,97 +425,32 @@ async fn answer(tx: &mpsc::Sender<Reply>, id: u64, response: Response) {
         .await;
 }
 
-async fn dispatch(store: &dyn MailStore, request: Request) -> Response {
-    use Request as R;
-    let result = match request {
-        R::OpenUser { user } => store.open_user(&user).await.map(|()| Response::Done),
-        R::List { user } => store.list(&user).await.map(Response::List),
-        R::CreateMailbox {
-            user,
-            name,
-            special_use,
-        } => store
-            .create_mailbox(&user, &name, special_use)
-            .await
-            .map(|()| Response::Done),
-        R::DeleteMailbox { user, name } => store
-            .delete_mailbox(&user, &name)
-            .await
-            .map(|()| Response::Done),
-        R::RenameMailbox { user, from, to } => store
-            .rename_mailbox(&user, &from, &to)
-            .await
-            .map(|()| Response::Done),
-        R::SetSubscribed {
-            user,
-            name,
-            subscribed,
-        } => store
-            .set_subscribed(&user, &name, subscribed)
-            .await
-            .map(|()| Response::Done),
-        R::Status { user, name } => store.status(&user, &name).await.map(Response::Status),
-        R::Select { user, name } => store.select(&user, &name).await.map(Response::Snapshot),
-        R::ChangesSince { user, name, since } => store
-            .changes_since(&user, &name, since)
-            .await
-            .map(Response::Changes),
-        R::Fetch { user, name, uids } => {
-            store.fetch(&user, &name, &uids).await.map(Response::Bodies)
+/// Makes [`dispatch`] from the list (`methods.rs`).
+macro_rules! dispatch {
+    (variants [$($_variants:tt)*] about_user [$($_user:tt)*] not_about_user [$($_no_user:tt)*]
+        client [$($_client:tt)*] client_by_hand [$($_client_hand:tt)*]
+        node [$($variant:ident $method:ident ($($arg:ident: $type:ty),*) -> $answer:ty;)*]
+        node_by_hand [$($link:ident)*] methods [$($_methods:tt)*]
+    ) => {
+        /// Runs a call on the node's store. The calls [`LinkState::call`] answers
+        /// itself never come here.
+        async fn dispatch(store: &dyn MailStore, request: Request) -> Response {
+            let result = match request {
+                $(
+                    Request::$variant { user, $(mut $arg),* } => store
+                        .$method(&user, $(<fn($type) as Arg>::from_wire(&mut $arg)),*)
+                        .await
+                        .map(Answer::into_response),
+                )*
+                $(
+                    Request::$link { .. } => Err(StoreError::NotAllowed(format!(
+                        "a {} call reached the store: the link answers it",
+                        stringify!($link)
+                    ))),
+                )*
+            };
+            result.unwrap_or_else(|e| Response::Error(WireError::from(e)))
         }
-        R::Append {
-            user,
-            name,
-            messages,
-        } => store
-            .append(&user, &name, messages)
-            .await
-            .map(Response::Appended),
-        R::StoreFlags {
-            user,
-            name,
-            uids,
-            change,
-            unchanged_since,
-        } => store
-            .store_flags(&user, &name, &uids, &change, unchanged_since)
-            .await
-            .map(Response::Stored),
-        R::Copy {
-            user,
-            from,
-            uids,
-            to,
-        } => store
-            .copy(&user, &from, &uids, &to)
-            .await
-            .map(Response::Copied),
-        R::Move {
-            user,
-            from,
-            uids,
-            to,
-        } => store
-            .move_messages(&user, &from, &uids, &to)
-            .await
-            .map(Response::Copied),
-        R::Expunge { user, name, uids } => store
-            .expunge(&user, &name, uids.as_deref())
-            .await
-            .map(Response::Expunged),
-        R::FetchHeaders { user, name, uids } => store
-            .fetch_headers(&user, &name, &uids)
-            .await
-            .map(Response::Bodies),
-        R::Recent { user, name, claim } => store
-            .recent(&user, &name, claim)
-            .await
-            .map(Response::Recent),
-        R::Watch { .. } | R::Unwatch { .. } | R::NodeStatus => Ok(Response::Done),
-        // Received on the link, which runs it as an `Append` once its bodies are whole.
-        R::AppendStreamed { .. } => Err(StoreError::NotAllowed(
-            "a streamed append reached the store before its bodies".into(),
-        )),
     };
-    result.unwrap_or_else(|e| Response::Error(WireError::from(e)))
 }
+super::methods::store_rpc!(dispatch);

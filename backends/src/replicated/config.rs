@@ -58,6 +58,12 @@ pub struct NodeConfig {
     pub max_lag_records: u64,
     /// A link that has not answered for this long is taken for dead.
     pub link_timeout: Duration,
+    /// Take a data directory without the recovery marker as new (this node's first
+    /// start in a new cluster) rather than as a lost one's replacement: the node takes
+    /// writes at once instead of first hearing every peer. Never set it on a node
+    /// that may have lost its data: its new ops would reuse the dots of its lost ones,
+    /// which its peers ignore. Default false.
+    pub trust_empty_data_dir: bool,
 }
 
 impl NodeConfig {
@@ -78,6 +84,7 @@ impl NodeConfig {
             checkpoint_every: 50_000,
             max_lag_records: 5_000_000,
             link_timeout: Duration::from_secs(2),
+            trust_empty_data_dir: false,
         }
     }
 }

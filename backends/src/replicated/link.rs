@@ -36,11 +36,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
-use super::concurrency::{blocking_err, lock};
 use super::oplog::{Entry, LogReader};
 use super::protocol::{Batch, FromPeer, MovesReport, ToPeer, WireRecord};
 use super::store::{PeerInfo, ReplicatedStore};
 use crate::UserId;
+use crate::concurrency::{blocking_err, lock};
 use crate::error::{StoreError, StoreResult};
 use crate::net::chunks::pieces;
 use crate::net::{Assembly, FrameError, Framed, MAX_CHUNK, MAX_STORED_BODY, NodeTls, Service};
@@ -62,6 +62,9 @@ pub(crate) struct PeerLink {
     /// The inbound link has delivered the peer's whole backlog at least once since
     /// this node started.
     pub(crate) delivered: AtomicBool,
+    /// The outbound link has been welcomed at least once since this node started: the
+    /// peer said how far it holds this node's log.
+    pub(crate) welcomed: AtomicBool,
     /// Set when the peer leaves the configuration: both its links end.
     pub(crate) retired: watch::Sender<bool>,
     /// Wakes an idle sender when data moves are queued for its peer.
@@ -85,6 +88,7 @@ impl PeerLink {
             connected: AtomicBool::new(false),
             acked_bytes: AtomicU64::new(0),
             delivered: AtomicBool::new(false),
+            welcomed: AtomicBool::new(false),
             retired: watch::channel(false).0,
             wake: Notify::new(),
             moves: StdMutex::new(MovesSeen::default()),
@@ -202,9 +206,16 @@ async fn send_loop(
             peer.name
         )));
     }
-    let FromPeer::Welcome { resume_from } = recv(&mut framed, link_timeout).await? else {
-        return Err(LinkError::Protocol("expected a welcome".into()));
+    // A peer recovering its history gets its own ops back too.
+    let (resume_from, own_too) = match recv(&mut framed, link_timeout).await? {
+        FromPeer::Welcome { resume_from } => (resume_from, false),
+        FromPeer::WelcomeRecovering { resume_from } => (resume_from, true),
+        _ => return Err(LinkError::Protocol("expected a welcome".into())),
     };
+    // While this node recovers, how far the peer holds its log: the log is padded past
+    // it before this node makes an op (a lost log's replacement starts below it).
+    store.peer_holds_log(&peer.name, resume_from.saturating_sub(1));
+    link.welcomed.store(true, Ordering::Release);
     if !link.connected.swap(true, Ordering::AcqRel) {
         changed.send_modify(|n| *n += 1);
     }
@@ -297,10 +308,11 @@ async fn send_loop(
                 continue;
             }
             users.insert(user.clone());
-            // The peer has its own ops; it gets back only what others made.
+            // The peer has its own ops; it gets back only what others made (unless
+            // it is recovering them).
             let ops: Vec<_> = ops
                 .into_iter()
-                .filter(|op| op.id.replica != peer.replica)
+                .filter(|op| own_too || op.id.replica != peer.replica)
                 .collect();
             if ops.is_empty() {
                 continue;
@@ -384,7 +396,7 @@ async fn await_ack<S: AsyncRead + AsyncWrite + Unpin>(
         match recv(framed, within).await? {
             FromPeer::Ack { upto } => return Ok(upto),
             FromPeer::Want(refs) => send_blobs(store, framed, refs).await?,
-            FromPeer::Welcome { .. } => {
+            FromPeer::Welcome { .. } | FromPeer::WelcomeRecovering { .. } => {
                 return Err(LinkError::Protocol("a second welcome".into()));
             }
         }
@@ -560,7 +572,13 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
     link_timeout: Duration,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let resume_from = store.inbound_cursor(&peer.name) + 1;
-    framed.send(&FromPeer::Welcome { resume_from }).await?;
+    if store.recovering() {
+        framed
+            .send(&FromPeer::WelcomeRecovering { resume_from })
+            .await?;
+    } else {
+        framed.send(&FromPeer::Welcome { resume_from }).await?;
+    }
     // The sender heartbeats every few hundred milliseconds: silence means it is gone.
     let idle = link_timeout * 3;
     let mut retired = link.retired.subscribe();
@@ -606,7 +624,8 @@ pub(crate) async fn serve_inbound<S: AsyncRead + AsyncWrite + Unpin>(
                 framed.send(&FromPeer::Ack { upto: batch.upto }).await?;
             }
             ToPeer::Snapshot { user, state } => {
-                let (installed, missing) = store.install_snapshot(&user, &state).await?;
+                let (installed, missing) =
+                    store.install_snapshot(&peer.name, &user, &state).await?;
                 if !installed {
                     tracing::info!(peer = %peer.name, %user, "kept local state over a snapshot that lacks some of it");
                 }

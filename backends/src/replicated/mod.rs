@@ -21,11 +21,8 @@
 //!   dialed, gone ones dropped, users that gain a holder sent to it whole).
 //! - [`config`]: the node's settings, [`NodeConfig`].
 //! - `convert`: MailStore types ⇄ CRDT types.
-//! - `concurrency`: the shared poison-tolerant mutex `lock` and `spawn_blocking`
-//!   error mapping.
 
 pub mod blobs;
-mod concurrency;
 pub mod config;
 mod convert;
 mod link;

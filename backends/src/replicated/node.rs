@@ -20,10 +20,10 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
-use super::concurrency::{blocking_err, lock};
 use super::config::{NodeConfig, PeerConfig, ReplicasOf};
 use super::link::{PeerLink, run_sender, serve_inbound};
 use super::store::{PeerInfo, ReplicatedStore};
+use crate::concurrency::{blocking_err, lock};
 use crate::error::{StoreError, StoreResult};
 use crate::net::{Framed, NodeTls, Service};
 
@@ -64,8 +64,9 @@ pub struct PeerStatus {
 /// A node's health.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
-    /// Every peer's backlog has reached this node since it started, and every peer's
-    /// data moves towards it under the current configuration are done: it may serve.
+    /// Every peer's backlog has reached this node since it started, every peer's data
+    /// moves towards it under the current configuration are done, and it is not
+    /// recovering its history ([`ReplicatedStore::recovering`]): it may serve.
     pub caught_up: bool,
     /// The last durable LSN of this node's log.
     pub log_head: u64,
@@ -128,6 +129,7 @@ impl Node {
             config.link_timeout,
             stop_rx.clone(),
         ));
+        tasks.spawn(recovery(store.clone(), links.clone(), stop_rx.clone()));
         tasks.spawn(checkpoints(store.clone(), stop_rx));
         let node = Node {
             store,
@@ -334,7 +336,7 @@ impl Node {
             })
             .collect();
         NodeStatus {
-            caught_up: peers.iter().all(|p| p.delivered && p.moved),
+            caught_up: !self.store.recovering() && peers.iter().all(|p| p.delivered && p.moved),
             log_head: durable.lsn,
             log_start: self.store.log.start(),
             peers,
@@ -487,6 +489,33 @@ async fn reachability(
         }
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Ends a recovery ([`ReplicatedStore::recovering`]) once every peer has been heard:
+/// its outbound link welcomed (the peer said how far it holds this node's log) and its
+/// inbound link delivered its whole backlog, this node's own ops included.
+async fn recovery(store: Arc<ReplicatedStore>, links: Links, mut stop: watch::Receiver<bool>) {
+    while store.recovering() {
+        let heard = {
+            let membership = store.membership();
+            let links = lock(&links);
+            membership.peers.iter().all(|p| {
+                links.get(&p.name).is_some_and(|l| {
+                    l.welcomed.load(Ordering::Acquire) && l.delivered.load(Ordering::Acquire)
+                })
+            })
+        };
+        if heard && let Err(e) = store.confirm_recovered().await {
+            tracing::error!(error = %e, "ending the recovery failed");
+            if store.refuses() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -31,7 +31,7 @@ use pluto_crdt::{BodyRef, Op};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::concurrency::lock;
+use crate::concurrency::lock;
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::sync_dir;
 use crate::types::UserId;

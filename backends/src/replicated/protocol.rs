@@ -90,4 +90,8 @@ pub(crate) enum FromPeer {
     Ack { upto: u64 },
     /// These bodies are missing here; send them before the message can be applied.
     Want(Vec<BodyRef>),
+    /// As [`FromPeer::Welcome`], from a node recovering its history (it started
+    /// without its data): send the ops of its own replica id too, which a sender
+    /// otherwise leaves out. Added last, like [`ToPeer::Moves`], for postcard.
+    WelcomeRecovering { resume_from: u64 },
 }

@@ -1,6 +1,7 @@
 //! Set-up and checks shared by the replicated-store tests on loopback
-//! (`replicated_cluster.rs`, `replicated_membership.rs`): node TLS from a test PKI, a
-//! message, a client's whole view of a user, and waiting until replicas agree.
+//! (`replicated_cluster.rs`, `replicated_membership.rs`): node TLS from a test PKI
+//! (which `remote_methods.rs` takes too), a message, a client's whole view of a user,
+//! and waiting until replicas agree.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +15,7 @@ use pluto_backends::replicated::ReplicatedStore;
 use pluto_backends::*;
 
 /// The node `name`'s TLS from a directory made by `pki::generate`.
-pub fn tls(dir: &Path, name: &str) -> NodeTls {
+pub(crate) fn tls(dir: &Path, name: &str) -> NodeTls {
     NodeTls::load(
         &dir.join("ca.pem"),
         &dir.join(format!("{name}.pem")),
@@ -23,7 +24,7 @@ pub fn tls(dir: &Path, name: &str) -> NodeTls {
     .unwrap()
 }
 
-pub fn msg(text: &str) -> NewMessage {
+pub(crate) fn msg(text: &str) -> NewMessage {
     NewMessage {
         body: Bytes::from(format!("Subject: {text}\r\n\r\n{text}\r\n")),
         flags: Flags::new(),
@@ -33,25 +34,25 @@ pub fn msg(text: &str) -> NewMessage {
 
 /// Everything a client could see of a user, for comparing replicas.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Dump {
+pub(crate) struct Dump {
     pub list: MailboxList,
     pub mailboxes: BTreeMap<String, (MailboxSnapshot, Vec<Bytes>)>,
 }
 
 impl Dump {
-    pub fn bodies(&self) -> BTreeSet<Bytes> {
+    pub(crate) fn bodies(&self) -> BTreeSet<Bytes> {
         self.mailboxes
             .values()
             .flat_map(|(_, b)| b.iter().cloned())
             .collect()
     }
 
-    pub fn messages(&self) -> usize {
+    pub(crate) fn messages(&self) -> usize {
         self.mailboxes.values().map(|(s, _)| s.messages.len()).sum()
     }
 }
 
-pub async fn dump(s: &ReplicatedStore, user: &UserId) -> Dump {
+pub(crate) async fn dump(s: &ReplicatedStore, user: &UserId) -> Dump {
     let list = s.list(user).await.unwrap();
     let mut mailboxes = BTreeMap::new();
     for m in &list.mailboxes {
@@ -68,7 +69,11 @@ pub async fn dump(s: &ReplicatedStore, user: &UserId) -> Dump {
 }
 
 /// Waits until every store shows the same thing, with nothing hidden or buffered.
-pub async fn converge(stores: &[Arc<ReplicatedStore>], user: &UserId, within: Duration) -> Dump {
+pub(crate) async fn converge(
+    stores: &[Arc<ReplicatedStore>],
+    user: &UserId,
+    within: Duration,
+) -> Dump {
     let deadline = Instant::now() + within;
     loop {
         let first = dump(&stores[0], user).await;

@@ -1,8 +1,11 @@
-//! The deterministic multi-replica simulator: 2 to 5 replicas, random client writes at
-//! each, delivery in random order with duplicates and delays, partitions and heals,
-//! crashes that restart a replica from its last snapshot plus its log, compaction.
-//! Every step checks invariants 2 and 3 and the CONDSTORE contract; quiescence checks
-//! 1, 4, settling and compaction (6). See `world.rs`.
+//! The deterministic multi-replica simulator: random client writes at each replica,
+//! delivery in random order with duplicates and delays, partitions and heals, settling
+//! inside partitions that stay up, crashes that restart a replica from its last
+//! snapshot plus its log, compaction; then quiescence in four delivery orders. Every
+//! step checks invariants 2 and 3, the CONDSTORE contract and the client's replies;
+//! quiescence checks 1, 4, settling and its cost, the semantic oracles and compaction
+//! (6). See `scenario.rs`, `world.rs` and "What it checks" in
+//! `crdt/README.md`.
 //!
 //! `PLUTO_SIM_CASES=N` runs N scenarios (default 5000, split over two tests so they
 //! run in parallel); `PLUTO_SIM_SEED=S` picks the seed. A failure prints the seed and
@@ -10,56 +13,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// Shared with `tests/mutations.rs`, which uses parts this test does not.
+#[allow(dead_code)]
+mod scenario;
+#[allow(dead_code)]
 mod world;
 
-use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use world::{Action, ClientOp, World};
-
-fn client_op() -> impl Strategy<Value = ClientOp> {
-    let name = || 0u8..4;
-    prop_oneof![
-        2 => name().prop_map(|name| ClientOp::Create { name }),
-        1 => name().prop_map(|name| ClientOp::Delete { name }),
-        1 => (name(), name()).prop_map(|(from, to)| ClientOp::Rename { from, to }),
-        1 => name().prop_map(|name| ClientOp::Subscribe { name }),
-        1 => name().prop_map(|name| ClientOp::Unsubscribe { name }),
-        6 => (name(), any::<u8>()).prop_map(|(mailbox, count)| ClientOp::Append { mailbox, count }),
-        2 => (name(), any::<u16>(), name()).prop_map(|(from, pick, to)| ClientOp::Copy { from, pick, to }),
-        2 => (name(), any::<u16>(), name()).prop_map(|(from, pick, to)| ClientOp::Move { from, pick, to }),
-        2 => (name(), any::<u16>()).prop_map(|(mailbox, pick)| ClientOp::Expunge { mailbox, pick }),
-        4 => (name(), any::<u16>(), any::<u8>(), any::<u8>())
-            .prop_map(|(mailbox, pick, flag, mode)| ClientOp::Store { mailbox, pick, flag, mode }),
-    ]
-}
-
-fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        12 => (any::<u8>(), client_op()).prop_map(|(replica, op)| Action::Client { replica, op }),
-        10 => any::<u16>().prop_map(|pick| Action::Deliver { pick }),
-        1 => any::<u16>().prop_map(|pick| Action::Duplicate { pick }),
-        2 => any::<u8>().prop_map(|mask| Action::Partition { mask }),
-        1 => Just(Action::Heal),
-        1 => any::<u8>().prop_map(|replica| Action::Crash { replica }),
-        1 => any::<u8>().prop_map(|replica| Action::Snapshot { replica }),
-        1 => Just(Action::Compact),
-    ]
-}
-
-fn scenario() -> impl Strategy<Value = (usize, Vec<Action>)> {
-    (2usize..=5, prop::collection::vec(action(), 1..120))
-}
-
-fn run((replicas, actions): (usize, Vec<Action>)) -> Result<(), TestCaseError> {
-    let mut world = World::new(replicas).map_err(TestCaseError::fail)?;
-    for (step, action) in actions.iter().enumerate() {
-        world
-            .step(action)
-            .map_err(|e| TestCaseError::fail(format!("step {step} ({action:?}): {e}")))?;
-    }
-    world.quiesce().map_err(TestCaseError::fail)
-}
+use scenario::{run, scenario};
+use world::{Order, World};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -202,7 +165,9 @@ fn regression_crash_replay_issues_no_op_twice() {
             panic!("step {i}: {e}");
         }
     }
-    w.quiesce().unwrap();
+    for order in Order::all(1) {
+        w.clone().quiesce(order).unwrap();
+    }
 }
 
 /// The simulator must reach the hard cases, or its passing means little: replicas
@@ -221,4 +186,8 @@ fn simulator_reaches_the_conflict_paths() {
     assert!(seen.binds > 0 && seen.floors > 0, "{seen:?}");
     assert!(seen.crashes > 0 && seen.tombstones_dropped > 0, "{seen:?}");
     assert!(seen.name_conflicts > 0, "{seen:?}");
+    assert!(seen.settled_groups > 0, "{seen:?}");
+    assert!(seen.restarts_empty > 0, "{seen:?}");
+    assert!(seen.own_history_refusals > 0, "{seen:?}");
+    assert!(seen.uids_exhausted_refusals > 0, "{seen:?}");
 }

@@ -1,5 +1,5 @@
 //! The one-shot `pluto` tools: `user` (add, passwd, del, list — in the users file or
-//! in PostgreSQL), `auth init-postgres`, `pki` and `cluster status`.
+//! in PostgreSQL — and quota), `auth init-postgres`, `pki` and `cluster status`.
 
 #![allow(clippy::print_stdout)]
 
@@ -102,6 +102,9 @@ pub(super) async fn cluster_status(config: Option<&Path>) -> Result<(), GatewayE
 
 pub(super) async fn user(args: UserArgs) -> Result<(), GatewayError> {
     let fail = |e: pluto_auth::AuthError| GatewayError::Other(e.to_string());
+    if let UserAction::Quota { name } = &args.action {
+        return user_quota(&args, name).await;
+    }
     if args.users_file.is_none() && args.data_dir.is_none() {
         let config = Config::load(args.config.as_deref())?;
         if config.auth.backend == AuthBackend::Postgres {
@@ -115,6 +118,8 @@ pub(super) async fn user(args: UserArgs) -> Result<(), GatewayError> {
     };
     match args.action {
         UserAction::Add { name } => {
+            // A name that cannot be stored is refused before the password is asked.
+            pluto_auth::validate_user_name(&name).map_err(fail)?;
             let password = read_password(&format!("Password for {name}: "))?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -137,8 +142,94 @@ pub(super) async fn user(args: UserArgs) -> Result<(), GatewayError> {
                 println!("{name}");
             }
         }
+        UserAction::Quota { .. } => {}
     }
     Ok(())
+}
+
+/// `pluto user quota NAME`: the limits that apply to the user, where each comes from,
+/// and the usage where the store can be reached from here.
+async fn user_quota(args: &UserArgs, name: &str) -> Result<(), GatewayError> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+        config.auth.backend = AuthBackend::File;
+    }
+    if let Some(file) = &args.users_file {
+        config.auth.users_file = Some(file.clone());
+        config.auth.backend = AuthBackend::File;
+    }
+    let auth = super::start::authenticator(&config).await?;
+    let account = auth
+        .find_user(name)
+        .await
+        .map_err(|e| GatewayError::Other(e.to_string()))?
+        .ok_or_else(|| GatewayError::Other(format!("no such user: {name}")))?;
+    let own = account.quota;
+    let default = config.quota.quota();
+    let source = match config.auth.backend {
+        AuthBackend::File => "the users file",
+        AuthBackend::Postgres => "PostgreSQL",
+    };
+    println!("user      {}", account.user);
+    let show = |what: &str, own: Option<u64>, default: Option<u64>, unit: &str| {
+        let (limit, from) = match own {
+            Some(n) => (n, source),
+            None => (default.unwrap_or(0), "the [quota] default"),
+        };
+        if limit == 0 {
+            println!("{what:<9} no limit (from {from})");
+        } else {
+            println!("{what:<9} {limit} {unit} (from {from})");
+        }
+    };
+    show("storage", own.storage_bytes, default.storage_bytes, "bytes");
+    show("messages", own.messages, default.messages, "messages");
+    let user = pluto_backends::UserId::new(account.user.clone())
+        .map_err(|e| GatewayError::Other(format!("{name}: {e}")))?;
+    match usage_of(&config, &user).await {
+        Ok(usage) => println!(
+            "usage     {} bytes ({} KiB), {} messages",
+            usage.bytes,
+            usage.storage_kib(),
+            usage.messages
+        ),
+        Err(why) => println!("usage     not known here: {why}"),
+    }
+    Ok(())
+}
+
+/// The user's usage from the store this configuration names: the Maildir of `pluto
+/// serve` (only while no server holds it), or the first replica of a cluster that
+/// answers.
+async fn usage_of(
+    config: &Config,
+    user: &pluto_backends::UserId,
+) -> Result<pluto_backends::Usage, String> {
+    use pluto_backends::MailStore;
+    if config.cluster.nodes.is_empty() {
+        let mail_dir = config.mail_dir();
+        if !mail_dir.join(user.as_str()).is_dir() {
+            return Ok(pluto_backends::Usage::default());
+        }
+        let store = pluto_backends::maildir::MaildirStore::open(mail_dir.clone()).map_err(|e| {
+            format!(
+                "{} is held by a running `pluto serve` ({e}); GETQUOTAROOT INBOX over IMAP shows it",
+                mail_dir.display()
+            )
+        })?;
+        return store.usage(user).await.map_err(|e| e.to_string());
+    }
+    let cluster = crate::route::cluster_router(config).map_err(|e| e.to_string())?;
+    cluster.probe_all().await;
+    let mut last = "no replica configured".to_owned();
+    for candidate in crate::route::Router::Cluster(cluster).candidates(user) {
+        match candidate.store.usage(user).await {
+            Ok(usage) => return Ok(usage),
+            Err(e) => last = format!("{}: {e}", candidate.node),
+        }
+    }
+    Err(last)
 }
 
 async fn user_postgres(
@@ -148,6 +239,8 @@ async fn user_postgres(
     let fail = |e: pluto_auth::AuthError| GatewayError::Other(e.to_string());
     match action {
         UserAction::Add { name } => {
+            // A name that cannot be stored is refused before the password is asked.
+            pluto_auth::validate_user_name(&name).map_err(fail)?;
             let password = read_password(&format!("Password for {name}: "))?;
             pg.add_user(&name, &password).await.map_err(fail)?;
             println!("Added user {name} to PostgreSQL");
@@ -166,6 +259,7 @@ async fn user_postgres(
                 println!("{name}");
             }
         }
+        UserAction::Quota { .. } => {}
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //!   first start of a data dir, the configured authenticator.
 //! - `admin`: the one-shot tools — `user` (users file or PostgreSQL), `auth
 //!   init-postgres`, `pki`, `cluster status`.
+//! - `deliver`: `pluto deliver`, one message from standard input for one user.
 //!
 //! Output meant for the person at the terminal goes to stdout/stderr in these modules
 //! and only here; everything else logs through `tracing`.
@@ -21,6 +22,7 @@ use crate::config::Role;
 use crate::error::GatewayError;
 
 mod admin;
+mod deliver;
 pub mod serve;
 pub mod start;
 
@@ -56,6 +58,30 @@ pub enum Command {
     Storage(ServeArgs),
     /// Cluster tools.
     Cluster(ClusterArgs),
+    /// Deliver one message from standard input to a user (a local delivery agent);
+    /// exit codes of sysexits.h (75 try later, 67 no such user, 73 no such mailbox,
+    /// 65 bad message, 78 bad configuration).
+    Deliver(DeliverArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DeliverArgs {
+    /// The recipient: a user name (or an address, with `lmtp.domains` and `user+detail`).
+    #[arg(long)]
+    pub user: String,
+    /// The mailbox to deliver into (it must exist). Default: INBOX (or the detail's
+    /// mailbox, as over LMTP).
+    #[arg(long)]
+    pub mailbox: Option<String>,
+    /// The envelope sender, for `Return-Path`.
+    #[arg(long, default_value = "")]
+    pub from: String,
+    /// TOML configuration file (see pluto.example.toml). PLUTO_* variables override it.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The data directory of `pluto serve`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +145,10 @@ pub struct ServeArgs {
     /// Address for IMAP over implicit TLS ("" to disable). Default 127.0.0.1:1993.
     #[arg(long)]
     pub imaps: Option<String>,
+    /// Address for LMTP, mail delivery from the MTA ("" to disable). Default
+    /// 127.0.0.1:1024. (`serve` and `gateway`.)
+    #[arg(long)]
+    pub lmtp: Option<String>,
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -155,6 +185,10 @@ pub enum UserAction {
     Del { name: String },
     /// List the users.
     List,
+    /// Show a user's quota limits (their own, the `[quota]` default) and, where the
+    /// store can be reached, their usage: `pluto serve`'s Maildir when no server holds
+    /// it, or a cluster's nodes (with the node certificate of `cluster.name`).
+    Quota { name: String },
 }
 
 /// Runs one parsed command line to its end.
@@ -172,5 +206,6 @@ pub async fn run(cli: Cli) -> Result<(), GatewayError> {
             AuthAction::InitPostgres => admin::init_postgres(args.config.as_deref()).await,
         },
         Command::Pki(args) => admin::pki(&args),
+        Command::Deliver(args) => deliver::deliver(args).await,
     }
 }

@@ -57,6 +57,9 @@ fn serve_config(args: ServeArgs) -> Result<Config, GatewayError> {
     if let Some(addr) = args.imaps {
         config.listen.imaps = addr;
     }
+    if let Some(addr) = args.lmtp {
+        config.listen.lmtp = addr;
+    }
     if let Some(format) = args.log_format {
         config.log.format = match format {
             LogFormat::Text => "text".into(),

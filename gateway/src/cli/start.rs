@@ -38,10 +38,13 @@ pub async fn start_serve(config: Config) -> Result<Server, GatewayError> {
     Ok(server)
 }
 
-/// The listen addresses parse, and at least one IMAP listener is configured.
+/// The listen addresses and the LMTP settings parse, and at least one IMAP listener
+/// is configured.
 fn check_listeners(config: &Config) -> Result<(), GatewayError> {
     let imap = config.listen.imap_addr()?;
     let imaps = config.listen.imaps_addr()?;
+    config.listen.lmtp_addr()?;
+    config.lmtp.validate()?;
     if imap.is_none() && imaps.is_none() {
         return Err(GatewayError::Config(
             "no IMAP listener: listen.imap and listen.imaps (--imap, --imaps) are both empty; \

@@ -1,5 +1,5 @@
 //! APPEND (RFC 3501 6.3.11), answered with UIDPLUS's APPENDUID (RFC 4315 3) once the
-//! message is durable.
+//! message is durable; within the user's quota (`NO [OVERQUOTA]`, RFC 9208 4.3).
 
 use bytes::Bytes;
 use imap_codec::imap_types::datetime::DateTime;
@@ -7,7 +7,7 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag as WireFlag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::Code;
-use pluto_backends::{NewMessage, StoreError};
+use pluto_backends::{NewMessage, StoreError, Usage};
 
 use crate::flags;
 use crate::names::mailbox_name;
@@ -41,6 +41,15 @@ impl Client {
                 format!("Message is larger than the limit of {limit} bytes"),
             ));
         }
+        let shared = self.shared.clone();
+        let _admitted = crate::quota::admit(
+            &shared,
+            &*login.store,
+            &login.user,
+            &login.quota,
+            Usage::new(body.len() as u64, 1),
+        )
+        .await?;
         let message = NewMessage {
             body,
             flags,

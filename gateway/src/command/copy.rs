@@ -1,4 +1,7 @@
 //! COPY (RFC 3501 6.4.7) and MOVE (RFC 6851 3), with UIDPLUS's COPYUID (RFC 4315 3).
+//! A COPY adds its messages to the user's usage and must fit their quota (`NO
+//! [OVERQUOTA]`, RFC 9208 4.3); a MOVE stays within the user's one quota root and adds
+//! nothing, so it is allowed over quota (moving mail to Trash must work when full).
 
 use std::num::NonZeroU32;
 
@@ -7,14 +10,14 @@ use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
-use pluto_backends::{StoreError, Uid};
+use pluto_backends::{StoreError, Uid, Usage};
 
 use crate::names::mailbox_name;
 use crate::response::{self, CmdError, CmdResult, Done, code};
 use crate::session::{Client, Selected};
 
 /// A compact UID set (`1:3,7`) for COPYUID, keeping the given order.
-pub fn uid_set(uids: impl IntoIterator<Item = Uid>) -> Option<UidSet> {
+pub(super) fn uid_set(uids: impl IntoIterator<Item = Uid>) -> Option<UidSet> {
     let mut elements: Vec<UidElement> = Vec::new();
     let mut run: Option<(NonZeroU32, NonZeroU32)> = None;
     for uid in uids {
@@ -69,6 +72,18 @@ impl Client {
         if uids.is_empty() {
             return Ok(Done::ok(format!("No messages to {}", verb.to_lowercase())));
         }
+        // What a COPY adds, from the session's view of the messages (no body read).
+        let shared = self.shared.clone();
+        let _admitted = if is_move {
+            None
+        } else {
+            let adding = indexes.iter().fold(Usage::default(), |sum, &i| {
+                sum.plus(Usage::new(u64::from(view.messages[i].size), 1))
+            });
+            let admitted =
+                crate::quota::admit(&shared, &*login.store, &login.user, &login.quota, adding);
+            Some(admitted.await?)
+        };
         let result = if is_move {
             (login.store)
                 .move_messages(&login.user, &from, &uids, &to)
@@ -115,7 +130,7 @@ impl Client {
         let moved: Vec<Uid> = outcome.mapping.iter().map(|(s, _)| *s).collect();
         self.refresh(login, view, true, uid).await?;
         if !self.logging_out {
-            for r in view.expunged_here(&moved) {
+            for r in view.expunged_here(&moved, self.enabled) {
                 self.conn.send(&r).await?;
             }
         }

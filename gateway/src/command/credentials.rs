@@ -107,6 +107,7 @@ impl Client {
         tracing::info!("logged in");
         let login = Authenticated {
             user: user_id,
+            quota: crate::quota::effective(&self.shared, authenticated.quota),
             store: routed.store,
             node: routed.node,
             home_back: routed.home_back,

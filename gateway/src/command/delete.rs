@@ -3,9 +3,10 @@
 
 use imap_codec::imap_types::mailbox::Mailbox;
 use pluto_backends::MailboxName;
+use pluto_model::rules;
 
 use crate::names::mailbox_name;
-use crate::response::{CmdError, Done, code};
+use crate::response::Done;
 use crate::session::{Authenticated, Client, StepResult, Transition};
 
 impl Client {
@@ -17,9 +18,7 @@ impl Client {
         mailbox: Mailbox<'static>,
     ) -> StepResult {
         let name = mailbox_name(&mailbox)?;
-        if name.is_inbox() {
-            return Err(CmdError::no_code(code("CANNOT"), "INBOX cannot be deleted"));
-        }
+        rules::deletable(&name)?;
         login.store.delete_mailbox(&login.user, &name).await?;
         // RFC 3501 lets the server end the session; leaving the selected state is kinder.
         let leave = (selected == Some(&name)).then_some(Transition::Unselect);

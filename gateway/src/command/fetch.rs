@@ -14,6 +14,12 @@
 //! (`BODY.PEEK[]` seven hundred times over is just a long answer): a session holds one
 //! batch of bodies and a quarter MiB of output at most. Message bytes reach the wire
 //! only through [`Connection::send_literal`], which sends NUL as 0x80 (as Dovecot does).
+//!
+//! CONDSTORE (RFC 7162 3.1.4, 3.1.4.1): the MODSEQ item, and the CHANGEDSINCE modifier,
+//! which keeps the messages whose modseq is above it and adds MODSEQ; either enables
+//! CONDSTORE for the session. QRESYNC (3.2.6): UID FETCH's VANISHED modifier (with
+//! CHANGEDSINCE, once QRESYNC is enabled) first sends `VANISHED (EARLIER)` for the UIDs
+//! of the set expunged since (see [`crate::resync`]).
 
 use std::borrow::Cow;
 use std::num::NonZeroU32;
@@ -21,17 +27,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::NString;
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::sequence::SequenceSet;
-use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, Uid};
+use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, ModSeq, Uid};
 
 use crate::cache::{CachedHeader, MailboxKey};
 use crate::response::{CmdError, CmdResult, Done, fetch_item_bytes};
-use crate::selected::{MailboxView, Msg};
+use crate::resync::{UidRanges, vanished_earlier};
+use crate::selected::{Enabled, MailboxView, Msg, wire_modseq};
 use crate::session::{Authenticated, Client, Selected};
 use crate::wire::Connection;
 
@@ -162,6 +170,7 @@ fn needs_body(item: &MessageDataItemName<'_>) -> bool {
             | MessageDataItemName::InternalDate
             | MessageDataItemName::Rfc822Size
             | MessageDataItemName::Uid
+            | MessageDataItemName::ModSeq
     )
 }
 
@@ -285,7 +294,8 @@ impl Plan {
 /// Writes one message's `* n FETCH (…)` line, item by item, straight into the
 /// connection's output; `body` is what the store or the cache gave for it (absent when
 /// no item needs it), `extra_flags` adds FLAGS the items did not ask for (after a
-/// `\Seen` change).
+/// `\Seen` change; and the new MODSEQ once CONDSTORE is on, RFC 7162 3.1.4).
+#[allow(clippy::too_many_arguments)]
 async fn write_message(
     conn: &mut Connection,
     names: &[MessageDataItemName<'_>],
@@ -294,6 +304,7 @@ async fn write_message(
     body: Option<&Fetched>,
     want_body: bool,
     extra_flags: bool,
+    enabled: Enabled,
 ) -> std::io::Result<()> {
     let raw: &[u8] = body.map(|b| &b.bytes[..]).unwrap_or_default();
     let cached = body.and_then(|b| b.cached.as_ref());
@@ -315,8 +326,14 @@ async fn write_message(
         .await?;
     }
     if extra_flags {
-        let flags = MessageDataItem::Flags(msg.wire_flags());
-        line.item(conn, &fetch_item_bytes(flags)).await?;
+        if !names.contains(&MessageDataItemName::Flags) {
+            let flags = MessageDataItem::Flags(msg.wire_flags());
+            line.item(conn, &fetch_item_bytes(flags)).await?;
+        }
+        if enabled.condstore && !names.contains(&MessageDataItemName::ModSeq) {
+            let modseq = MessageDataItem::ModSeq(wire_modseq(msg.modseq));
+            line.item(conn, &fetch_item_bytes(modseq)).await?;
+        }
     }
     line.end(conn).await
 }
@@ -351,6 +368,10 @@ async fn write_item<'a>(
         MessageDataItemName::Rfc822Size => {
             let size = fetch_item_bytes(MessageDataItem::Rfc822Size(msg.size));
             return line.item(conn, &size).await;
+        }
+        MessageDataItemName::ModSeq => {
+            let modseq = fetch_item_bytes(MessageDataItem::ModSeq(wire_modseq(msg.modseq)));
+            return line.item(conn, &modseq).await;
         }
         MessageDataItemName::Envelope => {
             return match cached {
@@ -411,6 +432,36 @@ async fn write_item<'a>(
     line.literal(conn, &prefix, &data).await
 }
 
+/// A FETCH's modifiers (RFC 7162 3.1.4.1, 3.2.6): CHANGEDSINCE, and whether VANISHED
+/// was asked (which needs UID FETCH, CHANGEDSINCE and QRESYNC enabled).
+fn changed_since(
+    modifiers: &[FetchModifier],
+    uid: bool,
+    enabled: Enabled,
+) -> Result<(Option<ModSeq>, bool), CmdError> {
+    let mut since = None;
+    let mut vanished = false;
+    for m in modifiers {
+        match m {
+            FetchModifier::ChangedSince(n) if since.is_none() => since = Some(ModSeq(n.get())),
+            FetchModifier::Vanished if !vanished => vanished = true,
+            _ => return Err(CmdError::bad("A FETCH modifier is given twice")),
+        }
+    }
+    if vanished {
+        if !uid {
+            return Err(CmdError::bad("VANISHED is only allowed in UID FETCH"));
+        }
+        if since.is_none() {
+            return Err(CmdError::bad("VANISHED needs CHANGEDSINCE"));
+        }
+        if !enabled.qresync {
+            return Err(CmdError::bad("VANISHED needs QRESYNC enabled first"));
+        }
+    }
+    Ok((since, vanished))
+}
+
 impl Client {
     pub(crate) async fn cmd_fetch(
         &mut self,
@@ -418,10 +469,24 @@ impl Client {
         set: SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
+        modifiers: Vec<FetchModifier>,
     ) -> CmdResult {
-        let names = item_names(items, uid)?;
+        let mut names = item_names(items, uid)?;
+        let (since, want_vanished) = changed_since(&modifiers, uid, self.enabled)?;
+        if since.is_some() && !names.contains(&MessageDataItemName::ModSeq) {
+            names.push(MessageDataItemName::ModSeq);
+        }
         let Selected { login, mailbox } = selected;
-        let indexes = mailbox.resolve(&set, uid)?;
+        if names.contains(&MessageDataItemName::ModSeq) {
+            self.condstore_on(Some(mailbox.highest_modseq)).await?;
+        }
+        if let (Some(since), true) = (since, want_vanished) {
+            self.send_vanished(login, mailbox, &set, since).await?;
+        }
+        let mut indexes = mailbox.resolve(&set, uid)?;
+        if let Some(since) = since {
+            indexes.retain(|&i| mailbox.messages[i].modseq > since);
+        }
         let plan = Plan::new(&names, mailbox.read_only, || MailboxKey {
             user: login.user.clone(),
             mailbox: mailbox.name.clone(),
@@ -472,8 +537,7 @@ impl Client {
                 None
             };
             let seq = NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN);
-            let extra_flags =
-                flags_changed.contains(&msg.uid) && !names.contains(&MessageDataItemName::Flags);
+            let extra_flags = flags_changed.contains(&msg.uid);
             write_message(
                 &mut self.conn,
                 names,
@@ -482,8 +546,33 @@ impl Client {
                 body,
                 plan.want_body,
                 extra_flags,
+                self.enabled,
             )
             .await?;
+        }
+        Ok(())
+    }
+
+    /// UID FETCH (VANISHED): `* VANISHED (EARLIER) …` for the UIDs of `set` expunged
+    /// after `since`, before any FETCH (RFC 7162 3.2.6).
+    async fn send_vanished(
+        &mut self,
+        login: &Authenticated,
+        mailbox: &mut MailboxView,
+        set: &SequenceSet,
+        since: ModSeq,
+    ) -> Result<(), CmdError> {
+        let largest = mailbox
+            .messages
+            .last()
+            .map_or(0, |m| m.uid.get())
+            .max(mailbox.uid_next.get().saturating_sub(1));
+        let known = UidRanges::from_set(set, largest);
+        let changes = (login.store)
+            .changes_since(&login.user, &mailbox.name, since)
+            .await?;
+        if let Some(earlier) = vanished_earlier(&changes, &known, mailbox) {
+            self.send(&earlier).await?;
         }
         Ok(())
     }

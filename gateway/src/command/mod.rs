@@ -14,10 +14,16 @@
 //! - Authenticated: [`enable`], [`namespace`], [`select`] (SELECT, EXAMINE),
 //!   [`create`], [`delete`], [`rename`] (the two first and the last share
 //!   [`mailbox_rules`]), [`subscribe`] (SUBSCRIBE, UNSUBSCRIBE), [`list`] (LIST, LSUB),
-//!   [`status`], [`append`], [`idle`].
+//!   [`status`], [`append`], [`idle`], [`quota`] (GETQUOTA, GETQUOTAROOT, SETQUOTA),
+//!   [`unauthenticate`].
 //! - Selected: [`close`] (CLOSE, UNSELECT), [`expunge`] (EXPUNGE, UID EXPUNGE),
 //!   [`search`] (with [`search_syntax`] for programs nested deeper than imap-codec
-//!   parses), [`fetch`], [`store`], [`copy`] (COPY, MOVE).
+//!   parses, ESEARCH's RETURN options and `$`), [`fetch`], [`store`], [`copy`] (COPY,
+//!   MOVE); [`saved_result`] keeps SEARCHRES's saved result and reads `$` in FETCH,
+//!   STORE, COPY and MOVE.
+//!
+//! Syntax imap-codec lacks is read by [`extended`] (the wire layer calls it for a
+//! command imap-codec refused).
 
 mod append;
 mod authenticate;
@@ -29,6 +35,7 @@ mod credentials;
 mod delete;
 mod enable;
 mod expunge;
+pub(crate) mod extended;
 mod fetch;
 mod id;
 mod idle;
@@ -38,7 +45,9 @@ mod logout;
 mod mailbox_rules;
 mod namespace;
 mod noop;
+mod quota;
 mod rename;
+pub(crate) mod saved_result;
 mod search;
 pub(crate) mod search_syntax;
 mod select;
@@ -46,3 +55,4 @@ mod starttls;
 mod status;
 mod store;
 mod subscribe;
+mod unauthenticate;

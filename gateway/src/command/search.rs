@@ -1,17 +1,26 @@
 //! SEARCH and UID SEARCH (RFC 3501 6.4.4, 6.4.8): every search key, CHARSET UTF-8 and US-ASCII.
 //! Keys that look only at metadata never touch message bodies; the others fetch the
 //! bodies in batches (bounded by count and bytes, as FETCH's) and parse each message once.
+//! With RETURN options the answer is ESEARCH's (RFC 4731: MIN, MAX, ALL, COUNT); SAVE
+//! keeps the result for `$` (RFC 5182), which is also a search key here.
+//! CONDSTORE's MODSEQ key (RFC 7162 3.1.5) matches messages whose modseq is at least
+//! its value; pluto keeps one modseq per message, so an entry name and type are
+//! ignored, as the RFC says; a SEARCH with it ends its answer with `(MODSEQ n)`, the
+//! highest modseq of the messages found, and enables CONDSTORE for the session.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
-use chrono::NaiveDate;
-use imap_codec::imap_types::core::{AString, Charset, IString, Vec1};
+use chrono::{DateTime, NaiveDate, Utc};
+use imap_codec::imap_types::core::{AString, Charset, IString, Tag};
 use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
 use pluto_backends::{Flag, Keyword, Uid};
 
+use super::search_syntax::{Program, ReturnOptions, SearchCommand};
 use crate::response::{CmdError, CmdResult, Done};
-use crate::selected::{MailboxView, Msg};
+use crate::searchres::{SavedResult, compact, ranges};
+use crate::selected::{MailboxView, Msg, bounds};
 use crate::session::{Client, Selected};
 
 fn astring(value: &AString<'_>) -> Result<String, CmdError> {
@@ -46,6 +55,9 @@ enum Key {
     Smaller(u32),
     Before(NaiveDate),
     On(NaiveDate),
+    /// OLDER / YOUNGER (RFC 5032): internal date at or before / at or after this instant.
+    AtOrBefore(DateTime<Utc>),
+    AtOrAfter(DateTime<Utc>),
     Since(NaiveDate),
     SentBefore(NaiveDate),
     SentOn(NaiveDate),
@@ -55,7 +67,12 @@ enum Key {
     Address(&'static str, String),
     Body(String),
     Text(String),
-    Uids(HashSet<Uid>),
+    /// A sequence set's or UID set's messages, as UID ranges: as many as the set has
+    /// parts, whatever the mailbox's size.
+    Uids(SavedResult),
+    /// `$`: the saved result, shared by every `$` of the program (RFC 5182).
+    Saved(Arc<SavedResult>),
+    ModSeq(u64),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
@@ -78,6 +95,17 @@ impl Key {
         }
     }
 
+    /// The program has a MODSEQ key somewhere (RFC 7162 3.1.5).
+    fn has_modseq(&self) -> bool {
+        match self {
+            Key::ModSeq(_) => true,
+            Key::Not(k) => k.has_modseq(),
+            Key::Or(a, b) => a.has_modseq() || b.has_modseq(),
+            Key::And(keys) => keys.iter().any(Key::has_modseq),
+            _ => false,
+        }
+    }
+
     /// `room`: how many more levels of nesting are allowed (`limits.max_nesting`).
     fn build(key: &SearchKey<'_>, selected: &MailboxView, room: usize) -> Result<Key, CmdError> {
         let Some(depth) = room.checked_sub(1) else {
@@ -92,23 +120,7 @@ impl Key {
             Ok(Key::Header(name.to_owned(), astring(value)?))
         };
         let set_uids = |set, uid: bool| -> Result<Key, CmdError> {
-            let indexes = match selected.resolve(set, uid) {
-                Ok(ix) => ix,
-                // A search for sequence numbers past the end simply matches nothing there.
-                Err(_) => {
-                    let count = selected.messages.len();
-                    clamp_resolve(selected, set)
-                        .into_iter()
-                        .filter(|&i| i < count)
-                        .collect()
-                }
-            };
-            Ok(Key::Uids(
-                indexes
-                    .into_iter()
-                    .map(|i| selected.messages[i].uid)
-                    .collect(),
-            ))
+            Ok(Key::Uids(uid_ranges(selected, set, uid)))
         };
         Ok(match key {
             SearchKey::All => Key::All,
@@ -130,6 +142,9 @@ impl Key {
             SearchKey::Old => Key::Recent(false),
             SearchKey::Larger(n) => Key::Larger(*n),
             SearchKey::Smaller(n) => Key::Smaller(*n),
+            // RFC 5032: the internal date against the server's clock minus n seconds.
+            SearchKey::Older(n) => Key::AtOrBefore(seconds_ago(n.get())),
+            SearchKey::Younger(n) => Key::AtOrAfter(seconds_ago(n.get())),
             SearchKey::Before(d) => Key::Before(*d.as_ref()),
             SearchKey::On(d) => Key::On(*d.as_ref()),
             SearchKey::Since(d) => Key::Since(*d.as_ref()),
@@ -146,6 +161,7 @@ impl Key {
             SearchKey::Text(v) => Key::Text(astring(v)?),
             SearchKey::Uid(set) => set_uids(set, true)?,
             SearchKey::SequenceSet(set) => set_uids(set, false)?,
+            SearchKey::ModSequence { modseq, .. } => Key::ModSeq(*modseq),
             SearchKey::Not(k) => Key::Not(Box::new(Key::build(k, selected, depth)?)),
             SearchKey::Or(a, b) => Key::Or(
                 Box::new(Key::build(a, selected, depth)?),
@@ -162,6 +178,26 @@ impl Key {
         })
     }
 
+    /// A program of the gateway's own parser (`$`, deeper nesting), as [`Key::build`].
+    fn program(
+        program: &Program,
+        selected: &MailboxView,
+        saved: &Arc<SavedResult>,
+        room: usize,
+    ) -> Result<Key, CmdError> {
+        let Some(depth) = room.checked_sub(1) else {
+            return Err(CmdError::bad("Search keys nested too deeply"));
+        };
+        let inner = |p: &Program| Key::program(p, selected, saved, depth);
+        Ok(match program {
+            Program::Key(key) => Key::build(key, selected, room)?,
+            Program::Saved => Key::Saved(Arc::clone(saved)),
+            Program::Not(p) => Key::Not(Box::new(inner(p)?)),
+            Program::Or(a, b) => Key::Or(Box::new(inner(a)?), Box::new(inner(b)?)),
+            Program::And(ps) => Key::And(ps.iter().map(inner).collect::<Result<_, _>>()?),
+        })
+    }
+
     fn matches(&self, msg: &Msg, raw: Option<&pluto_mime::Message<'_>>) -> bool {
         let date = msg.internal_date.date_naive();
         match self {
@@ -170,6 +206,8 @@ impl Key {
             Key::Recent(want) => msg.recent == *want,
             Key::Larger(n) => msg.size > *n,
             Key::Smaller(n) => msg.size < *n,
+            Key::AtOrBefore(t) => msg.internal_date <= *t,
+            Key::AtOrAfter(t) => msg.internal_date >= *t,
             Key::Before(d) => date < *d,
             Key::On(d) => date == *d,
             Key::Since(d) => date >= *d,
@@ -198,12 +236,19 @@ impl Key {
             Key::Text(text) => raw.is_some_and(|m| {
                 contains_ci(&header_text(m), text) || contains_ci(&m.body_text(), text)
             }),
-            Key::Uids(uids) => uids.contains(&msg.uid),
+            Key::Uids(uids) => uids.contains(msg.uid.get()),
+            Key::Saved(saved) => saved.contains(msg.uid.get()),
+            Key::ModSeq(n) => msg.modseq.0 >= *n,
             Key::Not(k) => !k.matches(msg, raw),
             Key::Or(a, b) => a.matches(msg, raw) || b.matches(msg, raw),
             Key::And(keys) => keys.iter().all(|k| k.matches(msg, raw)),
         }
     }
+}
+
+/// Now minus `seconds`, for OLDER and YOUNGER.
+fn seconds_ago(seconds: u32) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::seconds(i64::from(seconds))
 }
 
 /// The message's header as text, for SEARCH TEXT.
@@ -212,39 +257,61 @@ fn header_text(m: &pluto_mime::Message<'_>) -> String {
     String::from_utf8_lossy(header.as_deref().unwrap_or_default()).into_owned()
 }
 
-/// The indexes a sequence set names, clamped to the mailbox (for SEARCH).
-fn clamp_resolve(
-    selected: &MailboxView,
-    set: &imap_codec::imap_types::sequence::SequenceSet,
-) -> Vec<usize> {
-    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
-    let count = selected.messages.len() as u32;
-    let value = |v: &SeqOrUid| match v {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => count,
+/// The UIDs a sequence set names in the selected mailbox, as ranges: one per part of
+/// the set, so a line of many sets costs memory by its length, not by the mailbox's
+/// size times its length. Sequence numbers past the end match nothing there.
+fn uid_ranges(selected: &MailboxView, set: &SequenceSet, uid: bool) -> SavedResult {
+    let messages = &selected.messages;
+    let Some(last) = messages.last() else {
+        return SavedResult::default();
     };
-    let mut out = Vec::new();
-    for seq in set.0.as_ref() {
-        let (lo, hi) = match seq {
-            Sequence::Single(v) => (value(v), value(v)),
-            Sequence::Range(a, b) => (value(a).min(value(b)), value(a).max(value(b))),
-        };
-        let hi = hi.min(count);
-        if lo >= 1 && lo <= hi {
-            out.extend((lo as usize - 1)..(hi as usize));
-        }
-    }
-    out
+    let count = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+    let uid_at = |number: u32| messages[number as usize - 1].uid.get();
+    let ranges = set
+        .0
+        .as_ref()
+        .iter()
+        .filter_map(|seq| {
+            if uid {
+                return Some(bounds(seq, last.uid.get()));
+            }
+            let (lo, hi) = bounds(seq, count);
+            let hi = hi.min(count);
+            (lo >= 1 && lo <= hi).then(|| (uid_at(lo), uid_at(hi)))
+        })
+        .collect();
+    SavedResult::from_ranges(ranges)
 }
 
 impl Client {
     pub(crate) async fn cmd_search(
         &mut self,
         selected: &mut Selected,
-        charset: Option<Charset<'static>>,
-        criteria: Vec1<SearchKey<'static>>,
-        uid: bool,
+        tag: &Tag<'_>,
+        search: SearchCommand,
     ) -> CmdResult {
+        let returns = search.returns;
+        let result = self.search(selected, tag, search).await;
+        // RFC 5182 2.1: a SAVE search answered NO leaves an empty result; a BAD one
+        // leaves the result as it was.
+        if returns.is_some_and(|r| r.save) && matches!(result, Err(CmdError::No { .. })) {
+            selected.mailbox.saved.clear();
+        }
+        result
+    }
+
+    async fn search(
+        &mut self,
+        selected: &mut Selected,
+        tag: &Tag<'_>,
+        search: SearchCommand,
+    ) -> CmdResult {
+        let SearchCommand {
+            uid,
+            charset,
+            criteria,
+            returns,
+        } = search;
         if let Some(charset) = &charset {
             let name = match charset {
                 Charset::Atom(a) => a.inner().to_owned(),
@@ -263,14 +330,19 @@ impl Client {
         }
         let max_nesting = self.shared.config.limits.max_nesting;
         let Selected { login, mailbox } = selected;
-        let criteria: Vec<SearchKey<'static>> = criteria.into_inner();
+        // One copy of the saved result for every `$` in the program.
+        let in_saved = Arc::new(mailbox.saved.clone());
         let key = Key::And(
             criteria
                 .iter()
-                .map(|k| Key::build(k, mailbox, max_nesting))
+                .map(|p| Key::program(p, mailbox, &in_saved, max_nesting))
                 .collect::<Result<_, _>>()?,
         );
-        let mut hits: Vec<u32> = Vec::new();
+        if key.has_modseq() {
+            self.condstore_on(Some(mailbox.highest_modseq)).await?;
+        }
+        // The matching messages' indexes, ascending.
+        let mut hits: Vec<usize> = Vec::new();
         if key.needs_body() {
             // Bounded by bytes as well as by count, as FETCH's batches are.
             let all: Vec<usize> = (0..mailbox.messages.len()).collect();
@@ -287,23 +359,116 @@ impl Client {
                     let msg = &mailbox.messages[i];
                     let parsed = pluto_mime::Message::parse(&body.bytes);
                     if key.matches(msg, Some(&parsed)) {
-                        hits.push(if uid { msg.uid.get() } else { i as u32 + 1 });
+                        hits.push(i);
                     }
                 }
             }
         } else {
             for (i, msg) in mailbox.messages.iter().enumerate() {
                 if key.matches(msg, None) {
-                    hits.push(if uid { msg.uid.get() } else { i as u32 + 1 });
+                    hits.push(i);
                 }
             }
         }
         hits.sort_unstable();
-        let hits = hits
-            .into_iter()
-            .filter_map(std::num::NonZeroU32::new)
-            .collect();
-        self.send(&Response::Data(Data::Search(hits))).await?;
-        Ok(Done::ok("Search completed"))
+        hits.dedup();
+        // `(MODSEQ n)` when the program asked about modseqs and found something: the
+        // highest modseq of the messages the answer returns (RFC 7162 3.1.5: of MIN and
+        // MAX alone when ESEARCH returns only those).
+        let modseq_at = |i: &usize| mailbox.messages[*i].modseq.0;
+        let highest = match returns {
+            Some(r) if (r.min || r.max) && !r.all && !r.count => {
+                let ends = [r.min.then(|| hits.first()), r.max.then(|| hits.last())];
+                ends.into_iter().flatten().flatten().map(modseq_at).max()
+            }
+            _ => hits.iter().map(modseq_at).max(),
+        }
+        .unwrap_or(0);
+        let modseq = std::num::NonZeroU64::new(highest).filter(|_| key.has_modseq());
+        let Some(returns) = returns else {
+            let numbers = hits
+                .iter()
+                .map(|&i| number(mailbox, i, uid))
+                .filter_map(std::num::NonZeroU32::new)
+                .collect();
+            self.send(&Response::Data(Data::Search(numbers, modseq)))
+                .await?;
+            return Ok(Done::ok("Search completed"));
+        };
+        if returns.save {
+            mailbox.saved = to_save(mailbox, &hits, returns);
+        }
+        // RFC 5182 2.1: SAVE alone asks for no ESEARCH response.
+        if returns.min || returns.max || returns.all || returns.count {
+            let line = esearch_line(tag.inner(), mailbox, &hits, uid, returns, modseq);
+            self.conn.send_encoded(line.as_bytes()).await?;
+        }
+        Ok(Done::ok(if returns.save {
+            "Search completed, result saved"
+        } else {
+            "Search completed"
+        }))
     }
+}
+
+/// The message at `index` as a UID or a sequence number.
+fn number(mailbox: &MailboxView, index: usize, uid: bool) -> u32 {
+    if uid {
+        mailbox.messages[index].uid.get()
+    } else {
+        index as u32 + 1
+    }
+}
+
+/// What SAVE keeps (RFC 5182 2.1): the whole result, or only the lowest and highest
+/// message when MIN or MAX come without ALL or COUNT.
+fn to_save(mailbox: &MailboxView, hits: &[usize], returns: ReturnOptions) -> SavedResult {
+    let uid = |i: &usize| mailbox.messages[*i].uid.get();
+    if (returns.min || returns.max) && !returns.all && !returns.count {
+        let mut kept: Vec<u32> = Vec::new();
+        if let (true, Some(first)) = (returns.min, hits.first()) {
+            kept.push(uid(first));
+        }
+        if let (true, Some(last)) = (returns.max, hits.last()) {
+            kept.push(uid(last));
+        }
+        kept.dedup();
+        return SavedResult::from_ascending(kept);
+    }
+    SavedResult::from_ascending(hits.iter().map(uid))
+}
+
+/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]` (RFC 4731 3.1):
+/// MIN, MAX and ALL only when something matched, COUNT always when asked for.
+fn esearch_line(
+    tag: &str,
+    mailbox: &MailboxView,
+    hits: &[usize],
+    uid: bool,
+    returns: ReturnOptions,
+    modseq: Option<std::num::NonZeroU64>,
+) -> String {
+    let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+    if uid {
+        line.push_str(" UID");
+    }
+    if let (true, Some(&first)) = (returns.min, hits.first()) {
+        line.push_str(&format!(" MIN {}", number(mailbox, first, uid)));
+    }
+    if let (true, Some(&last)) = (returns.max, hits.last()) {
+        line.push_str(&format!(" MAX {}", number(mailbox, last, uid)));
+    }
+    if returns.all && !hits.is_empty() {
+        let numbers = hits.iter().map(|&i| number(mailbox, i, uid));
+        line.push_str(&format!(" ALL {}", compact(&ranges(numbers))));
+    }
+    if returns.count {
+        line.push_str(&format!(" COUNT {}", hits.len()));
+    }
+    // RFC 7162 3.1.5: a search about modseqs tells the highest one found.
+    if let Some(modseq) = modseq {
+        line.push_str(&format!(" MODSEQ {modseq}"));
+    }
+    line.push_str("\r\n");
+    line
 }

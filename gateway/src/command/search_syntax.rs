@@ -1,8 +1,11 @@
-//! SEARCH programs nested deeper than imap-codec parses. imap-codec's search-key parser
-//! has a fixed recursion limit of 9 (not configurable in 2.0.0-alpha.10), so a chain
-//! of ten ORs — as Thunderbird's quick filter and webmails send — or nine levels of
-//! parentheses fail with a generic BAD. When imap-codec refuses a SEARCH, this module
-//! reads the program's structure (parentheses, `OR`, `NOT`) itself, up to
+//! SEARCH in the syntax imap-codec does not read: programs nested deeper than it
+//! parses, the RETURN options of ESEARCH (RFC 4731, RFC 4466 2.6) and the `$` of
+//! SEARCHRES (RFC 5182). imap-codec's search-key parser has a fixed recursion limit of
+//! 9 (not configurable in 2.0.0-alpha.10), so a chain of ten ORs — as Thunderbird's
+//! quick filter and webmails send — or nine levels of parentheses fail with a generic
+//! BAD; and it knows neither `RETURN (…)` nor `$`. When imap-codec refuses a SEARCH,
+//! this module reads the command's frame (`[UID] SEARCH [RETURN (…)] [CHARSET x]`) and
+//! the program's structure (parentheses, `OR`, `NOT`, `$`, `UID $`) itself, up to
 //! `limits.max_nesting` levels, and has imap-codec parse each leaf key (`FROM "x"`,
 //! `1:5`, `HEADER a b`, literals included), so every leaf is as strict as before.
 //! Deeper than the limit is a BAD that names the limit.
@@ -16,22 +19,74 @@ use imap_codec::imap_types::search::SearchKey;
 
 /// The deepest nesting this parser follows, whatever the configuration says: its
 /// recursion (and the search's) stays far from the end of a task's stack.
-pub const NESTING_CEILING: usize = 1000;
+pub(crate) const NESTING_CEILING: usize = 1000;
 
 /// Why a SEARCH could not be read.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SearchSyntaxError {
+pub(crate) enum SearchSyntaxError {
     /// Not a SEARCH, or not valid: the caller keeps imap-codec's answer.
     Invalid,
     /// Nested deeper than the limit.
     TooDeep(usize),
+    /// A RETURN option this server does not know (RFC 4466 2.6: BAD).
+    UnknownReturnOption(String),
 }
 
 type Parsed<T> = Result<T, SearchSyntaxError>;
 
-/// Reads a whole `tag [UID] SEARCH [CHARSET x] keys…\r\n` message (literals inline, as
-/// the client sent them) with at most `max_nesting` levels of nested keys.
-pub fn parse(message: &[u8], max_nesting: usize) -> Parsed<Command<'static>> {
+/// A search program: imap-codec's keys, and what it lacks (`$`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Program {
+    /// A key as imap-codec reads it (nesting inside it included).
+    Key(SearchKey<'static>),
+    /// `$` or `UID $` (RFC 5182): the messages of the saved search result.
+    Saved,
+    Not(Box<Program>),
+    Or(Box<Program>, Box<Program>),
+    And(Vec<Program>),
+}
+
+/// ESEARCH's RETURN options (RFC 4731 3.1) and SEARCHRES's SAVE (RFC 5182 2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ReturnOptions {
+    pub(crate) min: bool,
+    pub(crate) max: bool,
+    pub(crate) all: bool,
+    pub(crate) count: bool,
+    pub(crate) save: bool,
+}
+
+/// SEARCH or UID SEARCH, whichever parser read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchCommand {
+    pub(crate) uid: bool,
+    pub(crate) charset: Option<Charset<'static>>,
+    /// The keys, all of which must match.
+    pub(crate) criteria: Vec<Program>,
+    /// `RETURN (…)`: answered with ESEARCH; `None`: the RFC 3501 SEARCH answer.
+    pub(crate) returns: Option<ReturnOptions>,
+}
+
+impl SearchCommand {
+    /// A SEARCH as imap-codec read it.
+    pub(crate) fn from_codec(
+        charset: Option<Charset<'static>>,
+        criteria: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> Self {
+        Self {
+            uid,
+            charset,
+            criteria: criteria.into_iter().map(Program::Key).collect(),
+            returns: None,
+        }
+    }
+}
+
+/// Reads a whole `tag [UID] SEARCH [RETURN (…)] [CHARSET x] keys…\r\n` message
+/// (literals inline, as the client sent them) with at most `max_nesting` levels of
+/// nested keys.
+pub(crate) fn parse(message: &[u8], max_nesting: usize) -> Parsed<(Tag<'static>, SearchCommand)> {
     let max_nesting = max_nesting.min(NESTING_CEILING);
     let mut p = Parser {
         input: message,
@@ -53,6 +108,15 @@ pub fn parse(message: &[u8], max_nesting: usize) -> Parsed<Command<'static>> {
         return Err(SearchSyntaxError::Invalid);
     }
     p.space()?;
+    let mut returns = None;
+    let save = p.pos;
+    if p.word().is_ok_and(|w| w.eq_ignore_ascii_case(b"RETURN")) {
+        p.space()?;
+        returns = Some(p.return_options()?);
+        p.space()?;
+    } else {
+        p.pos = save;
+    }
     let mut charset = None;
     let save = p.pos;
     if p.word().is_ok_and(|w| w.eq_ignore_ascii_case(b"CHARSET")) {
@@ -64,23 +128,23 @@ pub fn parse(message: &[u8], max_nesting: usize) -> Parsed<Command<'static>> {
     } else {
         p.pos = save;
     }
-    let mut keys = vec![p.key(1)?];
+    let mut criteria = vec![p.key(1)?];
     while p.peek() == Some(b' ') {
         p.pos += 1;
-        keys.push(p.key(1)?);
+        criteria.push(p.key(1)?);
     }
     if &message[p.pos..] != b"\r\n" && &message[p.pos..] != b"\n" {
         return Err(SearchSyntaxError::Invalid);
     }
-    let criteria = Vec1::try_from(keys).map_err(|_| SearchSyntaxError::Invalid)?;
-    Ok(Command {
+    Ok((
         tag,
-        body: CommandBody::Search {
+        SearchCommand {
+            uid,
             charset,
             criteria,
-            uid,
+            returns,
         },
-    })
+    ))
 }
 
 /// The charset of `CHARSET x`, as imap-codec reads it.
@@ -152,6 +216,7 @@ fn arity(name: &[u8]) -> Option<usize> {
         "FROM",
         "KEYWORD",
         "LARGER",
+        "OLDER",
         "ON",
         "SENTBEFORE",
         "SENTON",
@@ -163,6 +228,7 @@ fn arity(name: &[u8]) -> Option<usize> {
         "TO",
         "UID",
         "UNKEYWORD",
+        "YOUNGER",
     ];
     let name = std::str::from_utf8(name).ok()?.to_ascii_uppercase();
     if NONE.contains(&name.as_str()) {
@@ -264,8 +330,42 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `(opt opt…)` after RETURN; `()` is ALL (RFC 4731 3.1).
+    fn return_options(&mut self) -> Parsed<ReturnOptions> {
+        if self.peek() != Some(b'(') {
+            return Err(SearchSyntaxError::Invalid);
+        }
+        self.pos += 1;
+        let mut options = ReturnOptions::default();
+        let mut any = false;
+        while self.peek() != Some(b')') {
+            if any {
+                self.space()?;
+            }
+            let word = self.word()?;
+            match word.to_ascii_uppercase().as_slice() {
+                b"MIN" => options.min = true,
+                b"MAX" => options.max = true,
+                b"ALL" => options.all = true,
+                b"COUNT" => options.count = true,
+                b"SAVE" => options.save = true,
+                _ => {
+                    return Err(SearchSyntaxError::UnknownReturnOption(
+                        String::from_utf8_lossy(word).into_owned(),
+                    ));
+                }
+            }
+            any = true;
+        }
+        self.pos += 1;
+        if !any {
+            options.all = true;
+        }
+        Ok(options)
+    }
+
     /// One search key at nesting `depth` (a top-level key is at 1).
-    fn key(&mut self, depth: usize) -> Parsed<SearchKey<'static>> {
+    fn key(&mut self, depth: usize) -> Parsed<Program> {
         if depth > self.max_nesting {
             return Err(SearchSyntaxError::TooDeep(self.max_nesting));
         }
@@ -280,28 +380,47 @@ impl<'a> Parser<'a> {
                 return Err(SearchSyntaxError::Invalid);
             }
             self.pos += 1;
-            let keys = Vec1::try_from(keys).map_err(|_| SearchSyntaxError::Invalid)?;
-            return Ok(SearchKey::And(keys));
+            return Ok(Program::And(keys));
         }
         let start = self.pos;
         let name = self.word()?;
+        if name == b"$" {
+            return Ok(Program::Saved);
+        }
         if name.eq_ignore_ascii_case(b"NOT") {
             self.space()?;
-            return Ok(SearchKey::Not(Box::new(self.key(depth + 1)?)));
+            return Ok(Program::Not(Box::new(self.key(depth + 1)?)));
         }
         if name.eq_ignore_ascii_case(b"OR") {
             self.space()?;
             let a = self.key(depth + 1)?;
             self.space()?;
             let b = self.key(depth + 1)?;
-            return Ok(SearchKey::Or(Box::new(a), Box::new(b)));
+            return Ok(Program::Or(Box::new(a), Box::new(b)));
         }
-        let arguments = arity(name).ok_or(SearchSyntaxError::Invalid)?;
+        if name.eq_ignore_ascii_case(b"UID") && self.input[self.pos..].starts_with(b" $") {
+            let after = self.input.get(self.pos + 2).copied();
+            if matches!(after, None | Some(b' ' | b')' | b'\r' | b'\n')) {
+                self.pos += 2;
+                return Ok(Program::Saved);
+            }
+        }
+        let arguments = if name.eq_ignore_ascii_case(b"MODSEQ") {
+            // RFC 7162 3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer; the
+            // entry name is a quoted string.
+            if self.input[self.pos..].starts_with(b" \"") {
+                3
+            } else {
+                1
+            }
+        } else {
+            arity(name).ok_or(SearchSyntaxError::Invalid)?
+        };
         for _ in 0..arguments {
             self.space()?;
             self.astring()?;
         }
-        decode_leaf(&self.input[start..self.pos])
+        decode_leaf(&self.input[start..self.pos]).map(Program::Key)
     }
 }
 
@@ -319,21 +438,85 @@ mod tests {
         s
     }
 
+    /// The program as imap-codec's keys, where it has no `$`.
+    fn as_key(p: Program) -> SearchKey<'static> {
+        match p {
+            Program::Key(k) => k,
+            Program::Saved => panic!("$ has no imap-codec key"),
+            Program::Not(p) => SearchKey::Not(Box::new(as_key(*p))),
+            Program::Or(a, b) => SearchKey::Or(Box::new(as_key(*a)), Box::new(as_key(*b))),
+            Program::And(ps) => SearchKey::And(
+                Vec1::try_from(ps.into_iter().map(as_key).collect::<Vec<_>>()).unwrap(),
+            ),
+        }
+    }
+
     #[test]
     fn what_imap_codec_parses_reads_the_same() {
         for program in [
             "ALL",
             "1:3,5 UNSEEN",
             "OR FROM \"a b\" (TO c SMALLER 10)",
+            "MODSEQ 5",
+            "NOT MODSEQ \"/flags/\\\\seen\" all 1",
             "CHARSET UTF-8 HEADER X-Y z NOT DELETED",
             "SUBJECT {3}\r\nabc SEEN",
+            "OLDER 10 YOUNGER 5",
         ] {
             let line = format!("t SEARCH {program}\r\n");
             let (_, expected) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+            let CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } = expected.into_static().body
+            else {
+                panic!("not a SEARCH");
+            };
+            let (tag, parsed) = parse(line.as_bytes(), 64).unwrap();
+            assert_eq!(tag.inner(), "t");
             assert_eq!(
-                parse(line.as_bytes(), 64).unwrap(),
-                expected.into_static(),
-                "{program}"
+                (parsed.uid, parsed.charset, parsed.returns),
+                (uid, charset, None)
+            );
+            let keys: Vec<_> = parsed.criteria.into_iter().map(as_key).collect();
+            assert_eq!(keys, criteria.into_inner(), "{program}");
+        }
+    }
+
+    #[test]
+    fn return_options_and_the_saved_result() {
+        let (_, c) = parse(b"t UID SEARCH RETURN (min Max COUNT) UID $ DELETED\r\n", 64).unwrap();
+        assert!(c.uid);
+        let r = c.returns.unwrap();
+        assert!(r.min && r.max && r.count && !r.all && !r.save);
+        assert_eq!(c.criteria[0], Program::Saved);
+        let (_, c) = parse(b"t SEARCH RETURN () OR $ 1:5\r\n", 64).unwrap();
+        assert_eq!(
+            c.returns.unwrap(),
+            ReturnOptions {
+                all: true,
+                ..Default::default()
+            }
+        );
+        assert!(matches!(&c.criteria[0], Program::Or(a, _) if **a == Program::Saved));
+        let (_, c) = parse(b"t SEARCH RETURN (SAVE) CHARSET UTF-8 UID 1:4\r\n", 64).unwrap();
+        assert!(c.returns.unwrap().save && matches!(c.criteria[0], Program::Key(_)));
+        assert_eq!(
+            parse(b"t SEARCH RETURN (PARTIAL) ALL\r\n", 64),
+            Err(SearchSyntaxError::UnknownReturnOption("PARTIAL".into()))
+        );
+        for bad in [
+            "t SEARCH RETURN ALL\r\n",
+            "t SEARCH RETURN (MIN\r\n",
+            "t SEARCH RETURN (MIN  MAX) ALL\r\n",
+            "t SEARCH $$\r\n",
+            "t SEARCH UID $1\r\n",
+        ] {
+            assert_eq!(
+                parse(bad.as_bytes(), 64),
+                Err(SearchSyntaxError::Invalid),
+                "{bad:?}"
             );
         }
     }

@@ -1,11 +1,17 @@
 //! STATUS (RFC 3501 6.3.10): a mailbox's counts without selecting it; RECENT counted
-//! without claiming.
+//! without claiming; DELETED (RFC 9051) and DELETED-STORAGE (RFC 9208 4.2: what an
+//! EXPUNGE would free, in KiB rounded up); SIZE (RFC 8438: the sum of the messages'
+//! RFC822.SIZE, in octets); HIGHESTMODSEQ (RFC 7162 3.1.6), which enables CONDSTORE
+//! for the session.
 
 use std::borrow::Cow;
 
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use pluto_backends::Flag;
+use pluto_model::Usage;
 
 use crate::names::{mailbox_name, to_wire};
 use crate::response::{CmdError, CmdResult, Done};
@@ -19,6 +25,9 @@ impl Client {
         items: Vec<StatusDataItemName>,
     ) -> CmdResult {
         let name = mailbox_name(&mailbox)?;
+        if items.contains(&StatusDataItemName::HighestModSeq) {
+            self.enabled.condstore = true;
+        }
         let status = login.store.status(&login.user, &name).await?;
         // RECENT: the messages no session was told of yet, counted without claiming them.
         let recent = if items.contains(&StatusDataItemName::Recent) {
@@ -36,6 +45,19 @@ impl Client {
         } else {
             0
         };
+        // DELETED-STORAGE: the sizes of the \Deleted messages, from their metadata.
+        let deleted_storage = if items.contains(&StatusDataItemName::DeletedStorage) {
+            let snapshot = login.store.select(&login.user, &name).await?;
+            let bytes: u64 = snapshot
+                .messages
+                .iter()
+                .filter(|m| m.flags.contains(&Flag::Deleted))
+                .map(|m| u64::from(m.size))
+                .sum();
+            Usage::new(bytes, 0).storage_kib()
+        } else {
+            0
+        };
         let mut out = Vec::new();
         for item in items {
             out.push(match item {
@@ -47,7 +69,13 @@ impl Client {
                 }
                 StatusDataItemName::Unseen => StatusDataItem::Unseen(status.unseen),
                 StatusDataItemName::Deleted => StatusDataItem::Deleted(status.deleted),
-                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(0),
+                StatusDataItemName::DeletedStorage => {
+                    StatusDataItem::DeletedStorage(deleted_storage)
+                }
+                StatusDataItemName::Size => StatusDataItem::Size(status.size),
+                StatusDataItemName::HighestModSeq => {
+                    StatusDataItem::HighestModSeq(status.highest_modseq.0)
+                }
                 #[allow(unreachable_patterns)]
                 other => {
                     return Err(CmdError::bad(format!(

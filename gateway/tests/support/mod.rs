@@ -1,30 +1,26 @@
 //! Test support for the end-to-end client tests (`clients_python`, `clients_mbsync`,
-//! `crash`): the real `pluto` binary run as a child process on free loopback ports with
-//! a throw-away data dir, and a small blocking IMAP client for checking what the server
-//! holds. Unlike `tests/common`, nothing here runs the server in-process: these tests
-//! see exactly what a user sees, including what survives a SIGKILL.
+//! `crash`, `memory`): the real `pluto` binary run as a child process
+//! ([`pluto_testkit::serve`]) as the user these tests log in as, and where the client
+//! scripts live. Unlike `tests/common`, nothing here runs the server in-process: these
+//! tests see exactly what a user sees, including what survives a SIGKILL.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod imap;
-
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+pub(crate) use pluto_testkit::serve::Pluto;
 
 /// The user every test logs in as. The password has a space so that clients must quote it.
-pub const USER: &str = "tester";
-pub const PASSWORD: &str = "e2e secret 42";
+pub(crate) const USER: &str = "tester";
+pub(crate) const PASSWORD: &str = "e2e secret 42";
 
-/// The path of the `pluto` binary cargo built for these tests.
-pub fn pluto_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pluto")
+/// `pluto serve` on a fresh data dir with the user [`USER`].
+pub(crate) fn start() -> Pluto {
+    Pluto::start(&[(USER, PASSWORD)])
 }
 
 /// The repository root (the workspace), from the gateway crate's manifest dir.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("gateway/ has a parent")
@@ -32,226 +28,6 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// `testdata/clients/NAME`.
-pub fn client_script(name: &str) -> PathBuf {
+pub(crate) fn client_script(name: &str) -> PathBuf {
     repo_root().join("testdata").join("clients").join(name)
-}
-
-/// A free loopback port: bind port 0, read what the kernel chose, release it.
-pub fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    listener
-        .local_addr()
-        .expect("local_addr of a bound listener")
-}
-
-/// A running `pluto serve`, killed (SIGKILL) when dropped.
-pub struct Pluto {
-    child: Option<Child>,
-    /// Holds the data dir and the server's log files; removed on drop.
-    pub tmp: tempfile::TempDir,
-    pub imap: SocketAddr,
-    pub imaps: SocketAddr,
-    /// How many times the server was started; each start logs to its own file.
-    starts: u32,
-}
-
-impl Pluto {
-    /// A fresh data dir with the user [`USER`], and the server started on it.
-    pub fn start() -> Pluto {
-        let tmp = tempfile::tempdir().expect("creating a temp dir");
-        let data = tmp.path().join("data");
-        add_user(&data, USER, PASSWORD);
-        let mut pluto = Pluto {
-            child: None,
-            tmp,
-            imap: free_port(),
-            imaps: free_port(),
-            starts: 0,
-        };
-        pluto.spawn();
-        pluto
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.tmp.path().join("data")
-    }
-
-    /// The self-signed certificate the server generated at first start.
-    pub fn cert_path(&self) -> PathBuf {
-        self.data_dir().join("tls").join("cert.pem")
-    }
-
-    fn log_path(&self, start: u32) -> PathBuf {
-        self.tmp.path().join(format!("pluto-{start}.log"))
-    }
-
-    /// Everything every run of the server wrote to stdout and stderr so far.
-    pub fn logs(&self) -> String {
-        let mut all = String::new();
-        for start in 1..=self.starts {
-            let text = std::fs::read_to_string(self.log_path(start)).unwrap_or_default();
-            all.push_str(&format!("----- pluto run {start} -----\n{text}"));
-        }
-        all
-    }
-
-    /// Starts the binary and waits until both ports accept connections.
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "pluto is already running");
-        self.starts += 1;
-        let log = File::create(self.log_path(self.starts)).expect("creating the log file");
-        let log2 = log.try_clone().expect("cloning the log file handle");
-        let child = Command::new(pluto_bin())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--imap")
-            .arg(self.imap.to_string())
-            .arg("--imaps")
-            .arg(self.imaps.to_string())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .expect("spawning pluto serve");
-        self.child = Some(child);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    panic!(
-                        "pluto serve exited before listening ({status}):\n{}",
-                        self.logs()
-                    );
-                }
-            }
-            let up = |addr: &SocketAddr| {
-                TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
-            };
-            if up(&self.imap) && up(&self.imaps) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pluto serve did not accept on {} and {} within 30 s:\n{}",
-                self.imap,
-                self.imaps,
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL: no shutdown, no BYE, no flushing — a power cut as far as the process goes.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Child::kill sends SIGKILL on Unix.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same data dir, on fresh ports (the old ones may
-    /// still have connections in TIME_WAIT).
-    pub fn restart(&mut self) {
-        self.kill();
-        self.imap = free_port();
-        self.imaps = free_port();
-        self.spawn();
-    }
-
-    /// The server's process id, while it runs (for reading its memory in /proc).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Whether the process is still alive (it must not have crashed on its own).
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-}
-
-impl Drop for Pluto {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `printf 'PASSWORD\n' | pluto user add NAME --data-dir DIR`.
-pub fn add_user(data_dir: &Path, name: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new(pluto_bin())
-        .args(["user", "add", name, "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning pluto user add");
-    {
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin
-            .write_all(format!("{password}\n").as_bytes())
-            .expect("writing the password");
-    }
-    let out = child
-        .wait_with_output()
-        .expect("waiting for pluto user add");
-    assert_success("pluto user add", &out);
-}
-
-/// Panics with the command's stdout and stderr unless it exited 0.
-pub fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs a command with a hard time limit; panics (with its output so far) when it is
-/// exceeded, so that a hung client cannot hang the test suite.
-pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
-    let tmp = tempfile::tempdir().expect("temp dir for output");
-    let out_path = tmp.path().join("stdout");
-    let err_path = tmp.path().join("stderr");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).expect("stdout file"))
-        .stderr(File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} did not finish within {limit:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                std::fs::read_to_string(&out_path).unwrap_or_default(),
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: std::fs::read(&out_path).unwrap_or_default(),
-        stderr: std::fs::read(&err_path).unwrap_or_default(),
-    }
 }

@@ -7,11 +7,12 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pluto_crdt::{self as crdt, BodyRef, UserState};
+use pluto_model::{default_mailboxes, rules};
 
 use super::ReplicatedStore;
+use crate::concurrency::blocking_err;
 use crate::error::{StoreError, StoreResult};
 use crate::replicated::blobs::BlobStore;
-use crate::replicated::concurrency::blocking_err;
 use crate::replicated::convert::*;
 use crate::store::{ChangeFeed, MailStore};
 use crate::types::*;
@@ -20,13 +21,9 @@ fn names_of(state: &UserState) -> HashSet<String> {
     state.mailboxes().into_iter().map(|m| m.name).collect()
 }
 
-pub(super) fn crdt_uids(uids: &[Uid]) -> Vec<crdt::Uid> {
-    uids.iter().copied().map(uid_to_crdt).collect()
-}
-
-fn all_uids(state: &UserState, name: &MailboxName) -> StoreResult<Vec<crdt::Uid>> {
+fn all_uids(state: &UserState, name: &MailboxName) -> StoreResult<Vec<Uid>> {
     Ok(state
-        .snapshot(name.as_str())
+        .snapshot(name)
         .map_err(error_from_crdt)?
         .messages
         .iter()
@@ -34,15 +31,11 @@ fn all_uids(state: &UserState, name: &MailboxName) -> StoreResult<Vec<crdt::Uid>
         .collect())
 }
 
-fn copy_outcome(o: crdt::CopyOutcome) -> StoreResult<CopyOutcome> {
-    Ok(CopyOutcome {
-        uid_validity: validity_from_crdt(o.uid_validity)?,
-        mapping: o
-            .mapping
-            .into_iter()
-            .map(|(a, b)| Ok((uid_from_crdt(a)?, uid_from_crdt(b)?)))
-            .collect::<StoreResult<_>>()?,
-    })
+fn copy_outcome(o: crdt::CopyOutcome) -> CopyOutcome {
+    CopyOutcome {
+        uid_validity: o.uid_validity,
+        mapping: o.mapping,
+    }
 }
 
 #[async_trait]
@@ -57,8 +50,11 @@ impl MailStore for ReplicatedStore {
             if !st.version().is_empty() {
                 return Ok(());
             }
-            for (name, special) in DEFAULT_MAILBOXES {
-                ops.extend(st.create_default_mailbox(name, special.map(special_to_crdt)));
+            for (name, special) in default_mailboxes() {
+                ops.extend(
+                    st.create_default_mailbox(&name, special)
+                        .map_err(error_from_crdt)?,
+                );
             }
             Ok(())
         })
@@ -73,7 +69,7 @@ impl MailStore for ReplicatedStore {
                 .filter_map(|m| {
                     Some(MailboxInfo {
                         name: MailboxName::new(m.name).ok()?,
-                        special_use: m.special_use.map(special_from_crdt),
+                        special_use: m.special_use,
                     })
                 })
                 .collect();
@@ -100,21 +96,10 @@ impl MailStore for ReplicatedStore {
     ) -> StoreResult<()> {
         self.write(user, Vec::new(), |st, ops| {
             let names = names_of(st);
-            if names.contains(name.as_str()) {
-                return Err(StoreError::MailboxExists(name.clone()));
+            for made in rules::create(name, |n| names.contains(n.as_str()))? {
+                let special = if &made == name { special_use } else { None };
+                ops.extend(st.create_mailbox(&made, special).map_err(error_from_crdt)?);
             }
-            for parent in name.ancestors() {
-                if !names.contains(parent.as_str()) {
-                    ops.extend(
-                        st.create_mailbox(parent.as_str(), None)
-                            .map_err(error_from_crdt)?,
-                    );
-                }
-            }
-            ops.extend(
-                st.create_mailbox(name.as_str(), special_use.map(special_to_crdt))
-                    .map_err(error_from_crdt)?,
-            );
             Ok(())
         })
         .await
@@ -122,15 +107,9 @@ impl MailStore for ReplicatedStore {
 
     async fn delete_mailbox(&self, user: &UserId, name: &MailboxName) -> StoreResult<()> {
         self.write(user, Vec::new(), |st, ops| {
-            if name.is_inbox() {
-                return Err(StoreError::NotAllowed("INBOX cannot be deleted".into()));
-            }
-            let names = names_of(st);
-            if !names.contains(name.as_str()) {
-                return Err(StoreError::NoSuchMailbox(name.clone()));
-            }
+            rules::delete(name, names_of(st).contains(name.as_str()))?;
             // Mailboxes below it stay (RFC 3501 6.3.4).
-            ops.extend(st.delete_mailbox(name.as_str()).map_err(error_from_crdt)?);
+            ops.extend(st.delete_mailbox(name).map_err(error_from_crdt)?);
             Ok(())
         })
         .await
@@ -143,42 +122,14 @@ impl MailStore for ReplicatedStore {
         to: &MailboxName,
     ) -> StoreResult<()> {
         self.write(user, Vec::new(), |st, ops| {
-            let names = names_of(st);
-            if !names.contains(from.as_str()) {
-                return Err(StoreError::NoSuchMailbox(from.clone()));
+            let existing = names_of(st)
+                .into_iter()
+                .filter_map(|n| MailboxName::new(n).ok());
+            let plan = rules::rename(from, to, existing)?;
+            for parent in &plan.parents {
+                ops.extend(st.create_mailbox(parent, None).map_err(error_from_crdt)?);
             }
-            if names.contains(to.as_str()) {
-                return Err(StoreError::MailboxExists(to.clone()));
-            }
-            if to == from || to.is_below(from) {
-                return Err(StoreError::NotAllowed(format!(
-                    "{from} cannot be renamed below itself"
-                )));
-            }
-            if !from.is_inbox() {
-                for n in &names {
-                    let Ok(n) = MailboxName::new(n.as_str()) else {
-                        continue;
-                    };
-                    if let Some(target) = n.rebase(from, to).filter(|_| n.is_below(from))
-                        && names.contains(target.as_str())
-                    {
-                        return Err(StoreError::MailboxExists(target));
-                    }
-                }
-            }
-            for parent in to.ancestors() {
-                if !names.contains(parent.as_str()) {
-                    ops.extend(
-                        st.create_mailbox(parent.as_str(), None)
-                            .map_err(error_from_crdt)?,
-                    );
-                }
-            }
-            ops.extend(
-                st.rename_mailbox(from.as_str(), to.as_str())
-                    .map_err(error_from_crdt)?,
-            );
+            ops.extend(st.rename_mailbox(from, to).map_err(error_from_crdt)?);
             Ok(())
         })
         .await
@@ -193,9 +144,9 @@ impl MailStore for ReplicatedStore {
         self.write(user, Vec::new(), |st, ops| {
             let now = st.subscriptions().iter().any(|n| n == name.as_str());
             if subscribed && !now {
-                ops.extend(st.subscribe(name.as_str()));
+                ops.extend(st.subscribe(name).map_err(error_from_crdt)?);
             } else if !subscribed && now {
-                ops.extend(st.unsubscribe(name.as_str()));
+                ops.extend(st.unsubscribe(name).map_err(error_from_crdt)?);
             }
             Ok(())
         })
@@ -214,23 +165,31 @@ impl MailStore for ReplicatedStore {
 
     async fn status(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxStatus> {
         self.read(user, |st| {
-            let s = st.status(name.as_str()).map_err(error_from_crdt)?;
+            let s = st.status(name).map_err(error_from_crdt)?;
             Ok(MailboxStatus {
                 messages: s.messages,
                 unseen: s.unseen,
                 deleted: s.deleted,
-                uid_next: uid_from_crdt(s.uid_next)?,
-                uid_validity: validity_from_crdt(s.uid_validity)?,
-                highest_modseq: ModSeq(s.highest_modseq.0),
+                uid_next: s.uid_next,
+                uid_validity: s.uid_validity,
+                highest_modseq: s.highest_modseq,
                 size: s.size,
             })
         })
         .await
     }
 
+    /// From the CRDT's running totals: the same on every replica that applied the same
+    /// operations, one addition per mailbox.
+    async fn usage(&self, user: &UserId) -> StoreResult<Usage> {
+        self.read(user, |st| Ok(st.usage())).await
+    }
+
     async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot> {
         self.read(user, |st| {
-            snapshot_from_crdt(&st.snapshot(name.as_str()).map_err(error_from_crdt)?)
+            Ok(snapshot_from_crdt(
+                &st.snapshot(name).map_err(error_from_crdt)?,
+            ))
         })
         .await
     }
@@ -242,30 +201,21 @@ impl MailStore for ReplicatedStore {
         since: ModSeq,
     ) -> StoreResult<Changes> {
         self.read(user, |st| {
-            match st
-                .changes_since(name.as_str(), crdt::ModSeq(since.0))
-                .map_err(error_from_crdt)?
-            {
+            match st.changes_since(name, since).map_err(error_from_crdt)? {
                 crdt::Changes::Delta {
                     highest_modseq,
                     uid_next,
                     updated,
                     expunged,
                 } => Ok(Changes::Delta {
-                    highest_modseq: ModSeq(highest_modseq.0),
-                    uid_next: uid_from_crdt(uid_next)?,
-                    updated: updated
-                        .iter()
-                        .map(meta_from_crdt)
-                        .collect::<StoreResult<_>>()?,
-                    expunged: expunged
-                        .into_iter()
-                        .map(uid_from_crdt)
-                        .collect::<StoreResult<_>>()?,
+                    highest_modseq,
+                    uid_next,
+                    updated: updated.iter().map(meta_from_crdt).collect(),
+                    expunged,
                 }),
                 crdt::Changes::TooOld => Ok(Changes::Snapshot(snapshot_from_crdt(
-                    &st.snapshot(name.as_str()).map_err(error_from_crdt)?,
-                )?)),
+                    &st.snapshot(name).map_err(error_from_crdt)?,
+                ))),
             }
         })
         .await
@@ -278,7 +228,7 @@ impl MailStore for ReplicatedStore {
                     .mailboxes()
                     .into_iter()
                     .find(|m| m.name == name.as_str())
-                    .map(|m| m.highest_modseq.0))
+                    .map(|m| m.highest_modseq))
             })
             .await?;
         let Some(first) = first else {
@@ -301,10 +251,10 @@ impl MailStore for ReplicatedStore {
                             .mailboxes()
                             .into_iter()
                             .find(|m| m.name == name)
-                            .map(|m| m.highest_modseq.0)
+                            .map(|m| m.highest_modseq)
                     };
                     if let Some(now) = now.filter(|n| *n != last) {
-                        return Some((ModSeq(now), (rx, slot, name, now)));
+                        return Some((now, (rx, slot, name, now)));
                     }
                 }
             },
@@ -341,14 +291,11 @@ impl MailStore for ReplicatedStore {
         if messages.is_empty() {
             let validity = self
                 .read(user, |st| {
-                    Ok(st
-                        .status(name.as_str())
-                        .map_err(error_from_crdt)?
-                        .uid_validity)
+                    Ok(st.status(name).map_err(error_from_crdt)?.uid_validity)
                 })
                 .await?;
             return Ok(AppendOutcome {
-                uid_validity: validity_from_crdt(validity)?,
+                uid_validity: validity,
                 uids: Vec::new(),
             });
         }
@@ -379,20 +326,15 @@ impl MailStore for ReplicatedStore {
                 body: *body,
                 size: u32::try_from(m.body.len()).unwrap_or(u32::MAX),
                 internal_date: m.internal_date.as_ref().map_or(now, date_to_crdt),
-                flags: flags_to_crdt(&m.flags),
+                flags: m.flags.clone(),
             })
             .collect();
         self.write(user, fresh, |st, ops| {
-            let applied = st.append(name.as_str(), data).map_err(error_from_crdt)?;
+            let applied = st.append(name, data).map_err(error_from_crdt)?;
             ops.extend(applied.ops);
             Ok(AppendOutcome {
-                uid_validity: validity_from_crdt(applied.outcome.uid_validity)?,
-                uids: applied
-                    .outcome
-                    .uids
-                    .into_iter()
-                    .map(uid_from_crdt)
-                    .collect::<StoreResult<_>>()?,
+                uid_validity: applied.outcome.uid_validity,
+                uids: applied.outcome.uids,
             })
         })
         .await
@@ -407,18 +349,16 @@ impl MailStore for ReplicatedStore {
         unchanged_since: Option<ModSeq>,
     ) -> StoreResult<StoreOutcome> {
         self.write(user, Vec::new(), |st, ops| {
-            let views = st
-                .messages(name.as_str(), &crdt_uids(uids))
-                .map_err(error_from_crdt)?;
+            let views = st.messages(name, uids).map_err(error_from_crdt)?;
             let mut modified = Vec::new();
             let mut targets = Vec::new();
             for v in &views {
-                if unchanged_since.is_some_and(|since| v.modseq.0 > since.0) {
-                    modified.push(uid_from_crdt(v.uid)?);
+                if unchanged_since.is_some_and(|since| v.modseq > since) {
+                    modified.push(v.uid);
                     continue;
                 }
                 // A STORE that changes nothing makes no op and reports no update.
-                let mut after = flags_from_crdt(&v.flags);
+                let mut after = v.flags.clone();
                 if after.apply(change) {
                     targets.push(v.uid);
                 }
@@ -430,16 +370,11 @@ impl MailStore for ReplicatedStore {
                 });
             }
             let applied = st
-                .store_flags(name.as_str(), &targets, &change_to_crdt(change), None)
+                .store_flags(name, &targets, change, None)
                 .map_err(error_from_crdt)?;
             ops.extend(applied.ops);
             Ok(StoreOutcome {
-                updated: applied
-                    .outcome
-                    .updated
-                    .iter()
-                    .map(meta_from_crdt)
-                    .collect::<StoreResult<_>>()?,
+                updated: applied.outcome.updated.iter().map(meta_from_crdt).collect(),
                 modified,
             })
         })
@@ -454,11 +389,9 @@ impl MailStore for ReplicatedStore {
         to: &MailboxName,
     ) -> StoreResult<CopyOutcome> {
         self.write(user, Vec::new(), |st, ops| {
-            let applied = st
-                .copy(from.as_str(), &crdt_uids(uids), to.as_str())
-                .map_err(error_from_crdt)?;
+            let applied = st.copy(from, uids, to).map_err(error_from_crdt)?;
             ops.extend(applied.ops);
-            copy_outcome(applied.outcome)
+            Ok(copy_outcome(applied.outcome))
         })
         .await
     }
@@ -471,11 +404,9 @@ impl MailStore for ReplicatedStore {
         to: &MailboxName,
     ) -> StoreResult<CopyOutcome> {
         self.write(user, Vec::new(), |st, ops| {
-            let applied = st
-                .move_messages(from.as_str(), &crdt_uids(uids), to.as_str())
-                .map_err(error_from_crdt)?;
+            let applied = st.move_messages(from, uids, to).map_err(error_from_crdt)?;
             ops.extend(applied.ops);
-            copy_outcome(applied.outcome)
+            Ok(copy_outcome(applied.outcome))
         })
         .await
     }
@@ -488,24 +419,22 @@ impl MailStore for ReplicatedStore {
     ) -> StoreResult<Vec<Uid>> {
         self.write(user, Vec::new(), |st, ops| {
             let asked = match uids {
-                Some(u) => crdt_uids(u),
+                Some(u) => u.to_vec(),
                 None => all_uids(st, name)?,
             };
-            let deleted: Vec<crdt::Uid> = st
-                .messages(name.as_str(), &asked)
+            let deleted: Vec<Uid> = st
+                .messages(name, &asked)
                 .map_err(error_from_crdt)?
                 .into_iter()
-                .filter(|v| v.flags.contains(&crdt::Flag::Deleted))
+                .filter(|v| v.flags.contains(&Flag::Deleted))
                 .map(|v| v.uid)
                 .collect();
             if deleted.is_empty() {
                 return Ok(Vec::new());
             }
-            let applied = st
-                .expunge(name.as_str(), &deleted)
-                .map_err(error_from_crdt)?;
+            let applied = st.expunge(name, &deleted).map_err(error_from_crdt)?;
             ops.extend(applied.ops);
-            applied.outcome.into_iter().map(uid_from_crdt).collect()
+            Ok(applied.outcome)
         })
         .await
     }

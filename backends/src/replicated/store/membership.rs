@@ -10,9 +10,9 @@ use pluto_crdt::ReplicaId;
 use tokio::sync::watch;
 
 use super::{MOVES_FILE, ReplicatedStore, bytes_of, reshape_snapshot};
+use crate::concurrency::{blocking_err, lock};
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::write_atomic;
-use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::config::{PeerConfig, ReplicasOf};
 use crate::types::*;
 

@@ -44,10 +44,10 @@ use pluto_crdt::{self as crdt, ReplicaId, UserState, VersionVector};
 use tokio::sync::{Mutex, watch};
 
 use super::blobs::BlobStore;
-use super::concurrency::lock;
 use super::config::AckMode;
 use super::convert::*;
 use super::oplog::OpLog;
+use crate::concurrency::lock;
 use crate::error::{StoreError, StoreResult};
 use crate::types::*;
 
@@ -59,6 +59,15 @@ pub(crate) use recovery::reshape_snapshot;
 /// The data moves still owed to peers (per peer, the users), so that a restart does
 /// not forget them: the configuration that made them is not kept.
 const MOVES_FILE: &str = "moves.meta";
+
+/// Written once a node with peers has heard every peer after starting on a data
+/// directory without it: from then on a restart is an ordinary one (see
+/// [`ReplicatedStore::recovering`]).
+const RECOVERED_FILE: &str = "recovered.meta";
+
+/// A recovering node pads its log up to what its peers already hold of it at most this
+/// many records; beyond, it refuses service (see `recovery::confirm_recovered`).
+const MAX_LOG_PADDING: u64 = 1_000_000;
 
 /// One user's state and what the store knows about it.
 pub(crate) struct UserEntry {
@@ -114,10 +123,30 @@ pub struct ReplicatedStore {
     /// replica of the user was reachable or none acknowledged within the timeout.
     local_only_acks: AtomicU64,
     poisoned: AtomicBool,
+    /// The node started without [`RECOVERED_FILE`] and has peers: its data directory
+    /// may have been lost, and its peers may hold ops of its replica id that it does
+    /// not. Until every peer has been heard (their logs, its own ops included, have
+    /// reached it) it answers no write and every user's CRDT issues nothing
+    /// (`UserState::await_peers`). Set at open, cleared once, by
+    /// [`ReplicatedStore::confirm_recovered`].
+    recovering: watch::Sender<bool>,
+    /// While set, every user state made or installed here awaits its peers
+    /// (`UserState::await_peers`). Cleared by [`ReplicatedStore::confirm_recovered`]
+    /// under the `users` lock, before it counts the peers as heard in every user it
+    /// holds: a user made after that needs no wait (every peer has been heard), and
+    /// one made before is in the list it walks.
+    users_await_peers: AtomicBool,
+    /// Per peer, while recovering: how far it holds this node's log (its cursor, from
+    /// its welcome). The log continues above the highest before any new op is made.
+    peer_holds: StdMutex<BTreeMap<String, u64>>,
+    /// Why this node refuses service for good, when its recovery could not be done.
+    refused: StdMutex<Option<String>>,
     checkpoint_lock: Mutex<()>,
     since_checkpoint: AtomicU64,
     checkpoint_every: u64,
     max_lag_records: u64,
+    /// How long a write waits for a recovery under way before it is refused.
+    recovery_wait: Duration,
     me: Weak<ReplicatedStore>,
     _lock: File,
 }
@@ -129,7 +158,40 @@ impl ReplicatedStore {
                 "this node's log failed; it no longer serves".into(),
             ));
         }
+        if let Some(why) = lock(&self.refused).clone() {
+            return Err(StoreError::Unavailable(why));
+        }
         Ok(())
+    }
+
+    /// A write may go ahead: the node is not recovering its history. A recovering node
+    /// waits for the recovery a while (a new cluster's nodes hear each other within a
+    /// few link timeouts), then refuses.
+    async fn check_writable(&self) -> StoreResult<()> {
+        let mut rx = self.recovering.subscribe();
+        if !*rx.borrow() {
+            return Ok(());
+        }
+        let wait = rx.wait_for(|recovering| !*recovering);
+        match tokio::time::timeout(self.recovery_wait, wait).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "this node started without its data and is recovering its history from its \
+                 peers: it takes writes once every peer has been heard"
+                    .into(),
+            )),
+        }
+    }
+
+    /// True once the node refuses service for good (its recovery could not be done).
+    pub(crate) fn refuses(&self) -> bool {
+        lock(&self.refused).is_some()
+    }
+
+    /// True while the node may lack its own history (it started on a data directory
+    /// that had not been confirmed with its peers): it takes no write.
+    pub fn recovering(&self) -> bool {
+        *self.recovering.borrow()
     }
 
     fn poison(&self, why: &StoreError) {
@@ -155,17 +217,27 @@ impl ReplicatedStore {
             // An empty state has nothing hidden: no ops come of this.
             let _ = crdt.set_reachable(reachable.intersection(&members).copied());
         }
+        // Decided under the `users` lock, where `confirm_recovered` clears it.
         let mut users = lock(&self.users);
-        Ok(users
-            .entry(user.clone())
-            .or_insert_with(|| {
-                UserSlot::new(UserEntry {
-                    crdt,
-                    applied_lsn: 0,
-                    snapshot_lsn: 0,
-                })
-            })
-            .clone())
+        if let Some(slot) = users.get(user) {
+            return Ok(slot.clone());
+        }
+        if self.users_await_peers.load(Ordering::Acquire) {
+            crdt.await_peers();
+        }
+        let slot = UserSlot::new(UserEntry {
+            crdt,
+            applied_lsn: 0,
+            snapshot_lsn: 0,
+        });
+        users.insert(user.clone(), slot.clone());
+        Ok(slot)
+    }
+
+    /// Whether a user state made or installed now must await its peers (the node is
+    /// recovering and has not yet counted every peer as heard).
+    pub(crate) fn users_await_peers(&self) -> bool {
+        self.users_await_peers.load(Ordering::Acquire)
     }
 
     pub(crate) fn slots(&self) -> Vec<(UserId, Arc<UserSlot>)> {

@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
 
 use super::membership::{Membership, MembershipState, PeerInfo, members};
-use super::{MOVES_FILE, ReplicatedStore, UserEntry, UserSlot, bytes_of};
+use super::{
+    MAX_LOG_PADDING, MOVES_FILE, RECOVERED_FILE, ReplicatedStore, UserEntry, UserSlot, bytes_of,
+};
+use crate::concurrency::{blocking_err, lock};
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::write_atomic;
 use crate::replicated::blobs::BlobStore;
-use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::config::NodeConfig;
 use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};
@@ -156,6 +158,21 @@ impl ReplicatedStore {
         };
         let replica = ReplicaId(config.replica_id);
         let peers: Vec<PeerInfo> = config.peers.iter().map(PeerInfo::from).collect();
+        // Without the marker the data directory may be a lost one's replacement: the
+        // peers may hold ops of this replica id that it does not (see `recovering`).
+        // A node without peers has nobody to recover from.
+        let marked = dir.join(RECOVERED_FILE).exists();
+        let recovering = !peers.is_empty() && !marked && !config.trust_empty_data_dir;
+        if !marked && !recovering {
+            write_atomic(&dir.join(RECOVERED_FILE), b"recovered\n")?;
+        }
+        if recovering {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                "no {RECOVERED_FILE}: this node may have lost its data; it takes no write \
+                 until every peer has been heard"
+            );
+        }
 
         // Snapshots, then the log after each.
         let mut entries: HashMap<UserId, UserEntry> = HashMap::new();
@@ -233,6 +250,9 @@ impl ReplicatedStore {
                 let bytes = bytes_of(&entry.crdt)?;
                 entry.crdt = reshape_snapshot(&bytes, replica, Some(want))?;
             }
+            if recovering {
+                entry.crdt.await_peers();
+            }
         }
         // Without peers this node is every user's leader at once; with peers, the
         // links decide (a restarted replica does not bind before it knows them).
@@ -293,14 +313,110 @@ impl ReplicatedStore {
             reachable: StdMutex::new(reachable),
             local_only_acks: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            recovering: watch::channel(recovering).0,
+            users_await_peers: AtomicBool::new(recovering),
+            peer_holds: StdMutex::new(BTreeMap::new()),
+            refused: StdMutex::new(None),
             checkpoint_lock: Mutex::new(()),
             since_checkpoint: AtomicU64::new(0),
             checkpoint_every: config.checkpoint_every.max(1),
             max_lag_records: config.max_lag_records,
+            recovery_wait: config.link_timeout * 4,
             me: me.clone(),
             _lock: lock_file,
         });
         Ok(store)
+    }
+
+    // ------------------------------------------------------------ recovery
+
+    /// While recovering: `peer` holds this node's log up to `lsn` (its welcome said
+    /// so). A log that ends below is a lost one's replacement; it is padded past `lsn`
+    /// before this node makes any op, so that the peer's cursor skips nothing new.
+    pub(crate) fn peer_holds_log(&self, peer: &str, lsn: u64) {
+        if !self.recovering() {
+            return;
+        }
+        let mut holds = lock(&self.peer_holds);
+        let at = holds.entry(peer.to_owned()).or_insert(0);
+        *at = (*at).max(lsn);
+    }
+
+    /// Ends the recovery, once every peer has been heard (its welcome seen, its whole
+    /// backlog delivered here, this node's own ops included): the log is padded up to
+    /// what any peer holds of it, every user's CRDT counts each member as heard (those
+    /// that sent nothing of a user hold nothing of it) and logs the binds it held
+    /// back, and [`RECOVERED_FILE`] is written. A peer holding more than
+    /// [`MAX_LOG_PADDING`] records beyond this log refuses the node service for good
+    /// (the operator's way out: a new node name and replica id).
+    pub(crate) async fn confirm_recovered(&self) -> StoreResult<()> {
+        if !self.recovering() {
+            return Ok(());
+        }
+        self.check()?;
+        let held = lock(&self.peer_holds).values().copied().max().unwrap_or(0);
+        let next = self.log.next_lsn();
+        if held >= next {
+            let gap = held + 1 - next;
+            if gap > MAX_LOG_PADDING {
+                let why = format!(
+                    "this node's log ends at LSN {} but a peer holds it up to {held}: its data \
+                     directory was lost long after it began; it refuses service (give the node \
+                     a new name and replica id)",
+                    next - 1
+                );
+                tracing::error!("{why}");
+                *lock(&self.refused) = Some(why.clone());
+                return Err(StoreError::Unavailable(why));
+            }
+            tracing::warn!(
+                from = next,
+                to = held,
+                "this node's log restarted below what its peers hold of it: padding it"
+            );
+            let mut last = None;
+            for _ in 0..gap {
+                let (_, rx) = self
+                    .log
+                    .submit(&Entry::Received {
+                        peer: self.name.clone(),
+                        upto: 0,
+                    })
+                    .inspect_err(|e| self.poison(e))?;
+                last = Some(rx);
+            }
+            if let Some(rx) = last {
+                OpLog::wait(rx).await.inspect_err(|e| self.poison(e))?;
+            }
+        }
+        // Users made from here on need not wait; those made before are all listed.
+        let slots: Vec<_> = {
+            let users = lock(&self.users);
+            self.users_await_peers
+                .store(false, std::sync::atomic::Ordering::Release);
+            users.iter().map(|(u, s)| (u.clone(), s.clone())).collect()
+        };
+        for (user, slot) in slots {
+            let mut entry = slot.state.lock().await;
+            let mut ops = Vec::new();
+            for member in entry.crdt.config().members.clone() {
+                if member != self.replica {
+                    ops.extend(
+                        entry
+                            .crdt
+                            .report_progress(member, &crdt::VersionVector::new()),
+                    );
+                }
+            }
+            self.log_own_step(&user, &slot, entry, ops).await?;
+        }
+        let path = self.data_dir.join(RECOVERED_FILE);
+        tokio::task::spawn_blocking(move || write_atomic(&path, b"recovered\n"))
+            .await
+            .map_err(blocking_err)??;
+        self.recovering.send_replace(false);
+        tracing::info!("every peer has been heard: this node has its history and takes writes");
+        Ok(())
     }
 
     // ------------------------------------------------------------ checkpoints
@@ -386,7 +502,7 @@ mod tests {
             members: vec![ReplicaId(1), ReplicaId(2)],
         };
         let mut theirs = UserState::new(ReplicaId(2), cfg).unwrap();
-        theirs.create_mailbox("INBOX", None).unwrap();
+        theirs.create_mailbox(&MailboxName::inbox(), None).unwrap();
         let bytes = theirs.encode_snapshot().unwrap();
         let mine = reshape_snapshot(&bytes, ReplicaId(1), None).unwrap();
         assert_eq!(mine.replica(), ReplicaId(1));
@@ -402,8 +518,10 @@ mod tests {
             members: vec![ReplicaId(1), ReplicaId(2)],
         };
         let mut theirs = UserState::new(ReplicaId(2), cfg).unwrap();
-        theirs.create_mailbox("INBOX", None).unwrap();
-        theirs.create_mailbox("Work", None).unwrap();
+        theirs.create_mailbox(&MailboxName::inbox(), None).unwrap();
+        theirs
+            .create_mailbox(&MailboxName::new("Work").unwrap(), None)
+            .unwrap();
         let bytes = theirs.encode_snapshot().unwrap();
         let members = vec![ReplicaId(1), ReplicaId(3)];
         let mine = reshape_snapshot(&bytes, ReplicaId(3), Some(members.clone())).unwrap();

@@ -9,9 +9,9 @@ use pluto_crdt::{BodyRef, Op, OpKind, ReplicaId, VersionVector};
 
 use super::recovery::encode_snapshot_file;
 use super::{PeerInfo, ReplicatedStore, UserSlot, bytes_of, reshape_snapshot};
+use crate::concurrency::{blocking_err, lock};
 use crate::error::StoreResult;
 use crate::fsutil::write_atomic;
-use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};
 use crate::types::*;
@@ -42,32 +42,27 @@ impl ReplicatedStore {
         for (user, ops) in by_user {
             let slot = self.slot(&user)?;
             let mut entry = slot.state.lock().await;
-            let ops: Vec<Op> = ops
-                .into_iter()
+            // The peer's progress first: it names the ops of this node's own id that
+            // the peer holds, which the CRDT must hold before it issues anything (a
+            // node that lost its data must not reuse their dots).
+            let mut all = match progress_by.get(&user) {
+                Some(v) => entry.crdt.report_progress(peer.replica, v),
+                None => Vec::new(),
+            };
+            let fresh: Vec<Op> = ops
+                .iter()
                 .filter(|op| !entry.crdt.version().contains(op.id))
+                .cloned()
                 .collect();
-            if !ops.is_empty() {
-                match entry.crdt.apply_remote(ops.clone()) {
+            if !fresh.is_empty() {
+                // All of them: the CRDT refuses one that reuses the dot of an op held
+                // here (and ignores the ones it holds).
+                match entry.crdt.apply_remote(ops) {
                     Ok(follow) => {
-                        let mut all = ops;
-                        all.extend(follow);
-                        // Relayed bodies are not sent along again: a peer that
-                        // lacks one asks for it.
-                        let (lsn, rx) = match self.log.submit(&Entry::Step {
-                            user: user.clone(),
-                            ops: all,
-                            blobs: Vec::new(),
-                        }) {
-                            Ok(s) => s,
-                            Err(e) => {
-                                self.poison(&e);
-                                return Err(e);
-                            }
-                        };
-                        entry.applied_lsn = lsn;
-                        waits.push(rx);
-                        touched.push(slot.clone());
-                        count += 1;
+                        let mut step = fresh;
+                        step.extend(all);
+                        step.extend(follow);
+                        all = step;
                     }
                     Err(e) => {
                         // Nothing of the batch was applied; the peer is wrong, not us.
@@ -75,8 +70,24 @@ impl ReplicatedStore {
                     }
                 }
             }
-            if let Some(v) = progress_by.get(&user) {
-                entry.crdt.report_progress(peer.replica, v);
+            if !all.is_empty() {
+                // Relayed bodies are not sent along again: a peer that lacks one
+                // asks for it.
+                let (lsn, rx) = match self.log.submit(&Entry::Step {
+                    user: user.clone(),
+                    ops: all,
+                    blobs: Vec::new(),
+                }) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.poison(&e);
+                        return Err(e);
+                    }
+                };
+                entry.applied_lsn = lsn;
+                waits.push(rx);
+                touched.push(slot.clone());
+                count += 1;
             }
         }
         // The cursor is logged only with ops: a batch of records this node does not
@@ -114,6 +125,7 @@ impl ReplicatedStore {
     /// are not here.
     pub(crate) async fn install_snapshot(
         &self,
+        peer: &str,
         user: &UserId,
         bytes: &[u8],
     ) -> StoreResult<(bool, Vec<BodyRef>)> {
@@ -136,11 +148,20 @@ impl ReplicatedStore {
         {
             return Ok((true, Vec::new()));
         }
-        let mut follow_ups = if waiting.is_empty() {
-            Vec::new()
-        } else {
-            state.apply_remote(waiting).map_err(error_from_crdt)?
+        if self.users_await_peers() {
+            state.await_peers();
+        }
+        // The snapshot is what the sender holds: evidence for the CRDT's own-history
+        // check (and a recovering node's wait for its peers), not progress for
+        // compaction (the sender may be recovering itself).
+        let sender = self.membership().peer(peer).map(|p| p.replica);
+        let mut follow_ups = match sender {
+            Some(r) => state.hear_peer(r, &state.version().clone()),
+            None => Vec::new(),
         };
+        if !waiting.is_empty() {
+            follow_ups.extend(state.apply_remote(waiting).map_err(error_from_crdt)?);
+        }
         self.log.wait_durable(entry.applied_lsn).await?;
         let lsn = entry.applied_lsn;
         let path = self.snapshot_path(user);
@@ -179,12 +200,7 @@ impl ReplicatedStore {
 
     async fn missing_bodies(&self, slot: &UserSlot) -> Vec<BodyRef> {
         let entry = slot.state.lock().await;
-        let mut refs = BTreeSet::new();
-        for mb in entry.crdt.mailboxes() {
-            if let Ok(snap) = entry.crdt.snapshot(&mb.name) {
-                refs.extend(snap.messages.iter().map(|m| m.body));
-            }
-        }
+        let refs = entry.crdt.visible_bodies();
         drop(entry);
         refs.into_iter()
             .filter(|r| !self.blobs.contains(r))
@@ -208,11 +224,14 @@ impl ReplicatedStore {
     }
 
     /// This replica's version of a user, when all of it is durable (a progress report
-    /// must not name ops a crash could take back).
+    /// must not name ops a crash could take back) and the replica has its own history
+    /// (a replica recovering it may miss ops still to come from elsewhere: its version
+    /// must not count for the peers' compaction).
     pub(crate) async fn durable_version(&self, user: &UserId) -> Option<VersionVector> {
         let slot = lock(&self.users).get(user).cloned()?;
         let entry = slot.state.lock().await;
-        (entry.applied_lsn <= self.log.durable().lsn).then(|| entry.crdt.version().clone())
+        (entry.applied_lsn <= self.log.durable().lsn && entry.crdt.check_own_history().is_ok())
+            .then(|| entry.crdt.version().clone())
     }
 
     /// A user's state as snapshot bytes, durable.

@@ -10,11 +10,10 @@ use bytes::Bytes;
 use pluto_crdt::{BodyRef, Op, ReplicaId, UserState};
 use tokio::sync::watch;
 
-use super::mail_store::crdt_uids;
 use super::{ReplicatedStore, UserEntry, UserSlot};
+use crate::concurrency::{blocking_err, lock};
 use crate::error::StoreResult;
 use crate::replicated::blobs::BlobStore;
-use crate::replicated::concurrency::{blocking_err, lock};
 use crate::replicated::config::AckMode;
 use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};
@@ -59,6 +58,7 @@ impl ReplicatedStore {
         f: impl FnOnce(&mut UserState, &mut Vec<Op>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         self.check()?;
+        self.check_writable().await?;
         let slot = self.slot(user)?;
         let mut entry = slot.state.lock().await;
         let mut ops = Vec::new();
@@ -104,14 +104,11 @@ impl ReplicatedStore {
     ) -> StoreResult<Vec<MessageBody>> {
         let found = self
             .read(user, |st| {
-                let views = st
-                    .messages(name.as_str(), &crdt_uids(uids))
-                    .map_err(error_from_crdt)?;
-                let by_uid: HashMap<u32, BodyRef> =
-                    views.iter().map(|v| (v.uid.0, v.body)).collect();
+                let views = st.messages(name, uids).map_err(error_from_crdt)?;
+                let by_uid: HashMap<Uid, BodyRef> = views.iter().map(|v| (v.uid, v.body)).collect();
                 Ok(uids
                     .iter()
-                    .filter_map(|u| by_uid.get(&u.get()).map(|b| (*u, *b)))
+                    .filter_map(|u| by_uid.get(u).map(|b| (*u, *b)))
                     .collect::<Vec<_>>())
             })
             .await?;

@@ -1,6 +1,6 @@
-//! The two small concurrency helpers every replicated module shares: taking a std
-//! mutex that a panic may have poisoned, and turning a failed `spawn_blocking` join
-//! into a [`StoreError`].
+//! The two small concurrency helpers the backends share: taking a std mutex that a
+//! panic may have poisoned, and turning a failed `spawn_blocking` join into a
+//! [`StoreError`].
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -9,7 +9,7 @@ use tokio::task::JoinError;
 use crate::error::StoreError;
 
 /// Locks `m`, taking the data over even when a panic poisoned the lock: the mutexes
-/// of this module guard small plain data (maps, cursors, handles) that a panic while
+/// of this crate guard small plain data (maps, cursors, handles) that a panic while
 /// holding them cannot leave half-changed in a way later readers would misread.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

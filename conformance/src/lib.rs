@@ -1,10 +1,32 @@
 //! The MailStore conformance suite: named checks that every backend must pass.
 //!
-//! A backend's test calls [`run_all`] with a fresh store; each check works on its own
-//! user (`conf-<check name>`), so the checks never see each other's mail. Each check
-//! panics with a message that names it when the store misbehaves; [`run_all`] runs
-//! every check, then fails listing all that failed. [`checks`] gives the list for a
-//! caller that wants to run them one by one.
+//! It is a crate of its own so that nothing of it is compiled into pluto's product
+//! code; `pluto-backends` runs it from its tests (`backends/tests/*_conformance.rs`,
+//! as a dev-dependency), and so can a third-party backend: add `pluto-conformance` to
+//! your crate's `[dev-dependencies]` and make one call with a factory for fresh stores:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use pluto_backends::maildir::MaildirStore;
+//! # async fn example() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut n = 0;
+//! pluto_conformance::run_all(|| {
+//!     n += 1;
+//!     let root = dir.path().join(n.to_string());
+//!     async move { Arc::new(MaildirStore::open(root).unwrap()) }
+//! })
+//! .await;
+//! # }
+//! ```
+//!
+//! [`run_all`] calls the factory once per check and hands the check the store it made
+//! and a user of its own (`conf-<check name>`); a factory may also hand out the same
+//! store every time ([`shared`]), since no check looks at another's user. Each check panics with a
+//! message that names it when the store misbehaves; [`run_all`] runs every check in a
+//! task of its own, then fails listing all that failed. The checks need a tokio runtime
+//! with more than one worker thread (`#[tokio::test(flavor = "multi_thread")]`).
+//! [`checks`] and [`run_one`] are for a caller that wants to run them one by one.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -16,9 +38,7 @@ use bytes::Bytes;
 use chrono::{DateTime, FixedOffset};
 use futures::StreamExt;
 
-use crate::error::StoreError;
-use crate::store::MailStore;
-use crate::types::*;
+use pluto_backends::*;
 
 /// A boxed check future.
 pub type CheckFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -62,17 +82,25 @@ pub fn checks<S: MailStore>() -> Vec<Check<S>> {
         check!(delete_rules),
         check!(subscriptions),
         check!(status_counts),
+        check!(usage_counts_every_mailbox),
         check!(recent_is_claimed_once),
         check!(typed_errors),
         check!(concurrent_appends),
     ]
 }
 
-/// Runs every check against `store`; panics listing the checks that failed.
-pub async fn run_all<S: MailStore>(store: Arc<S>) {
+/// Runs every check, each against a store from `fresh` (called once per check);
+/// panics listing the checks that failed.
+pub async fn run_all<S, F, Fut>(mut fresh: F)
+where
+    S: MailStore,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Arc<S>>,
+{
     let mut failed = Vec::new();
     for check in checks::<S>() {
-        if let Err(why) = run_one(store.clone(), &check).await {
+        let store = fresh().await;
+        if let Err(why) = run_one(store, &check).await {
             failed.push(why);
         }
     }
@@ -83,6 +111,13 @@ pub async fn run_all<S: MailStore>(store: Arc<S>) {
             failed.join("\n")
         );
     }
+}
+
+/// A factory that hands out `store` to every check: for a store that is costly to
+/// make (a node, a link), or whose point is to see every check's writes (e.g. to cross
+/// many checkpoints).
+pub fn shared<S: MailStore>(store: Arc<S>) -> impl FnMut() -> std::future::Ready<Arc<S>> {
+    move || std::future::ready(store.clone())
 }
 
 /// Runs one check in its own task; `Err` carries its name and the panic message.
@@ -1033,6 +1068,63 @@ async fn status_counts<S: MailStore>(s: Arc<S>, u: UserId) {
     assert_eq!(st.size, size);
     let empty = ok("status", s.status(&u, &mb("Sent")).await);
     assert_eq!((empty.messages, empty.unseen, empty.size), (0, 0, 0));
+}
+
+/// `usage` is the sizes and number of the messages of every mailbox: it follows
+/// appends, copies, moves, expunges, deletes and renames, counts `\Deleted` messages
+/// until they are expunged, and never counts a message twice.
+async fn usage_counts_every_mailbox<S: MailStore>(s: Arc<S>, u: UserId) {
+    setup(&*s, &u).await;
+    let usage = |what: &'static str| {
+        let s = s.clone();
+        let u = u.clone();
+        async move { ok(what, s.usage(&u).await) }
+    };
+    assert_eq!(usage("usage of a new user").await, Usage::default());
+    let inbox = MailboxName::inbox();
+    let size = |range: std::ops::Range<usize>| range.map(|i| sample(i).len() as u64).sum::<u64>();
+    let uids = append_n(&*s, &u, &inbox, 4).await;
+    assert_eq!(usage("usage").await, Usage::new(size(0..4), 4));
+    let work = mb("Work");
+    ok("create", s.create_mailbox(&u, &work, None).await);
+    let copied = ok("copy", s.copy(&u, &inbox, &uids[..2], &work).await);
+    assert_eq!(
+        usage("usage after a copy").await,
+        Usage::new(size(0..4) + size(0..2), 6)
+    );
+    ok(
+        "move",
+        s.move_messages(&u, &inbox, &uids[2..3], &work).await,
+    );
+    assert_eq!(
+        usage("usage after a move").await,
+        Usage::new(size(0..4) + size(0..2), 6),
+        "a move changes nothing"
+    );
+    set(&*s, &u, &inbox, &uids[..1], FlagOp::Add, &[Flag::Deleted]).await;
+    assert_eq!(
+        usage("usage with a \\Deleted message").await,
+        Usage::new(size(0..4) + size(0..2), 6),
+        "\\Deleted messages count until expunged"
+    );
+    ok("expunge", s.expunge(&u, &inbox, None).await);
+    assert_eq!(
+        usage("usage after an expunge").await,
+        Usage::new(size(1..4) + size(0..2), 5)
+    );
+    let renamed = mb("Projects");
+    ok("rename", s.rename_mailbox(&u, &work, &renamed).await);
+    assert_eq!(
+        usage("usage after a rename").await,
+        Usage::new(size(1..4) + size(0..2), 5)
+    );
+    ok("delete", s.delete_mailbox(&u, &renamed).await);
+    assert_eq!(
+        usage("usage after a delete").await,
+        Usage::new(size(1..2) + size(3..4), 2),
+        "the deleted mailbox held the two copies and the moved message ({} copied)",
+        copied.mapping.len()
+    );
 }
 
 async fn recent_is_claimed_once<S: MailStore>(s: Arc<S>, u: UserId) {

@@ -1,0 +1,121 @@
+//! What cluster tests do over IMAP, on top of the test kit's client
+//! ([`pluto_testkit::imap::Client`]): log in to a gateway with a session a `* BYE` ends,
+//! append with reconnects, and record every (UIDVALIDITY, UID) → Message-ID binding a
+//! client is shown, so a test can check that no UID ever named two messages.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use std::time::Instant;
+
+pub use pluto_testkit::imap::{Client, Reply};
+
+/// Logs in with LOGIN; a `* BYE` before a command's tagged answer then ends that
+/// command with an error, as a lost session does.
+pub async fn login(addr: SocketAddr, user: &str, password: &str) -> std::io::Result<Client> {
+    Ok(Client::login(addr, user, password).await?.failing_on_bye())
+}
+
+/// Every binding a client was shown, to check that no UID ever named two messages.
+#[derive(Default)]
+pub struct Observer {
+    seen: HashMap<(String, u32, u32), String>,
+}
+
+impl Observer {
+    /// Records bindings; returns a description of the first violation, if any.
+    pub fn record(
+        &mut self,
+        user: &str,
+        validity: u32,
+        bindings: &[(u32, String)],
+    ) -> Result<(), String> {
+        for (uid, id) in bindings {
+            let key = (user.to_owned(), validity, *uid);
+            match self.seen.get(&key) {
+                Some(prev) if prev != id => {
+                    return Err(format!(
+                        "{user}: UID {uid} (UIDVALIDITY {validity}) named {prev} and later {id}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.seen.insert(key, id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A message with a unique Message-ID.
+pub fn message(id: &str, size_hint: usize) -> Vec<u8> {
+    let mut body = format!(
+        "From: test@example.com\r\nTo: user@example.com\r\nSubject: message {id}\r\nMessage-ID: <{id}@cluster.test>\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n\r\n"
+    );
+    while body.len() < size_hint {
+        body.push_str("The quick brown fox jumps over the lazy dog. 0123456789\r\n");
+    }
+    body.into_bytes()
+}
+
+/// Appends `messages` for `user`, reconnecting whenever the session is lost. Returns
+/// the Message-IDs that were acknowledged (tagged OK with APPENDUID).
+pub async fn append_all(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> Vec<String> {
+    append_all_counting(addr, user, messages, acked).await.0
+}
+
+/// [`append_all`], also returning how many times the session was lost and a new one
+/// opened (a `BYE` or a dropped connection).
+pub async fn append_all_counting(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> (Vec<String>, usize) {
+    let mut ok = Vec::new();
+    let mut reconnects = 0;
+    let mut client: Option<Client> = None;
+    for (id, body) in messages {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if client.is_none() {
+                match login(addr, &user, crate::cluster::USER_PASSWORD).await {
+                    Ok(c) => client = Some(c),
+                    Err(e) => {
+                        assert!(
+                            Instant::now() < deadline,
+                            "{user} could not log in again for 60 s: {e}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(c) = client.as_mut() else { continue };
+            match c.try_append_plus("INBOX", "", &body).await {
+                Ok(reply) if reply.ok() && reply.tagged.contains("APPENDUID") => {
+                    ok.push(id.clone());
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                // Not acknowledged: the message may or may not be there; go on with the
+                // next one (a retry would make two copies impossible to tell apart).
+                Ok(_) => break,
+                Err(_) => {
+                    client = None;
+                    reconnects += 1;
+                    break;
+                }
+            }
+        }
+    }
+    (ok, reconnects)
+}

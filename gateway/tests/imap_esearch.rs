@@ -1,0 +1,167 @@
+//! Black-box tests of ESEARCH (RFC 4731) and SEARCHRES (RFC 5182): the commands of
+//! `testdata/dovecot/extensions/esearch.script` replayed on pluto and compared with
+//! Dovecot's answers to them (`esearch.golden`, recorded by `record.sh` there), and
+//! the rules the script cannot show against Dovecot: the saved result after SELECT and
+//! after an expunge, `$` in MOVE, the capabilities.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Client, TestServer};
+use tokio::net::TcpStream;
+
+fn golden_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dovecot/extensions")
+}
+
+/// The setup `record.py` makes: mailbox `es` with 7 messages, `\Flagged` on 2, 3, 5,
+/// selected.
+async fn setup(server: &TestServer) -> Client<TcpStream> {
+    let mut raw = server.login().await;
+    assert!(raw.cmd("CREATE es").await.ok());
+    for i in 1..=7 {
+        let flags = if [2, 3, 5].contains(&i) {
+            "\\Flagged"
+        } else {
+            ""
+        };
+        let body = format!("Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n");
+        let r = raw.append("es", flags, body.as_bytes()).await;
+        assert!(r.ok(), "{r:?}");
+    }
+    assert!(raw.cmd("SELECT es").await.ok());
+    raw
+}
+
+/// The tagged line as `record.py` writes it: the status and a code's name.
+fn tagged(line: &str) -> String {
+    let mut words = line.splitn(3, ' ');
+    let status = words.nth(1).unwrap_or_default().to_owned();
+    let rest = words.next().unwrap_or_default();
+    match rest.strip_prefix('[') {
+        Some(code) => {
+            let name = code.split([']', ' ']).next().unwrap_or_default();
+            format!("{status} [{name}]")
+        }
+        None => status,
+    }
+}
+
+/// Replays a script as `record.py` does, and writes the answers in its format.
+async fn replay(raw: &mut Client<TcpStream>, script: &str) -> String {
+    let mut out = String::new();
+    for (n, text) in script.lines().enumerate() {
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let tag = format!("t{n}");
+        raw.send(format!("{tag} {text}\r\n").as_bytes()).await;
+        let reply = raw.read_reply(&tag).await;
+        out.push_str(&format!("C: {text}\n"));
+        for line in &reply.untagged {
+            out.push_str(&format!("S: {line}\n"));
+        }
+        out.push_str(&format!("S: {}\n", tagged(&reply.tagged)));
+    }
+    out
+}
+
+#[tokio::test]
+async fn answers_as_dovecot_does_to_the_esearch_script() {
+    let server = TestServer::start().await;
+    let mut raw = setup(&server).await;
+    let script = std::fs::read_to_string(golden_dir().join("esearch.script")).unwrap();
+    let golden = std::fs::read_to_string(golden_dir().join("esearch.golden")).unwrap();
+    let golden: String = golden
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let ours = replay(&mut raw, &script).await;
+    let (ours, golden): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), golden.lines().collect());
+    for (i, (a, b)) in ours.iter().zip(&golden).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "line {} differs from Dovecot's; pluto's answers:\n{}",
+            i + 1,
+            ours.join("\n")
+        );
+    }
+    assert_eq!(ours.len(), golden.len(), "{}", ours.join("\n"));
+}
+
+#[tokio::test]
+async fn esearch_and_searchres_are_advertised() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    let caps = format!(
+        "{} ",
+        raw.cmd("CAPABILITY").await.find("* CAPABILITY").unwrap()
+    );
+    assert!(caps.contains(" ESEARCH "), "{caps}");
+    assert!(caps.contains(" SEARCHRES "), "{caps}");
+}
+
+#[tokio::test]
+async fn the_saved_result_is_emptied_by_select_and_loses_expunged_messages() {
+    let server = TestServer::start().await;
+    let mut raw = setup(&server).await;
+    assert!(raw.cmd("SEARCH RETURN (SAVE) FLAGGED").await.ok());
+    // Expunging message 3 (UID 3) renumbers 5 as 4; $ follows.
+    assert!(raw.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)").await.ok());
+    assert!(raw.cmd("EXPUNGE").await.ok());
+    let r = raw.cmd("FETCH $ (UID)").await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.untagged, ["* 2 FETCH (UID 2)", "* 4 FETCH (UID 5)"]);
+    let r = raw.cmd("UID SEARCH RETURN (ALL) $").await;
+    assert_eq!(
+        r.untagged,
+        [format!("* ESEARCH (TAG \"{}\") UID ALL 2,5", tag_of(&r))]
+    );
+    // RFC 5182 2.1: every SELECT starts with an empty result.
+    assert!(raw.cmd("SELECT es").await.ok());
+    let r = raw.cmd("FETCH $ (UID)").await;
+    assert!(r.ok() && r.untagged.is_empty(), "{r:?}");
+    // $ needs a selected mailbox.
+    assert!(raw.cmd("UNSELECT").await.ok());
+    assert!(raw.cmd("FETCH $ (UID)").await.bad());
+    assert!(raw.cmd("SEARCH RETURN (SAVE) ALL").await.bad());
+}
+
+#[tokio::test]
+async fn move_takes_the_saved_result() {
+    let server = TestServer::start().await;
+    let mut raw = setup(&server).await;
+    assert!(raw.cmd("UID SEARCH RETURN (SAVE) SUBJECT m6").await.ok());
+    let r = raw.cmd("MOVE $ Trash").await;
+    assert!(r.ok(), "{r:?}");
+    assert!(r.has("* 6 EXPUNGE"), "{r:?}");
+    let r = raw.cmd("STATUS Trash (MESSAGES)").await;
+    assert!(r.has("MESSAGES 1"), "{r:?}");
+    // The moved message is gone from view: $ is empty now.
+    let r = raw.cmd("UID FETCH $ (UID)").await;
+    assert!(r.ok() && r.untagged.is_empty(), "{r:?}");
+}
+
+#[tokio::test]
+async fn uid_expunge_takes_the_saved_result() {
+    let server = TestServer::start().await;
+    let mut raw = setup(&server).await;
+    assert!(raw.cmd("SEARCH RETURN (SAVE) FLAGGED").await.ok());
+    assert!(raw.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").await.ok());
+    // Only the saved messages (2, 3, 5) go, though all are \Deleted (UIDPLUS).
+    let r = raw.cmd("UID EXPUNGE $").await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.lines("* ").len(), 3, "{r:?}");
+    assert!(r.untagged.iter().all(|l| l.ends_with(" EXPUNGE")), "{r:?}");
+    let r = raw.cmd("UID SEARCH ALL").await;
+    assert_eq!(r.search(), [1, 4, 6, 7]);
+    let r = raw.cmd("UID EXPUNGE $").await;
+    assert!(r.ok() && r.untagged.is_empty(), "{r:?}");
+}
+
+fn tag_of(r: &common::Reply) -> &str {
+    r.tagged.split(' ').next().unwrap()
+}
