@@ -72,6 +72,24 @@ pub async fn append_all(
     append_all_counting(addr, user, messages, acked).await.0
 }
 
+/// One acknowledged APPEND: the Message-ID, the UID its APPENDUID named, and when.
+#[derive(Clone, Debug)]
+pub struct Acked {
+    pub id: String,
+    pub uid: u32,
+    pub at: Instant,
+}
+
+/// [`append_all`], returning what each acknowledgement said.
+pub async fn append_all_acked(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> Vec<Acked> {
+    append_all_inner(addr, user, messages, acked).await.0
+}
+
 /// [`append_all`], also returning how many times the session was lost and a new one
 /// opened (a `BYE` or a dropped connection).
 pub async fn append_all_counting(
@@ -80,6 +98,16 @@ pub async fn append_all_counting(
     messages: Vec<(String, Vec<u8>)>,
     acked: Arc<AtomicUsize>,
 ) -> (Vec<String>, usize) {
+    let (ok, reconnects) = append_all_inner(addr, user, messages, acked).await;
+    (ok.into_iter().map(|a| a.id).collect(), reconnects)
+}
+
+async fn append_all_inner(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> (Vec<Acked>, usize) {
     let mut ok = Vec::new();
     let mut reconnects = 0;
     let mut client: Option<Client> = None;
@@ -102,7 +130,14 @@ pub async fn append_all_counting(
             let Some(c) = client.as_mut() else { continue };
             match c.try_append_plus("INBOX", "", &body).await {
                 Ok(reply) if reply.ok() && reply.tagged.contains("APPENDUID") => {
-                    ok.push(id.clone());
+                    let Some((_, uid)) = pluto_testkit::imap::appenduid(&reply.tagged) else {
+                        panic!("{user}: unreadable APPENDUID in {:?}", reply.tagged);
+                    };
+                    ok.push(Acked {
+                        id: id.clone(),
+                        uid,
+                        at: Instant::now(),
+                    });
                     acked.fetch_add(1, Ordering::Relaxed);
                     break;
                 }

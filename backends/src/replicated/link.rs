@@ -251,6 +251,9 @@ async fn send_loop(
     let mut read_upto = cursor;
     let mut read_end: Option<u64> = None;
     let mut last_sent = tokio::time::Instant::now();
+    // Users whose records were read since the last batch went out: the next batch
+    // carries this node's progress for each (a held-back record owes it too).
+    let mut users = BTreeSet::new();
     loop {
         // Moves first: a batch read after a reconfiguration sends the moved users'
         // new records, and their older ones come with the snapshot.
@@ -292,7 +295,9 @@ async fn send_loop(
             }
         }
         let mut wire = Vec::new();
-        let mut users = BTreeSet::new();
+        // A claim of the peer's (dense UIDs) is acknowledged at once: its writes bind
+        // densely only once every replica reported holding it.
+        let mut acks_claim = false;
         let mut riding = 0usize;
         // One configuration for the whole batch. A record filtered out here under a
         // configuration that a reconfiguration has just replaced is covered by the
@@ -308,6 +313,9 @@ async fn send_loop(
                 continue;
             }
             users.insert(user.clone());
+            acks_claim |= ops
+                .iter()
+                .any(|op| op.id.replica == peer.replica && matches!(op.kind, OpKind::Claim { .. }));
             // The peer has its own ops; it gets back only what others made (unless
             // it is recovering them).
             let ops: Vec<_> = ops
@@ -342,18 +350,18 @@ async fn send_loop(
                 bodies,
             });
         }
-        let mut progress = Vec::new();
-        for user in users {
-            if let Some(v) = store.durable_version(&user).await {
-                progress.push((user, v));
-            }
-        }
         let empty = wire.is_empty();
         // Records only of users this peer does not hold (a worker's writes, seen by the
         // other workers) need no round trip of their own: they are acknowledged with the
         // next batch that carries something, or by the heartbeat.
-        if empty && read_any && last_sent.elapsed() < HEARTBEAT {
+        if empty && read_any && !acks_claim && last_sent.elapsed() < HEARTBEAT {
             continue;
+        }
+        let mut progress = Vec::new();
+        for user in std::mem::take(&mut users) {
+            if let Some(v) = store.durable_version(&user).await {
+                progress.push((user, v));
+            }
         }
         let upto = read_upto;
         let end_bytes = read_end.take();

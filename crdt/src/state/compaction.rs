@@ -114,14 +114,22 @@ impl UserState {
             .map_err(|e| CrdtError::Snapshot(e.to_string()))
     }
 
-    /// Reads a snapshot. Peer reachability is not in it: call
+    /// Reads a snapshot (this version, or version 1 from before dense UIDs, read as a
+    /// state without claims). Peer reachability is not in it: call
     /// [`set_reachable`](Self::set_reachable) after.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<Self, CrdtError> {
         let (version, rest): (u32, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| CrdtError::Snapshot(e.to_string()))?;
-        if version != SNAPSHOT_VERSION {
-            return Err(CrdtError::SnapshotVersion(version));
-        }
+        let upgraded;
+        let rest = match version {
+            SNAPSHOT_VERSION => rest,
+            // Version 1 had no UID claims: the same fields, then two empty collections.
+            1 => {
+                upgraded = [rest, &[0, 0]].concat();
+                &upgraded[..]
+            }
+            _ => return Err(CrdtError::SnapshotVersion(version)),
+        };
         let mut state: UserState =
             postcard::from_bytes(rest).map_err(|e| CrdtError::Snapshot(e.to_string()))?;
         for mb in state.mailboxes.values_mut() {
