@@ -1,7 +1,7 @@
 //! CONDSTORE and QRESYNC through a cluster (RFC 7162): the gateway in front of workers
 //! and a storage node, the modseqs the CRDT's. UNCHANGEDSINCE with `[MODIFIED]`, and a
 //! QRESYNC reselect after another session changed the mailbox tells exactly those
-//! changes (UIDs through a cluster are not dense, so they are read, not assumed).
+//! changes (UIDs are read, not assumed).
 
 #![allow(clippy::unwrap_used)]
 
