@@ -18,6 +18,42 @@ pub async fn login(addr: SocketAddr, user: &str, password: &str) -> std::io::Res
     Ok(Client::login(addr, user, password).await?.failing_on_bye())
 }
 
+/// Runs `cmd`, which must be answered OK.
+pub async fn ok(c: &mut Client, cmd: &str) -> Reply {
+    let r = c
+        .try_cmd(cmd)
+        .await
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(r.ok(), "{cmd}: {r:?}");
+    r
+}
+
+/// The number after `name` in `text` (`UIDNEXT 7`, `[HIGHESTMODSEQ 12]`, `(MESSAGES 3`).
+pub fn number_after(text: &str, name: &str) -> u64 {
+    let at = text
+        .find(name)
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+        + name.len();
+    let digits: String = text[at..]
+        .trim_start_matches([' ', '('])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("a number after {name} in {text}"))
+}
+
+/// The number after `name` in the first untagged line of `r` that has it.
+pub fn code(r: &Reply, name: &str) -> u64 {
+    let line = r
+        .untagged
+        .iter()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("{name} in {r:?}"));
+    number_after(line, name)
+}
+
 /// Every binding a client was shown, to check that no UID ever named two messages.
 #[derive(Default)]
 pub struct Observer {

@@ -6,25 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use pluto_cluster_tests::cluster::{Cluster, Spec, USER_PASSWORD};
-use pluto_cluster_tests::mail::{self, Client, Reply, message};
+use pluto_cluster_tests::mail::{self, Client, code, message, ok};
 use pluto_testkit::imap::{appenduid, code_number};
-
-async fn ok(c: &mut Client, cmd: &str) -> Reply {
-    let r = c.try_cmd(cmd).await.unwrap();
-    assert!(r.ok(), "{cmd}: {r:?}");
-    r
-}
 
 async fn uid_next(c: &mut Client, mailbox: &str) -> u32 {
     let r = ok(c, &format!("STATUS {mailbox} (UIDNEXT)")).await;
-    let line = r.find("* STATUS").unwrap();
-    let at = line.find("UIDNEXT ").unwrap() + "UIDNEXT ".len();
-    line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
+    code(&r, "UIDNEXT") as u32
 }
 
 /// `[COPYUID validity sources destinations]`: the destination UIDs.
