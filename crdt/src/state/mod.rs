@@ -111,6 +111,13 @@ pub struct UserState {
     /// own id, not progress for compaction. Volatile.
     #[serde(skip)]
     heard: BTreeMap<ReplicaId, VersionVector>,
+    /// What peers reported before they reported less (they lost their history), and
+    /// the members heard from since the latest such shrink. The lost reports still
+    /// count as evidence of this replica's own ops until every other member has been
+    /// heard after the shrink: another may hold what the shrunk peer no longer does
+    /// (found by the simulator: a replica re-issued a dot a peer still held). Volatile.
+    #[serde(skip)]
+    shrunk: Option<(VersionVector, BTreeSet<ReplicaId>)>,
     /// Follow-ups were skipped while this replica could not issue: once it can, the
     /// leader binds every hidden message ([`bind_hidden`](Self::bind_hidden)).
     #[serde(skip)]
@@ -153,6 +160,7 @@ impl UserState {
             awaiting: BTreeSet::new(),
             recovery: None,
             heard: BTreeMap::new(),
+            shrunk: None,
             owed: false,
         })
     }
@@ -203,6 +211,7 @@ impl UserState {
             .iter()
             .filter(|(r, _)| **r != me)
             .map(|(_, v)| v.get(me))
+            .chain(self.shrunk.as_ref().map(|(v, _)| v.get(me)))
             .max()
             .unwrap_or(0);
         let waiting = self

@@ -684,17 +684,29 @@ impl World {
         loop {
             self.drain(group, order, budget)?;
             let mut resent = false;
+            // The catch-up handshake carries the sender's progress, which a replica
+            // that restarted empty waits for; the store's links repeat it with every
+            // batch and heartbeat. Twice around: a report that shrank (its sender lost
+            // its history too) counts until every member has been heard after it.
+            for _ in 0..2 {
+                for &to in group {
+                    for &from in group {
+                        if from == to
+                            || self.cut.contains(&(from, to))
+                            || self.nodes[to].state.check_own_history().is_ok()
+                        {
+                            continue;
+                        }
+                        let ops = self.tell_progress(from, to);
+                        resent |= !ops.is_empty();
+                        self.persist_and_send(to, ops)?;
+                    }
+                }
+            }
             for &from in group {
                 for &to in group {
                     if from == to || self.cut.contains(&(from, to)) {
                         continue;
-                    }
-                    // The catch-up handshake carries the sender's progress, which a
-                    // replica that restarted empty waits for.
-                    if self.nodes[to].state.check_own_history().is_err() {
-                        let ops = self.tell_progress(from, to);
-                        resent |= !ops.is_empty();
-                        self.persist_and_send(to, ops)?;
                     }
                     let have = self.nodes[from].state.version();
                     let lack = self.nodes[to].state.version();
