@@ -147,6 +147,8 @@ pub struct ReplicatedStore {
     checkpoint_lock: Mutex<()>,
     since_checkpoint: AtomicU64,
     checkpoint_every: u64,
+    /// See [`NodeConfig::body_grace`](crate::replicated::NodeConfig::body_grace).
+    body_grace: std::time::Duration,
     max_lag_records: u64,
     /// How long a write waits for a recovery under way before it is refused.
     recovery_wait: Duration,

@@ -205,6 +205,11 @@ impl ReplicatedStore {
     /// How many writes under `ack = Replica` were answered on the local fsync alone
     /// since the node started: no replica of the user was reachable, or none
     /// acknowledged within `ack_timeout`.
+    /// The bodies this node stores and their bytes (blocking: reads the blob directory).
+    pub fn blob_usage(&self) -> StoreResult<crate::replicated::blobs::Swept> {
+        self.blobs.usage()
+    }
+
     /// Messages this node hid or re-bound because of concurrent binds elsewhere (the
     /// only way a UID a client was given changes; `pluto_uid_renumberings_total`).
     pub fn uid_renumberings(&self) -> u64 {
