@@ -509,7 +509,11 @@ impl Session {
 fn expunge_rules(body: &CommandBody<'_>) -> (bool, bool) {
     use CommandBody as C;
     match body {
-        C::Fetch { uid, .. } | C::Store { uid, .. } | C::Search { uid, .. } => (*uid, *uid),
+        C::Fetch { uid, .. }
+        | C::Store { uid, .. }
+        | C::Search { uid, .. }
+        | C::Sort { uid, .. }
+        | C::Thread { uid, .. } => (*uid, *uid),
         C::Copy { uid, .. } | C::Move { uid, .. } => (true, *uid),
         _ => (true, false),
     }
@@ -526,6 +530,8 @@ fn needs_selected(body: &CommandBody<'_>) -> bool {
             | C::Expunge
             | C::ExpungeUid { .. }
             | C::Search { .. }
+            | C::Sort { .. }
+            | C::Thread { .. }
             | C::Fetch { .. }
             | C::Store { .. }
             | C::Copy { .. }
@@ -576,6 +582,24 @@ impl Client {
             } => {
                 let search = SearchCommand::from_codec(charset, criteria, uid);
                 self.cmd_search(selected, &tag, search).await
+            }
+            C::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.cmd_sort(selected, sort_criteria, charset, search_criteria, uid)
+                    .await
+            }
+            C::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.cmd_thread(selected, algorithm, charset, search_criteria, uid)
+                    .await
             }
             C::Fetch {
                 sequence_set,
@@ -820,6 +844,10 @@ impl Client {
                 "QUOTA=RES-MESSAGE",
                 "ESEARCH",
                 "SEARCHRES",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
                 "WITHIN",
                 "STATUS=SIZE",
                 "UNAUTHENTICATE",
