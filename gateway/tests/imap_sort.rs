@@ -243,3 +243,42 @@ async fn sort_and_thread_are_advertised_and_need_a_selected_mailbox() {
     assert!(raw.cmd("SORT (DATE) UTF-8 ALL").await.bad());
     assert!(raw.cmd("THREAD REFERENCES UTF-8 ALL").await.bad());
 }
+
+/// RFC 7162 3.1.5: a SORT with a MODSEQ search key ends with the highest modseq of
+/// the messages it returns (and none when it returns none).
+#[tokio::test]
+async fn a_sort_on_modseq_tells_the_highest_modseq_sorted() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    assert!(raw.cmd("CREATE m").await.ok());
+    for subject in ["b", "a", "c"] {
+        let m = format!("Subject: {subject}\r\n\r\nx\r\n");
+        assert!(raw.append("m", "", m.as_bytes()).await.ok());
+    }
+    assert!(raw.cmd("SELECT m").await.ok());
+    assert!(raw.cmd("STORE 2 +FLAGS.SILENT (\\Flagged)").await.ok());
+    let fetched = raw.cmd("FETCH 1:3 (MODSEQ)").await;
+    let modseq = |n: u32| -> u64 {
+        let line = fetched.find(&format!("* {n} FETCH")).unwrap();
+        let at = line.find("MODSEQ (").unwrap() + "MODSEQ (".len();
+        line[at..].split(')').next().unwrap().parse().unwrap()
+    };
+    let highest = modseq(1).max(modseq(3));
+    assert!(modseq(2) > highest, "the STORE raised message 2's modseq");
+    // Messages 1 and 3 only: their modseq, not message 2's.
+    let r = raw.cmd("SORT (SUBJECT) UTF-8 MODSEQ 1 NOT 2").await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(
+        r.lines("* SORT"),
+        vec![format!("* SORT 1 3 (MODSEQ {highest})")]
+    );
+    let r = raw.cmd("SORT (SUBJECT) UTF-8 MODSEQ 1").await;
+    assert_eq!(
+        r.lines("* SORT"),
+        vec![format!("* SORT 2 1 3 (MODSEQ {})", modseq(2))]
+    );
+    let r = raw
+        .cmd(&format!("SORT (SUBJECT) UTF-8 MODSEQ {}", modseq(2) + 1))
+        .await;
+    assert_eq!(r.lines("* SORT"), vec!["* SORT"]);
+}

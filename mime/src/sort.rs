@@ -13,7 +13,7 @@ use crate::search::decode_value;
 
 /// Most parent IDs kept from one message's References: the nearest ones (the field
 /// lists the oldest first). A hostile References of 10,000 IDs costs no more than this.
-pub const MAX_REFERENCES: usize = 100;
+pub const MAX_REFERENCES: usize = 64;
 
 /// `s` in the form i;unicode-casemap compares octet by octet (RFC 5051: titlecase, then
 /// compatibility decomposition).
