@@ -450,12 +450,18 @@ impl Session {
         };
         let (result, allow_expunge, with_uid) = match body {
             OnMailbox::Search(search) => {
+                use crate::command::search_syntax::Answer;
                 let uid = search.uid;
-                (
-                    self.client.cmd_search(selected, &tag, search).await,
-                    uid,
-                    uid,
-                )
+                let result = match search.answer.clone() {
+                    Answer::Search => self.client.cmd_search(selected, &tag, search).await,
+                    Answer::Sort(criteria) => {
+                        self.client.cmd_sort(selected, criteria, search).await
+                    }
+                    Answer::Thread(algorithm) => {
+                        self.client.cmd_thread(selected, algorithm, search).await
+                    }
+                };
+                (result, uid, uid)
             }
             OnMailbox::OnSaved(mut body) => {
                 let uid = crate::command::saved_result::is_uid(&body);
@@ -589,8 +595,8 @@ impl Client {
                 search_criteria,
                 uid,
             } => {
-                self.cmd_sort(selected, sort_criteria, charset, search_criteria, uid)
-                    .await
+                let search = SearchCommand::from_codec(Some(charset), search_criteria, uid);
+                self.cmd_sort(selected, sort_criteria, search).await
             }
             C::Thread {
                 algorithm,
@@ -598,8 +604,8 @@ impl Client {
                 search_criteria,
                 uid,
             } => {
-                self.cmd_thread(selected, algorithm, charset, search_criteria, uid)
-                    .await
+                let search = SearchCommand::from_codec(Some(charset), search_criteria, uid);
+                self.cmd_thread(selected, algorithm, search).await
             }
             C::Fetch {
                 sequence_set,

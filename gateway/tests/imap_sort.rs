@@ -282,3 +282,42 @@ async fn a_sort_on_modseq_tells_the_highest_modseq_sorted() {
         .await;
     assert_eq!(r.lines("* SORT"), vec!["* SORT"]);
 }
+
+/// RFC 5182 2.1: SORT and THREAD take `$`; and their search programs nest as deep as
+/// SEARCH's (`limits.max_nesting`), past imap-codec's own limit.
+#[tokio::test]
+async fn sort_and_thread_take_the_saved_result_and_deep_programs() {
+    let server = TestServer::start().await;
+    let mut raw = server.login().await;
+    assert!(raw.cmd("CREATE d").await.ok());
+    for (subject, minute) in [("c", 3), ("a", 1), ("b", 2), ("Re: a", 4)] {
+        let m = format!(
+            "Subject: {subject}\r\nDate: Mon, 1 Jan 2024 00:0{minute}:00 +0000\r\n\r\nx\r\n"
+        );
+        assert!(raw.append("d", "", m.as_bytes()).await.ok());
+    }
+    assert!(raw.cmd("SELECT d").await.ok());
+    assert!(raw.cmd("SEARCH RETURN (SAVE) NOT SUBJECT b").await.ok());
+    let r = raw.cmd("SORT (SUBJECT) UTF-8 $").await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.lines("* SORT"), vec!["* SORT 2 4 1"]);
+    let r = raw.cmd("UID SORT (REVERSE DATE) UTF-8 $ NOT 4").await;
+    assert_eq!(r.lines("* SORT"), vec!["* SORT 1 2"]);
+    let r = raw.cmd("THREAD ORDEREDSUBJECT UTF-8 $").await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.lines("* THREAD"), vec!["* THREAD (2 4)(1)"]);
+    // Twelve ORs: deeper than imap-codec parses.
+    let mut program = String::new();
+    for i in 0..12 {
+        program.push_str(&format!("OR SUBJECT nothing{i} "));
+    }
+    program.push_str("SUBJECT a");
+    let r = raw.cmd(&format!("SORT (DATE) UTF-8 {program}")).await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.lines("* SORT"), vec!["* SORT 2 4"]);
+    let r = raw.cmd(&format!("THREAD REFERENCES UTF-8 {program}")).await;
+    assert_eq!(r.lines("* THREAD"), vec!["* THREAD (2 4)"]);
+    // The frame's errors are BAD, as imap-codec's.
+    assert!(raw.cmd("SORT (NOKEY) UTF-8 $").await.bad());
+    assert!(raw.cmd("THREAD NOALG UTF-8 $").await.bad());
+}

@@ -389,6 +389,7 @@ impl Client {
             charset,
             criteria,
             returns,
+            ..
         } = search;
         let Matched { hits, modseq_asked } =
             self.matching(selected, charset.as_ref(), &criteria).await?;

@@ -13,13 +13,12 @@
 
 use std::cmp::Ordering;
 
-use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
-use imap_codec::imap_types::search::SearchKey;
 use pluto_backends::Uid;
 
 use super::search::Matched;
-use super::search_syntax::Program;
+use super::search_syntax::SearchCommand;
 use crate::cache::MailboxKey;
 use crate::response::{CmdError, CmdResult, Done};
 use crate::selected::Msg;
@@ -116,13 +115,16 @@ impl Client {
         &mut self,
         selected: &mut Selected,
         criteria: Vec1<SortCriterion>,
-        charset: Charset<'static>,
-        search: Vec1<SearchKey<'static>>,
-        uid: bool,
+        search: SearchCommand,
     ) -> CmdResult {
-        let program: Vec<Program> = search.into_iter().map(Program::Key).collect();
+        let SearchCommand {
+            uid,
+            charset,
+            criteria: program,
+            ..
+        } = search;
         let Matched { hits, modseq_asked } =
-            self.matching(selected, Some(&charset), &program).await?;
+            self.matching(selected, charset.as_ref(), &program).await?;
         let criteria = criteria.into_inner();
         let keys = |i: usize, msg: &Msg, header: &pluto_mime::Message<'_>| {
             let values: Vec<Value> = criteria

@@ -14,13 +14,11 @@
 use std::collections::HashMap;
 use std::hash::Hasher;
 
-use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
-use imap_codec::imap_types::search::SearchKey;
 use siphasher::sip::SipHasher13;
 
 use super::search::Matched;
-use super::search_syntax::Program;
+use super::search_syntax::SearchCommand;
 use crate::response::{CmdError, CmdResult, Done};
 use crate::session::{Client, Selected};
 
@@ -406,10 +404,14 @@ impl Client {
         &mut self,
         selected: &mut Selected,
         algorithm: ThreadingAlgorithm<'static>,
-        charset: Charset<'static>,
-        search: Vec1<SearchKey<'static>>,
-        uid: bool,
+        search: SearchCommand,
     ) -> CmdResult {
+        let SearchCommand {
+            uid,
+            charset,
+            criteria: program,
+            ..
+        } = search;
         let by_references = match &algorithm {
             ThreadingAlgorithm::OrderedSubject => false,
             ThreadingAlgorithm::References => true,
@@ -419,8 +421,7 @@ impl Client {
                 )));
             }
         };
-        let program: Vec<Program> = search.into_iter().map(Program::Key).collect();
-        let Matched { hits, .. } = self.matching(selected, Some(&charset), &program).await?;
+        let Matched { hits, .. } = self.matching(selected, charset.as_ref(), &program).await?;
         let keyed = Keyed::random();
         let items = self
             .per_header(selected, &hits, |i, msg, header| {
