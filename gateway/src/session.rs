@@ -450,12 +450,18 @@ impl Session {
         };
         let (result, allow_expunge, with_uid) = match body {
             OnMailbox::Search(search) => {
+                use crate::command::search_syntax::Answer;
                 let uid = search.uid;
-                (
-                    self.client.cmd_search(selected, &tag, search).await,
-                    uid,
-                    uid,
-                )
+                let result = match search.answer.clone() {
+                    Answer::Search => self.client.cmd_search(selected, &tag, search).await,
+                    Answer::Sort(criteria) => {
+                        self.client.cmd_sort(selected, criteria, search).await
+                    }
+                    Answer::Thread(algorithm) => {
+                        self.client.cmd_thread(selected, algorithm, search).await
+                    }
+                };
+                (result, uid, uid)
             }
             OnMailbox::OnSaved(mut body) => {
                 let uid = crate::command::saved_result::is_uid(&body);
@@ -509,7 +515,11 @@ impl Session {
 fn expunge_rules(body: &CommandBody<'_>) -> (bool, bool) {
     use CommandBody as C;
     match body {
-        C::Fetch { uid, .. } | C::Store { uid, .. } | C::Search { uid, .. } => (*uid, *uid),
+        C::Fetch { uid, .. }
+        | C::Store { uid, .. }
+        | C::Search { uid, .. }
+        | C::Sort { uid, .. }
+        | C::Thread { uid, .. } => (*uid, *uid),
         C::Copy { uid, .. } | C::Move { uid, .. } => (true, *uid),
         _ => (true, false),
     }
@@ -526,6 +536,8 @@ fn needs_selected(body: &CommandBody<'_>) -> bool {
             | C::Expunge
             | C::ExpungeUid { .. }
             | C::Search { .. }
+            | C::Sort { .. }
+            | C::Thread { .. }
             | C::Fetch { .. }
             | C::Store { .. }
             | C::Copy { .. }
@@ -576,6 +588,24 @@ impl Client {
             } => {
                 let search = SearchCommand::from_codec(charset, criteria, uid);
                 self.cmd_search(selected, &tag, search).await
+            }
+            C::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                let search = SearchCommand::from_codec(Some(charset), search_criteria, uid);
+                self.cmd_sort(selected, sort_criteria, search).await
+            }
+            C::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                let search = SearchCommand::from_codec(Some(charset), search_criteria, uid);
+                self.cmd_thread(selected, algorithm, search).await
             }
             C::Fetch {
                 sequence_set,
@@ -820,6 +850,10 @@ impl Client {
                 "QUOTA=RES-MESSAGE",
                 "ESEARCH",
                 "SEARCHRES",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
                 "WITHIN",
                 "STATUS=SIZE",
                 "UNAUTHENTICATE",

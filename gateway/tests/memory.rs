@@ -2,7 +2,9 @@
 //! `/proc/PID/status` (VmHWM: the peak resident set since it started). A FETCH that asks
 //! for a large body hundreds of times is streamed, not assembled; clients that have not
 //! logged in cannot make the server buffer big literals; a SEARCH of bodies reads them
-//! in batches bounded by bytes. The server stays up, and (FETCH, literals) another
+//! in batches bounded by bytes; a SORT or THREAD of thousands of messages reads their
+//! headers only (counted in the process's `rchar`) and holds a small record per
+//! message. The server stays up, and (FETCH, literals) another
 //! client keeps being served meanwhile. The bounds are generous (tens of MiB over what
 //! the server held before); the exact figures are in docs/BENCHMARKS.md.
 
@@ -318,4 +320,73 @@ fn a_search_of_many_sequence_sets_costs_its_line_not_the_mailbox_times_its_line(
     assert!(pluto.is_running(), "the server died:\n{}", pluto.logs());
     let what = "SEARCH of 15,000 sequence sets over 4,000 messages";
     assert_peak_within(what, before, peak, 48 * MIB);
+}
+
+/// Bytes the process read through read(2) and the like so far (`rchar` of
+/// /proc/PID/io): what a command cost in file reads.
+fn read_chars(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_sort_or_thread_of_thousands_of_messages_reads_headers_only() {
+    const COUNT: usize = 3000;
+    const BODY: usize = 32 * 1024;
+    let mut pluto = support::start();
+    let pid = pluto.pid().unwrap();
+    drop(Blocking::login(pluto.imap, USER, PASSWORD));
+    let maildir = pluto.data_dir().join("mail").join(USER);
+    let body = format!("{}\r\n", "y".repeat(78)).repeat(BODY / 80);
+    for i in 0..COUNT {
+        // A long References (150 IDs, the field alone about 5 KB) on every message.
+        let refs: Vec<String> = (0..150)
+            .map(|k| format!("<r{}.{k}@example.com>", i / 10))
+            .collect();
+        let message = format!(
+            "Subject: Re: thread {}\r\nFrom: User {} <u{}@example.com>\r\nDate: Mon, 1 Jan 2024 {:02}:{:02}:00 +0000\r\nMessage-ID: <m{i}@example.com>\r\nReferences: {}\r\n\r\n{body}",
+            i / 10,
+            i % 97,
+            i % 89,
+            (i / 60) % 24,
+            i % 60,
+            refs.join("\r\n ")
+        );
+        let name = format!("1700000000.M{i}P1.test");
+        let tmp = maildir.join("tmp").join(&name);
+        std::fs::write(&tmp, message).unwrap();
+        std::fs::rename(&tmp, maildir.join("new").join(&name)).unwrap();
+    }
+    let mut stream = logged_in_stream(&pluto);
+    let (_, tagged) = run_counting(&mut stream, "s0", &format!("SEARCH {COUNT}"));
+    assert!(tagged.starts_with("s0 OK"), "{tagged}");
+    let before = status_bytes(pid, "VmHWM");
+    for (tag, command) in [
+        ("s1", "SORT (SUBJECT REVERSE DATE FROM) UTF-8 ALL"),
+        ("s2", "THREAD REFERENCES UTF-8 ALL"),
+        ("s3", "THREAD ORDEREDSUBJECT UTF-8 ALL"),
+    ] {
+        let read_before = read_chars(pid);
+        let (bytes, tagged) = run_counting(&mut stream, tag, command);
+        assert!(tagged.starts_with(&format!("{tag} OK")), "{tagged}");
+        assert!(
+            bytes > (COUNT * 2) as u64,
+            "{command}: every message answered"
+        );
+        let read = read_chars(pid) - read_before;
+        eprintln!("{command} of {COUNT} messages: {} KiB read", read / 1024);
+        // Headers only: the bodies alone are COUNT × 32 KiB. (The first command reads
+        // the headers, 8 KiB at a time; the others may find them in the cache.)
+        assert!(
+            read < (COUNT * 12 * 1024) as u64,
+            "{command} read {read} bytes for {COUNT} messages"
+        );
+    }
+    let peak = status_bytes(pid, "VmHWM");
+    assert!(pluto.is_running(), "the server died:\n{}", pluto.logs());
+    let what = format!("SORT and THREAD over {COUNT} messages with 5 KB References");
+    assert_peak_within(&what, before, peak, 48 * MIB);
 }

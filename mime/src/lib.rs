@@ -1,5 +1,6 @@
 //! IMAP's view of an RFC 5322 message: what the gateway needs for FETCH (ENVELOPE, BODY,
-//! BODYSTRUCTURE, BODY[section]) and SEARCH (decoded header values, body text, sent date).
+//! BODYSTRUCTURE, BODY[section]), SEARCH (decoded header values, body text, sent date) and
+//! SORT/THREAD (base subject, first address, sent time, message IDs).
 //!
 //! Layout:
 //! - [`Message`] parses a message once (`structure`: the MIME tree with byte ranges) and
@@ -7,7 +8,8 @@
 //! - `structure` splits the message like Dovecot's message parser, `header` splits header
 //!   blocks, `rfc822` and `address` tokenise field values, `imap` builds the imap-types
 //!   values, `quote` picks quoted or literal strings as Dovecot does, `section` resolves
-//!   BODY[section], `search` decodes text with mail-parser's decoders.
+//!   BODY[section], `search` decodes text with mail-parser's decoders, `sort` reads the
+//!   keys SORT and THREAD compare.
 //!
 //! Correctness is shown against Dovecot: `testdata/dovecot/` holds Dovecot 2.3's answers
 //! for a corpus, and `tests/dovecot.rs` compares ours with them byte for byte.
@@ -22,6 +24,7 @@ mod quote;
 mod rfc822;
 mod search;
 mod section;
+mod sort;
 mod structure;
 
 use std::borrow::Cow;
@@ -32,6 +35,7 @@ use imap_types::envelope::Envelope;
 use imap_types::fetch::Section;
 
 pub use quote::extend_literal_safe;
+pub use sort::{MAX_REFERENCES, base_subject, collation_key};
 pub use structure::MAX_DEPTH;
 
 /// A message parsed once; every method reads from the same tree.
@@ -92,6 +96,38 @@ impl<'a> Message<'a> {
     /// The date of the Date: field, for SENTBEFORE/SENTON/SENTSINCE.
     pub fn sent_date(&self) -> Option<NaiveDate> {
         search::sent_date(&self.root.fields, self.raw)
+    }
+
+    /// The decoded Subject (the first one), empty without one; see [`base_subject`].
+    pub fn subject(&self) -> String {
+        sort::subject(&self.root.fields, self.raw)
+    }
+
+    /// The mailbox (local part) of the first address of `field`, for SORT FROM/TO/CC.
+    pub fn first_mailbox(&self, field: &str) -> String {
+        sort::first_mailbox(&self.root.fields, self.raw, field)
+    }
+
+    /// The display name of the first address of `field` (RFC 5957), for DISPLAYFROM
+    /// and DISPLAYTO.
+    pub fn display_name(&self, field: &str) -> String {
+        sort::display_name(&self.root.fields, self.raw, field)
+    }
+
+    /// The Date field in seconds since the epoch, UTC; `None` when absent or invalid.
+    pub fn sent_timestamp(&self) -> Option<i64> {
+        sort::sent_timestamp(&self.root.fields, self.raw)
+    }
+
+    /// The Message-ID without its brackets, when valid.
+    pub fn message_id(&self) -> Option<String> {
+        sort::message_id(&self.root.fields, self.raw)
+    }
+
+    /// The parent IDs for THREAD=REFERENCES: References (oldest first, at most
+    /// [`MAX_REFERENCES`]), else In-Reply-To's first.
+    pub fn references(&self) -> Vec<String> {
+        sort::references(&self.root.fields, self.raw)
     }
 }
 

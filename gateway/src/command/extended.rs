@@ -1,6 +1,6 @@
 //! The extension syntax imap-codec does not read, read by the gateway itself for a
-//! command imap-codec refused: SEARCH with ESEARCH's RETURN options, SEARCHRES's `$`
-//! or nesting deeper than imap-codec follows ([`super::search_syntax`]); FETCH, STORE,
+//! command imap-codec refused: SEARCH (SORT, THREAD) with ESEARCH's RETURN options,
+//! SEARCHRES's `$` or nesting deeper than imap-codec follows ([`super::search_syntax`]); FETCH, STORE,
 //! COPY and MOVE on `$` ([`super::saved_result`]); UNAUTHENTICATE (RFC 8437); CREATE
 //! with a special use (RFC 6154 3: `CREATE name (USE (\Archive))`).
 
@@ -29,7 +29,8 @@ pub(crate) enum ExtendedBody {
 /// The extended commands of the selected state.
 #[derive(Debug)]
 pub(crate) enum OnMailbox {
-    /// SEARCH with RETURN options, `$`, or nested deeper than imap-codec follows.
+    /// SEARCH with RETURN options, `$`, or nested deeper than imap-codec follows; SORT
+    /// or THREAD with `$` or such nesting.
     Search(super::search_syntax::SearchCommand),
     /// FETCH, STORE, COPY or MOVE (UID too) on `$` (RFC 5182): imap-codec's reading
     /// with a placeholder set, which the session replaces by the saved result.
@@ -83,7 +84,11 @@ impl ExtendedBody {
     /// The command's name, as imap-codec names its commands.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            ExtendedBody::OnMailbox(OnMailbox::Search(_)) => "SEARCH",
+            ExtendedBody::OnMailbox(OnMailbox::Search(search)) => match search.answer {
+                super::search_syntax::Answer::Search => "SEARCH",
+                super::search_syntax::Answer::Sort(_) => "SORT",
+                super::search_syntax::Answer::Thread(_) => "THREAD",
+            },
             ExtendedBody::OnMailbox(OnMailbox::OnSaved(body)) => body.name(),
             ExtendedBody::Unauthenticate => "UNAUTHENTICATE",
             ExtendedBody::CreateSpecialUse { .. } => "CREATE",

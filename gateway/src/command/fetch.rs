@@ -201,10 +201,17 @@ fn structure_item(item: &MessageDataItemName<'_>) -> bool {
 
 /// A message's bytes as a FETCH got them: the whole message, or (header-only FETCHes)
 /// its header, from the cache or the store.
-struct Fetched {
-    uid: Uid,
+pub(super) struct Fetched {
+    pub(super) uid: Uid,
     bytes: Bytes,
     cached: Option<Arc<CachedHeader>>,
+}
+
+impl Fetched {
+    /// The bytes read: the header alone when they came through the cache.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
@@ -640,7 +647,8 @@ impl Client {
     /// The cache entries of `uids` (in that order, expunged ones left out): from the cache,
     /// and what it lacks from the store in one call, then cached. With `structure`, an
     /// entry counts only if it has the BODYSTRUCTURE, and what is lacking is read whole.
-    async fn cached(
+    /// SORT and THREAD read their headers here too.
+    pub(super) async fn cached(
         &mut self,
         login: &Authenticated,
         name: &MailboxName,

@@ -19,7 +19,8 @@
 //! - Selected: [`close`] (CLOSE, UNSELECT), [`expunge`] (EXPUNGE, UID EXPUNGE),
 //!   [`search`] (with [`search_syntax`] for programs nested deeper than imap-codec
 //!   parses, ESEARCH's RETURN options and `$`), [`fetch`], [`store`], [`copy`] (COPY,
-//!   MOVE); [`saved_result`] keeps SEARCHRES's saved result and reads `$` in FETCH,
+//!   MOVE), [`sort`] (SORT, UID SORT), [`thread`] (THREAD, UID THREAD);
+//!   [`saved_result`] keeps SEARCHRES's saved result and reads `$` in FETCH,
 //!   STORE, COPY and MOVE.
 //!
 //! Syntax imap-codec lacks is read by [`extended`] (the wire layer calls it for a
@@ -51,8 +52,10 @@ pub(crate) mod saved_result;
 mod search;
 pub(crate) mod search_syntax;
 mod select;
+mod sort;
 mod starttls;
 mod status;
 mod store;
 mod subscribe;
+mod thread;
 mod unauthenticate;

@@ -283,36 +283,23 @@ fn uid_ranges(selected: &MailboxView, set: &SequenceSet, uid: bool) -> SavedResu
     SavedResult::from_ranges(ranges)
 }
 
-impl Client {
-    pub(crate) async fn cmd_search(
-        &mut self,
-        selected: &mut Selected,
-        tag: &Tag<'_>,
-        search: SearchCommand,
-    ) -> CmdResult {
-        let returns = search.returns;
-        let result = self.search(selected, tag, search).await;
-        // RFC 5182 2.1: a SAVE search answered NO leaves an empty result; a BAD one
-        // leaves the result as it was.
-        if returns.is_some_and(|r| r.save) && matches!(result, Err(CmdError::No { .. })) {
-            selected.mailbox.saved.clear();
-        }
-        result
-    }
+/// What a search program matched: the messages' indexes, ascending, and whether it had
+/// a MODSEQ key (then the answer ends with the highest modseq, RFC 7162 3.1.5).
+pub(crate) struct Matched {
+    pub(crate) hits: Vec<usize>,
+    pub(crate) modseq_asked: bool,
+}
 
-    async fn search(
+impl Client {
+    /// The messages of the selected mailbox `criteria` match (all of them, ANDed), for
+    /// SEARCH, SORT and THREAD. Bodies are read only when a key needs them.
+    pub(crate) async fn matching(
         &mut self,
         selected: &mut Selected,
-        tag: &Tag<'_>,
-        search: SearchCommand,
-    ) -> CmdResult {
-        let SearchCommand {
-            uid,
-            charset,
-            criteria,
-            returns,
-        } = search;
-        if let Some(charset) = &charset {
+        charset: Option<&Charset<'_>>,
+        criteria: &[Program],
+    ) -> Result<Matched, CmdError> {
+        if let Some(charset) = charset {
             let name = match charset {
                 Charset::Atom(a) => a.inner().to_owned(),
                 Charset::Quoted(q) => q.inner().to_owned(),
@@ -338,10 +325,10 @@ impl Client {
                 .map(|p| Key::program(p, mailbox, &in_saved, max_nesting))
                 .collect::<Result<_, _>>()?,
         );
-        if key.has_modseq() {
+        let modseq_asked = key.has_modseq();
+        if modseq_asked {
             self.condstore_on(Some(mailbox.highest_modseq)).await?;
         }
-        // The matching messages' indexes, ascending.
         let mut hits: Vec<usize> = Vec::new();
         if key.needs_body() {
             // Bounded by bytes as well as by count, as FETCH's batches are.
@@ -372,6 +359,41 @@ impl Client {
         }
         hits.sort_unstable();
         hits.dedup();
+        Ok(Matched { hits, modseq_asked })
+    }
+
+    pub(crate) async fn cmd_search(
+        &mut self,
+        selected: &mut Selected,
+        tag: &Tag<'_>,
+        search: SearchCommand,
+    ) -> CmdResult {
+        let returns = search.returns;
+        let result = self.search(selected, tag, search).await;
+        // RFC 5182 2.1: a SAVE search answered NO leaves an empty result; a BAD one
+        // leaves the result as it was.
+        if returns.is_some_and(|r| r.save) && matches!(result, Err(CmdError::No { .. })) {
+            selected.mailbox.saved.clear();
+        }
+        result
+    }
+
+    async fn search(
+        &mut self,
+        selected: &mut Selected,
+        tag: &Tag<'_>,
+        search: SearchCommand,
+    ) -> CmdResult {
+        let SearchCommand {
+            uid,
+            charset,
+            criteria,
+            returns,
+            ..
+        } = search;
+        let Matched { hits, modseq_asked } =
+            self.matching(selected, charset.as_ref(), &criteria).await?;
+        let Selected { mailbox, .. } = selected;
         // `(MODSEQ n)` when the program asked about modseqs and found something: the
         // highest modseq of the messages the answer returns (RFC 7162 3.1.5: of MIN and
         // MAX alone when ESEARCH returns only those).
@@ -384,7 +406,7 @@ impl Client {
             _ => hits.iter().map(modseq_at).max(),
         }
         .unwrap_or(0);
-        let modseq = std::num::NonZeroU64::new(highest).filter(|_| key.has_modseq());
+        let modseq = std::num::NonZeroU64::new(highest).filter(|_| modseq_asked);
         let Some(returns) = returns else {
             let numbers = hits
                 .iter()

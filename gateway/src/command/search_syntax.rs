@@ -8,13 +8,18 @@
 //! the program's structure (parentheses, `OR`, `NOT`, `$`, `UID $`) itself, up to
 //! `limits.max_nesting` levels, and has imap-codec parse each leaf key (`FROM "x"`,
 //! `1:5`, `HEADER a b`, literals included), so every leaf is as strict as before.
-//! Deeper than the limit is a BAD that names the limit.
+//! Deeper than the limit is a BAD that names the limit. SORT and THREAD (RFC 5256) take
+//! the same search programs (RFC 5182 2.1 names them among the users of `$`): their
+//! frames (`[UID] SORT (criteria) charset`, `[UID] THREAD algorithm charset`) are read
+//! here too, their criteria and algorithm by imap-codec.
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::extensions::sort::SortCriterion;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::search::SearchKey;
 
 /// The deepest nesting this parser follows, whatever the configuration says: its
@@ -56,9 +61,22 @@ pub(crate) struct ReturnOptions {
     pub(crate) save: bool,
 }
 
-/// SEARCH or UID SEARCH, whichever parser read it.
+/// What the messages a program matched are answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// SEARCH's (or ESEARCH's, with RETURN options).
+    Search,
+    /// SORT's, by these criteria.
+    Sort(Vec1<SortCriterion>),
+    /// THREAD's, by this algorithm.
+    Thread(ThreadingAlgorithm<'static>),
+}
+
+/// SEARCH or UID SEARCH, whichever parser read it; or SORT or THREAD read by this
+/// module (`answer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SearchCommand {
+    pub(crate) answer: Answer,
     pub(crate) uid: bool,
     pub(crate) charset: Option<Charset<'static>>,
     /// The keys, all of which must match.
@@ -75,6 +93,7 @@ impl SearchCommand {
         uid: bool,
     ) -> Self {
         Self {
+            answer: Answer::Search,
             uid,
             charset,
             criteria: criteria.into_iter().map(Program::Key).collect(),
@@ -104,41 +123,53 @@ pub(crate) fn parse(message: &[u8], max_nesting: usize) -> Parsed<(Tag<'static>,
         p.space()?;
         name = p.word()?.to_ascii_uppercase();
     }
-    if name != b"SEARCH" {
-        return Err(SearchSyntaxError::Invalid);
-    }
+    let answer = match &name[..] {
+        b"SEARCH" => Answer::Search,
+        b"SORT" => {
+            p.space()?;
+            let start = p.pos;
+            let close = message[start..]
+                .iter()
+                .position(|&b| b == b')')
+                .ok_or(SearchSyntaxError::Invalid)?;
+            p.pos = start + close + 1;
+            Answer::Sort(decode_sort_criteria(&message[start..p.pos])?)
+        }
+        b"THREAD" => {
+            p.space()?;
+            Answer::Thread(decode_algorithm(p.word()?)?)
+        }
+        _ => return Err(SearchSyntaxError::Invalid),
+    };
     p.space()?;
-    let mut returns = None;
-    let save = p.pos;
-    if p.word().is_ok_and(|w| w.eq_ignore_ascii_case(b"RETURN")) {
-        p.space()?;
-        returns = Some(p.return_options()?);
-        p.space()?;
+    let (returns, charset) = if answer == Answer::Search {
+        let mut returns = None;
+        let save = p.pos;
+        if p.word().is_ok_and(|w| w.eq_ignore_ascii_case(b"RETURN")) {
+            p.space()?;
+            returns = Some(p.return_options()?);
+            p.space()?;
+        } else {
+            p.pos = save;
+        }
+        let mut charset = None;
+        let save = p.pos;
+        if p.word().is_ok_and(|w| w.eq_ignore_ascii_case(b"CHARSET")) {
+            p.space()?;
+            charset = Some(p.charset()?);
+        } else {
+            p.pos = save;
+        }
+        (returns, charset)
     } else {
-        p.pos = save;
-    }
-    let mut charset = None;
-    let save = p.pos;
-    if p.word().is_ok_and(|w| w.eq_ignore_ascii_case(b"CHARSET")) {
-        p.space()?;
-        let start = p.pos;
-        p.astring()?;
-        charset = Some(decode_charset(&message[start..p.pos])?);
-        p.space()?;
-    } else {
-        p.pos = save;
-    }
-    let mut criteria = vec![p.key(1)?];
-    while p.peek() == Some(b' ') {
-        p.pos += 1;
-        criteria.push(p.key(1)?);
-    }
-    if &message[p.pos..] != b"\r\n" && &message[p.pos..] != b"\n" {
-        return Err(SearchSyntaxError::Invalid);
-    }
+        // SORT and THREAD: a charset always, no RETURN.
+        (None, Some(p.charset()?))
+    };
+    let criteria = p.program()?;
     Ok((
         tag,
         SearchCommand {
+            answer,
             uid,
             charset,
             criteria,
@@ -147,45 +178,53 @@ pub(crate) fn parse(message: &[u8], max_nesting: usize) -> Parsed<(Tag<'static>,
     ))
 }
 
+/// `x {before}{raw}{after}\r\n` as imap-codec reads it, when it reads all of it: the
+/// one way this module hands a piece of a command to imap-codec.
+fn decode_in(before: &[u8], raw: &[u8], after: &[u8]) -> Parsed<CommandBody<'static>> {
+    let mut line = b"x ".to_vec();
+    line.extend_from_slice(before);
+    line.extend_from_slice(raw);
+    line.extend_from_slice(after);
+    line.extend_from_slice(b"\r\n");
+    match CommandCodec::default().decode(&line) {
+        Ok((b"", Command { body, .. })) => Ok(body.into_static()),
+        _ => Err(SearchSyntaxError::Invalid),
+    }
+}
+
+/// SORT's `(criteria)`, as imap-codec reads them.
+fn decode_sort_criteria(raw: &[u8]) -> Parsed<Vec1<SortCriterion>> {
+    match decode_in(b"SORT ", raw, b" UTF-8 ALL")? {
+        CommandBody::Sort { sort_criteria, .. } => Ok(sort_criteria),
+        _ => Err(SearchSyntaxError::Invalid),
+    }
+}
+
+/// THREAD's algorithm, as imap-codec reads it.
+fn decode_algorithm(raw: &[u8]) -> Parsed<ThreadingAlgorithm<'static>> {
+    match decode_in(b"THREAD ", raw, b" UTF-8 ALL")? {
+        CommandBody::Thread { algorithm, .. } => Ok(algorithm),
+        _ => Err(SearchSyntaxError::Invalid),
+    }
+}
+
 /// The charset of `CHARSET x`, as imap-codec reads it.
 fn decode_charset(raw: &[u8]) -> Parsed<Charset<'static>> {
-    let mut line = b"x SEARCH CHARSET ".to_vec();
-    line.extend_from_slice(raw);
-    line.extend_from_slice(b" ALL\r\n");
-    match CommandCodec::default().decode(&line) {
-        Ok((
-            _,
-            Command {
-                body:
-                    CommandBody::Search {
-                        charset: Some(c), ..
-                    },
-                ..
-            },
-        )) => Ok(c.into_static()),
+    match decode_in(b"SEARCH CHARSET ", raw, b" ALL")? {
+        CommandBody::Search {
+            charset: Some(c), ..
+        } => Ok(c),
         _ => Err(SearchSyntaxError::Invalid),
     }
 }
 
 /// A search key without nesting, as imap-codec reads it.
 fn decode_leaf(raw: &[u8]) -> Parsed<SearchKey<'static>> {
-    let mut line = b"x SEARCH ".to_vec();
-    line.extend_from_slice(raw);
-    line.extend_from_slice(b"\r\n");
-    match CommandCodec::default().decode(&line) {
-        Ok((
-            rest,
-            Command {
-                body: CommandBody::Search { criteria, .. },
-                ..
-            },
-        )) if rest.is_empty() && criteria.as_ref().len() == 1 => {
-            let key = criteria
-                .into_iter()
-                .next()
-                .ok_or(SearchSyntaxError::Invalid)?;
-            Ok(key.into_static())
-        }
+    match decode_in(b"SEARCH ", raw, b"")? {
+        CommandBody::Search { criteria, .. } if criteria.as_ref().len() == 1 => criteria
+            .into_iter()
+            .next()
+            .ok_or(SearchSyntaxError::Invalid),
         _ => Err(SearchSyntaxError::Invalid),
     }
 }
@@ -365,6 +404,29 @@ impl<'a> Parser<'a> {
     }
 
     /// One search key at nesting `depth` (a top-level key is at 1).
+    /// A charset and the space after it.
+    fn charset(&mut self) -> Parsed<Charset<'static>> {
+        let start = self.pos;
+        self.astring()?;
+        let charset = decode_charset(&self.input[start..self.pos])?;
+        self.space()?;
+        Ok(charset)
+    }
+
+    /// The keys up to the end of the line, all of which must match.
+    fn program(&mut self) -> Parsed<Vec<Program>> {
+        let mut criteria = vec![self.key(1)?];
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+            criteria.push(self.key(1)?);
+        }
+        let rest = &self.input[self.pos..];
+        if rest != b"\r\n" && rest != b"\n" {
+            return Err(SearchSyntaxError::Invalid);
+        }
+        Ok(criteria)
+    }
+
     fn key(&mut self, depth: usize) -> Parsed<Program> {
         if depth > self.max_nesting {
             return Err(SearchSyntaxError::TooDeep(self.max_nesting));
@@ -518,6 +580,33 @@ mod tests {
                 Err(SearchSyntaxError::Invalid),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn sort_and_thread_frames_take_the_same_programs() {
+        let (_, c) = parse(b"t UID SORT (REVERSE date SUBJECT) UTF-8 $ 1:5\r\n", 64).unwrap();
+        assert!(c.uid);
+        let Answer::Sort(criteria) = &c.answer else {
+            panic!("{c:?}")
+        };
+        assert_eq!(criteria.as_ref().len(), 2);
+        assert!(criteria.as_ref()[0].reverse);
+        assert_eq!(c.criteria.len(), 2);
+        assert_eq!(c.criteria[0], Program::Saved);
+        let line = format!("t THREAD REFERENCES US-ASCII {}\r\n", or_chain(30));
+        let (_, c) = parse(line.as_bytes(), 64).unwrap();
+        assert_eq!(c.answer, Answer::Thread(ThreadingAlgorithm::References));
+        assert!(c.charset.is_some());
+        // SORT needs its criteria and a charset; RETURN is SEARCH's only.
+        for bad in [
+            "t SORT UTF-8 $\r\n",
+            "t SORT (DATE) $\r\n",
+            "t SORT () UTF-8 $\r\n",
+            "t SORT (DATE) RETURN (ALL) UTF-8 $\r\n",
+            "t THREAD UTF-8 $\r\n",
+        ] {
+            assert!(parse(bad.as_bytes(), 64).is_err(), "{bad}");
         }
     }
 

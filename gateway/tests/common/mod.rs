@@ -188,3 +188,40 @@ pub(crate) fn fetches(r: &Reply) -> Vec<&str> {
         .filter(|l| l.contains(" FETCH ("))
         .collect()
 }
+
+/// A tagged line as the golden-file recorders (`testdata/dovecot/*/record.py`,
+/// `session.py`) write it: the status, and of a response code its name only (its data
+/// and the text are every server's own).
+pub(crate) fn golden_tagged(line: &str) -> String {
+    let mut words = line.splitn(3, ' ');
+    let status = words.nth(1).unwrap_or_default().to_owned();
+    let rest = words.next().unwrap_or_default();
+    match rest.strip_prefix('[') {
+        Some(code) => {
+            let name = code.split([']', ' ']).next().unwrap_or_default();
+            format!("{status} [{name}]")
+        }
+        None => status,
+    }
+}
+
+/// Replays a golden script (one command a line, `#` comments) as the recorders do, and
+/// writes the answers in their format: `C: command`, `S: line` per untagged line,
+/// `S: ` and [`golden_tagged`].
+pub(crate) async fn replay_golden(raw: &mut Client<TcpStream>, script: &str) -> String {
+    let mut out = String::new();
+    for (n, text) in script.lines().enumerate() {
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let tag = format!("t{n}");
+        raw.send(format!("{tag} {text}\r\n").as_bytes()).await;
+        let reply = raw.read_reply(&tag).await;
+        out.push_str(&format!("C: {text}\n"));
+        for line in &reply.untagged {
+            out.push_str(&format!("S: {line}\n"));
+        }
+        out.push_str(&format!("S: {}\n", golden_tagged(&reply.tagged)));
+    }
+    out
+}

@@ -11,41 +11,15 @@ The output has, for every command, `C: command`, then `S: line` for each untagge
 line and `S: STATUS [CODE]` for the tagged one (its text left out: every server words
 it its own way; of a response code only its name). gateway/tests/imap_esearch.rs replays SCRIPT on pluto and compares.
 """
-import socket
+import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from imap_session import Session, tagged  # noqa: E402
+
 PORT, USER, PASSWORD, SCRIPT = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-
-sock = socket.create_connection(("127.0.0.1", PORT))
-stream = sock.makefile("rb")
-stream.readline()
-
-
-def command(tag, text, literal=None):
-    if literal is None:
-        sock.sendall(f"{tag} {text}\r\n".encode())
-    else:
-        sock.sendall(f"{tag} {text} {{{len(literal)}+}}\r\n".encode() + literal + b"\r\n")
-    lines = []
-    while True:
-        line = stream.readline().decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            raise SystemExit(f"connection closed during {text!r}")
-        if line.startswith(tag + " "):
-            return lines, line
-        lines.append(line)
-
-
-def tagged(line):
-    words = line.split(" ", 2)
-    status = words[1]
-    rest = words[2] if len(words) > 2 else ""
-    if rest.startswith("["):
-        # The code's name only: its data (COPYUID's UIDVALIDITY…) is the server's own.
-        name = rest[1:].split("]")[0].split(" ")[0]
-        return f"{status} [{name}]"
-    return status
-
+session = Session(PORT)
+command = session.command
 
 _, login = command("l", f'LOGIN {USER} "{PASSWORD}"')
 if tagged(login) != "OK" and not tagged(login).startswith("OK "):
@@ -56,13 +30,5 @@ for i in range(1, 8):
     body = f"Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n".encode()
     command(f"a{i}", f"APPEND es{flags}", body)
 command("s", "SELECT es")
-with open(SCRIPT) as script:
-    for n, text in enumerate(line.rstrip("\n") for line in script):
-        if not text or text.startswith("#"):
-            continue
-        lines, last = command(f"t{n}", text)
-        print(f"C: {text}")
-        for line in lines:
-            print(f"S: {line}")
-        print(f"S: {tagged(last)}")
+session.replay(SCRIPT)
 command("o", "LOGOUT")
