@@ -34,62 +34,14 @@ async fn setup(server: &TestServer) -> Client<TcpStream> {
     raw
 }
 
-/// The tagged line as `record.py` writes it: the status and a code's name.
-fn tagged(line: &str) -> String {
-    let mut words = line.splitn(3, ' ');
-    let status = words.nth(1).unwrap_or_default().to_owned();
-    let rest = words.next().unwrap_or_default();
-    match rest.strip_prefix('[') {
-        Some(code) => {
-            let name = code.split([']', ' ']).next().unwrap_or_default();
-            format!("{status} [{name}]")
-        }
-        None => status,
-    }
-}
-
-/// Replays a script as `record.py` does, and writes the answers in its format.
-async fn replay(raw: &mut Client<TcpStream>, script: &str) -> String {
-    let mut out = String::new();
-    for (n, text) in script.lines().enumerate() {
-        if text.is_empty() || text.starts_with('#') {
-            continue;
-        }
-        let tag = format!("t{n}");
-        raw.send(format!("{tag} {text}\r\n").as_bytes()).await;
-        let reply = raw.read_reply(&tag).await;
-        out.push_str(&format!("C: {text}\n"));
-        for line in &reply.untagged {
-            out.push_str(&format!("S: {line}\n"));
-        }
-        out.push_str(&format!("S: {}\n", tagged(&reply.tagged)));
-    }
-    out
-}
-
 #[tokio::test]
 async fn answers_as_dovecot_does_to_the_esearch_script() {
     let server = TestServer::start().await;
     let mut raw = setup(&server).await;
     let script = std::fs::read_to_string(golden_dir().join("esearch.script")).unwrap();
     let golden = std::fs::read_to_string(golden_dir().join("esearch.golden")).unwrap();
-    let golden: String = golden
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let ours = replay(&mut raw, &script).await;
-    let (ours, golden): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), golden.lines().collect());
-    for (i, (a, b)) in ours.iter().zip(&golden).enumerate() {
-        assert_eq!(
-            a,
-            b,
-            "line {} differs from Dovecot's; pluto's answers:\n{}",
-            i + 1,
-            ours.join("\n")
-        );
-    }
-    assert_eq!(ours.len(), golden.len(), "{}", ours.join("\n"));
+    let ours = common::replay_script(&mut raw, &script, <[String]>::to_vec).await;
+    common::assert_golden(&ours, &golden);
 }
 
 #[tokio::test]

@@ -188,3 +188,61 @@ pub(crate) fn fetches(r: &Reply) -> Vec<&str> {
         .filter(|l| l.contains(" FETCH ("))
         .collect()
 }
+
+/// The tagged line as `testdata/dovecot/extensions/record.py` writes it: the status and
+/// a code's name.
+pub(crate) fn golden_tagged(line: &str) -> String {
+    let mut words = line.splitn(3, ' ');
+    let status = words.nth(1).unwrap_or_default().to_owned();
+    let rest = words.next().unwrap_or_default();
+    match rest.strip_prefix('[') {
+        Some(code) => {
+            let name = code.split([']', ' ']).next().unwrap_or_default();
+            format!("{status} [{name}]")
+        }
+        None => status,
+    }
+}
+
+/// Replays a script (one command a line, `#` comments) as
+/// `testdata/dovecot/extensions/record.py` does, and writes the answers in its format,
+/// the untagged lines of each command passed through `normalise` (as record.py does
+/// for that script).
+pub(crate) async fn replay_script(
+    raw: &mut Client<TcpStream>,
+    script: &str,
+    normalise: impl Fn(&[String]) -> Vec<String>,
+) -> String {
+    let mut out = String::new();
+    for (n, text) in script.lines().enumerate() {
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let tag = format!("t{n}");
+        raw.send(format!("{tag} {text}\r\n").as_bytes()).await;
+        let reply = raw.read_reply(&tag).await;
+        out.push_str(&format!("C: {text}\n"));
+        for line in normalise(&reply.untagged) {
+            out.push_str(&format!("S: {line}\n"));
+        }
+        out.push_str(&format!("S: {}\n", golden_tagged(&reply.tagged)));
+    }
+    out
+}
+
+/// Compares a replayed script's answers with a golden file (its `#` lines left out),
+/// line by line, showing all of pluto's answers at the first difference.
+pub(crate) fn assert_golden(ours: &str, golden: &str) {
+    let golden: Vec<&str> = golden.lines().filter(|l| !l.starts_with('#')).collect();
+    let ours: Vec<&str> = ours.lines().collect();
+    for (i, (a, b)) in ours.iter().zip(&golden).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "line {} differs from Dovecot's; pluto's answers:\n{}",
+            i + 1,
+            ours.join("\n")
+        );
+    }
+    assert_eq!(ours.len(), golden.len(), "{}", ours.join("\n"));
+}
