@@ -835,6 +835,8 @@ impl Client {
                 "STATUS=SIZE",
                 "UNAUTHENTICATE",
                 "CREATE-SPECIAL-USE",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
                 "CONDSTORE",
                 "QRESYNC",
             ]
