@@ -40,8 +40,8 @@ async fn answers_as_dovecot_does_to_the_esearch_script() {
     let mut raw = setup(&server).await;
     let script = std::fs::read_to_string(golden_dir().join("esearch.script")).unwrap();
     let golden = std::fs::read_to_string(golden_dir().join("esearch.golden")).unwrap();
-    let ours = common::replay_script(&mut raw, &script, <[String]>::to_vec).await;
-    common::assert_golden(&ours, &golden);
+    let ours = pluto_testkit::golden::replay_script(&mut raw, &script, <[String]>::to_vec).await;
+    pluto_testkit::golden::assert_golden(&ours, &golden);
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@
 mod common;
 
 use common::{Client, TestServer};
+use pluto_testkit::golden;
 use tokio::net::TcpStream;
 
 fn golden_dir() -> std::path::PathBuf {
@@ -27,63 +28,8 @@ fn golden_dir() -> std::path::PathBuf {
 /// The setup `record.py` makes (after a new user's default mailboxes).
 async fn setup(server: &TestServer) -> Client<TcpStream> {
     let mut raw = server.login().await;
-    for name in [
-        "Fruit",
-        "Fruit/Apple",
-        "Fruit/Banana",
-        "Fruit/Peach",
-        "Tofu",
-        "Vegetable",
-        "Vegetable/Broccoli",
-        "Vegetable/Corn",
-    ] {
-        let r = raw.cmd(&format!("CREATE {name}")).await;
-        assert!(r.ok(), "{r:?}");
-    }
-    for name in [
-        "INBOX",
-        "Fruit/Banana",
-        "Fruit/Peach",
-        "Vegetable",
-        "Vegetable/Broccoli",
-    ] {
-        assert!(raw.cmd(&format!("SUBSCRIBE {name}")).await.ok());
-    }
-    assert!(raw.cmd("DELETE Fruit/Peach").await.ok());
-    for i in 1..=3 {
-        let flags = if i == 1 { "\\Seen" } else { "" };
-        let body = format!("Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n");
-        assert!(raw.append("INBOX", flags, body.as_bytes()).await.ok());
-    }
-    let r = raw
-        .append("Fruit/Banana", "\\Deleted", b"Subject: b\r\n\r\nbanana\r\n")
-        .await;
-    assert!(r.ok(), "{r:?}");
+    golden::list_setup(&mut raw).await;
     raw
-}
-
-/// The untagged lines as `record.py` normalises them.
-fn normalised(lines: &[String]) -> Vec<String> {
-    let mut groups: Vec<Vec<String>> = Vec::new();
-    for line in lines {
-        let mut line = line.clone();
-        for item in ["UIDVALIDITY ", "HIGHESTMODSEQ "] {
-            if let Some(at) = line.find(item) {
-                let start = at + item.len();
-                let end = line[start..]
-                    .find(|c: char| !c.is_ascii_digit())
-                    .map_or(line.len(), |e| start + e);
-                line.replace_range(start..end, "N");
-            }
-        }
-        match groups.last_mut() {
-            Some(group) if line.starts_with("* STATUS ") => group.push(line),
-            _ => groups.push(vec![line]),
-        }
-    }
-    let key = |g: &Vec<String>| g[0].rsplit("\"/\" ").next().unwrap_or_default().to_owned();
-    groups.sort_by_key(key);
-    groups.concat()
 }
 
 #[tokio::test]
@@ -92,8 +38,8 @@ async fn answers_as_dovecot_does_to_the_list_script() {
     let mut raw = setup(&server).await;
     let script = std::fs::read_to_string(golden_dir().join("list.script")).unwrap();
     let golden = std::fs::read_to_string(golden_dir().join("list.golden")).unwrap();
-    let ours = common::replay_script(&mut raw, &script, normalised).await;
-    common::assert_golden(&ours, &golden);
+    let ours = golden::replay_script(&mut raw, &script, golden::list_normalised).await;
+    golden::assert_golden(&ours, &golden);
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 # gateway/tests/imap_list_extended.rs. Dovecot runs from a throw-away directory with its
 # own config on a free loopback port (scripts/dovecot-golden.sh); no system service is
 # touched. Its INBOX namespace is set up like a new pluto user: separator `/`, and
-# Drafts, Sent, Trash, Junk and Archive created and subscribed, with their special use.
+# Drafts, Sent, Trash, Junk and Archive created and subscribed, with their special use
+# (subscribed by Dovecot: with `auto = create` its RETURN (SUBSCRIBED) leaves the
+# subscriptions record.py adds to them unmarked).
 #
 # Usage: bash testdata/dovecot/extensions/record-list.sh   (run as root)
 set -euo pipefail

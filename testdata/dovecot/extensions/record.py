@@ -7,11 +7,12 @@ SCRIPT holds one IMAP command per line after a setup the test suite makes the sa
 way. Lines starting with `#` are comments. For esearch.script (replayed by
 gateway/tests/imap_esearch.rs): mailbox `es` with 7 messages (`Subject: m1` … `m7`,
 `\\Flagged` on 2, 3 and 5), selected. For list.script (gateway/tests/
-imap_list_extended.rs; recorded by record-list.sh): after a new user's INBOX, and
-Drafts, Sent, Trash, Junk and Archive, subscribed, the mailboxes of RFC 5258's
-examples: Fruit, Fruit/Apple, Fruit/Banana, Tofu, Vegetable, Vegetable/Broccoli,
-Vegetable/Corn; subscribed are INBOX, Fruit/Banana, Fruit/Peach (created, subscribed,
-deleted: a subscription to no mailbox), Vegetable and Vegetable/Broccoli (no parent
+imap_list_extended.rs; recorded by record-list.sh): after a new user's INBOX, Drafts,
+Sent, Trash, Junk and Archive, the mailboxes of RFC 5258's examples: Fruit, Fruit/Apple,
+Fruit/Banana, Tofu, Vegetable, Vegetable/Broccoli, Vegetable/Corn; subscribed are INBOX,
+the five others a new user has (whether or not the store subscribes them itself),
+Fruit/Banana, Fruit/Peach (created, subscribed, deleted: a subscription to no mailbox),
+Vegetable and Vegetable/Broccoli (no parent
 that is no mailbox: pluto's CREATE makes the parents, Dovecot's does not); INBOX gets
 three messages (the first `\\Seen`), Fruit/Banana one (`\\Deleted`).
 
@@ -85,7 +86,8 @@ def list_setup():
     for name in ["Fruit", "Fruit/Apple", "Fruit/Banana", "Fruit/Peach", "Tofu", "Vegetable",
                  "Vegetable/Broccoli", "Vegetable/Corn"]:
         command("c", f"CREATE {name}")
-    for name in ["INBOX", "Fruit/Banana", "Fruit/Peach", "Vegetable", "Vegetable/Broccoli"]:
+    for name in ["INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive", "Fruit/Banana",
+                 "Fruit/Peach", "Vegetable", "Vegetable/Broccoli"]:
         command("s", f"SUBSCRIBE {name}")
     command("d", "DELETE Fruit/Peach")
     for i in range(1, 4):
