@@ -341,3 +341,78 @@ impl Client {
         done()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::command::list_syntax::Returns;
+
+    fn name(n: &str) -> MailboxName {
+        MailboxName::new(n).unwrap()
+    }
+
+    /// `Work/Plan` exists and is subscribed, its parent `Work` is no mailbox: a store
+    /// can hold that (pluto's CREATE makes parents, a Maildir dropped in need not).
+    fn tree() -> Tree {
+        Tree {
+            exists: [(name("INBOX"), None), (name("Work/Plan"), None)].into(),
+            subscribed: [name("Work/Plan")].into(),
+        }
+    }
+
+    fn attrs(selection: Selection, pattern: &str, mailbox: &str) -> Option<(String, bool)> {
+        let tree = tree();
+        let command = ListCommand {
+            reference: Mailbox::Inbox,
+            patterns: Vec::new(),
+            selection,
+            returns: Returns {
+                children: true,
+                status: Some(Vec::new()),
+                ..Returns::default()
+            },
+        };
+        let names = tree.candidates(selection);
+        let line = listed(
+            &tree,
+            &command,
+            &[pattern.to_owned()],
+            &names,
+            &name(mailbox),
+        )?;
+        // RFC 5819: never a STATUS for a name that is no mailbox.
+        assert!(!line.status || tree.exists.contains_key(&name(mailbox)));
+        let text: Vec<String> = line.items.iter().map(|a| a.to_string()).collect();
+        Some((text.join(" "), line.child_info))
+    }
+
+    #[test]
+    fn a_parent_that_is_no_mailbox_is_nonexistent() {
+        let plain = Selection::default();
+        assert_eq!(
+            attrs(plain, "%", "Work"),
+            Some(("\\NonExistent \\HasChildren".into(), false))
+        );
+        let subscribed = Selection {
+            subscribed: true,
+            recursive_match: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            attrs(subscribed, "%", "Work"),
+            Some(("\\NonExistent \\HasChildren".into(), true))
+        );
+        // Its subscribed child is listed itself for "*": no line for the parent.
+        assert_eq!(attrs(subscribed, "*", "Work"), None);
+        let only = Selection {
+            subscribed: true,
+            ..Selection::default()
+        };
+        assert_eq!(attrs(only, "%", "Work"), None);
+        assert_eq!(
+            attrs(only, "*", "Work/Plan"),
+            Some(("\\Subscribed \\HasNoChildren".into(), false))
+        );
+    }
+}
