@@ -2,8 +2,9 @@
 //! cluster gateway: the script `gateway/tests/imap_list_extended.rs` replays on `pluto
 //! serve` (`testdata/dovecot/extensions/list.script`), replayed on a user behind the
 //! gateway (the replicated store) and compared with Dovecot's answers the same way.
-//! Normalised as there, and one thing more: UIDNEXT, since a cluster's UIDs are not
-//! dense (each replica binds its own residue), so a mailbox's next UID is not Dovecot's.
+//! Normalised as there, and one thing more: UIDNEXT, since a cluster's UIDs are dense
+//! only once the serving node's claim is acknowledged by every replica of the user
+//! (README, "What is not there yet"), so a mailbox's next UID need not be Dovecot's.
 
 #![allow(clippy::unwrap_used)]
 

@@ -122,6 +122,9 @@ pub struct ReplicatedStore {
     /// Writes under `ack = Replica` answered on the local fsync alone, because no
     /// replica of the user was reachable or none acknowledged within the timeout.
     local_only_acks: AtomicU64,
+    /// Messages this node hid (floors) or gave new UIDs (binds) because another
+    /// replica bound UIDs of their mailbox concurrently.
+    uid_renumberings: AtomicU64,
     poisoned: AtomicBool,
     /// The node started without [`RECOVERED_FILE`] and has peers: its data directory
     /// may have been lost, and its peers may hold ops of its replica id that it does

@@ -312,6 +312,7 @@ impl ReplicatedStore {
             inbound: StdMutex::new(inbound),
             reachable: StdMutex::new(reachable),
             local_only_acks: AtomicU64::new(0),
+            uid_renumberings: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             recovering: watch::channel(recovering).0,
             users_await_peers: AtomicBool::new(recovering),
