@@ -438,6 +438,17 @@ impl Session {
                 self.after_command(true, false).await?;
                 return result;
             }
+            ExtendedBody::List(list) => {
+                let Some(login) = self.state.login() else {
+                    return Err(CmdError::bad("LIST is not allowed before logging in"));
+                };
+                let result = self.client.cmd_list_extended(login, list).await;
+                if let Err(CmdError::Io(_) | CmdError::Lost(_)) = result {
+                    return result;
+                }
+                self.after_command(true, false).await?;
+                return result;
+            }
         };
         let State::Selected(selected) = &mut self.state else {
             let why = if self.state.login().is_some() {
@@ -858,6 +869,8 @@ impl Client {
                 "STATUS=SIZE",
                 "UNAUTHENTICATE",
                 "CREATE-SPECIAL-USE",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
                 "CONDSTORE",
                 "QRESYNC",
             ]

@@ -40,23 +40,8 @@ async fn answers_as_dovecot_does_to_the_esearch_script() {
     let mut raw = setup(&server).await;
     let script = std::fs::read_to_string(golden_dir().join("esearch.script")).unwrap();
     let golden = std::fs::read_to_string(golden_dir().join("esearch.golden")).unwrap();
-    let golden: String = golden
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let ours = common::replay_golden(&mut raw, &script).await;
-    let (ours, golden): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), golden.lines().collect());
-    for (i, (a, b)) in ours.iter().zip(&golden).enumerate() {
-        assert_eq!(
-            a,
-            b,
-            "line {} differs from Dovecot's; pluto's answers:\n{}",
-            i + 1,
-            ours.join("\n")
-        );
-    }
-    assert_eq!(ours.len(), golden.len(), "{}", ours.join("\n"));
+    let ours = pluto_testkit::golden::replay_script(&mut raw, &script, <[String]>::to_vec).await;
+    pluto_testkit::golden::assert_golden(&ours, &golden);
 }
 
 #[tokio::test]

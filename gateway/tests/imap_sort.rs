@@ -140,7 +140,7 @@ async fn answers_as_dovecot_does_to_the_sort_script() {
         .filter(|l| !l.starts_with('#'))
         .filter_map(comparable)
         .collect();
-    let ours = common::replay_golden(&mut raw, &script).await;
+    let ours = pluto_testkit::golden::replay_script(&mut raw, &script, <[String]>::to_vec).await;
     let ours: Vec<String> = ours.lines().filter_map(comparable).collect();
     let mut command = "";
     for (a, b) in ours.iter().zip(&golden) {

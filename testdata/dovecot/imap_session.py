@@ -26,16 +26,16 @@ class Session:
                 return lines, line
             lines.append(line)
 
-    def replay(self, script_path):
-        """Prints `C: command`, `S: line` per untagged line and `S: ` + tagged() for
-        every command of the script (one a line, `#` comments)."""
+    def replay(self, script_path, normalise=lambda lines: lines):
+        """Prints `C: command`, `S: line` per untagged line (passed through `normalise`)
+        and `S: ` + tagged() for every command of the script (one a line, `#` comments)."""
         with open(script_path) as script:
             for n, text in enumerate(line.rstrip("\n") for line in script):
                 if not text or text.startswith("#"):
                     continue
                 lines, last = self.command(f"t{n}", text)
                 print(f"C: {text}")
-                for line in lines:
+                for line in normalise(lines):
                     print(f"S: {line}")
                 print(f"S: {tagged(last)}")
 

@@ -9,6 +9,8 @@
 //! - [`serve`]: the `pluto` binary, `pluto serve` run as a child process on such ports
 //!   with a throw-away data dir and users file, and running commands with a deadline.
 //! - [`disk`]: a small tmpfs to fill, for disk-full tests.
+//! - [`golden`]: a script of commands replayed as Dovecot's golden answers to it were
+//!   recorded, and compared with them.
 //!
 //! Nothing here depends on a pluto crate: the tests see pluto from outside, as a user
 //! (or a user's mail client) does.
@@ -17,6 +19,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod disk;
+pub mod golden;
 pub mod imap;
 pub mod ports;
 pub mod serve;

@@ -2,7 +2,8 @@
 //! command imap-codec refused: SEARCH (SORT, THREAD) with ESEARCH's RETURN options,
 //! SEARCHRES's `$` or nesting deeper than imap-codec follows ([`super::search_syntax`]); FETCH, STORE,
 //! COPY and MOVE on `$` ([`super::saved_result`]); UNAUTHENTICATE (RFC 8437); CREATE
-//! with a special use (RFC 6154 3: `CREATE name (USE (\Archive))`).
+//! with a special use (RFC 6154 3: `CREATE name (USE (\Archive))`); LIST with RFC 5258's
+//! options and several patterns ([`super::list_syntax`]).
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
@@ -24,6 +25,8 @@ pub(crate) enum ExtendedBody {
         mailbox: Mailbox<'static>,
         uses: Vec<String>,
     },
+    /// LIST in RFC 5258's extended syntax.
+    List(super::list_syntax::ListCommand),
 }
 
 /// The extended commands of the selected state.
@@ -68,6 +71,13 @@ pub(crate) fn parse_extended(
         }
         Err(SearchSyntaxError::Invalid) => {}
     }
+    match super::list_syntax::parse(message) {
+        Ok((tag, list)) => return Ok((tag, ExtendedBody::List(list))),
+        Err(super::list_syntax::ListSyntaxError::Refused(reason)) => {
+            return Err(ExtendedError::Refused(reason));
+        }
+        Err(super::list_syntax::ListSyntaxError::NotList) => {}
+    }
     if let Some(tag) = unauthenticate(message) {
         return Ok((tag, ExtendedBody::Unauthenticate));
     }
@@ -92,6 +102,7 @@ impl ExtendedBody {
             ExtendedBody::OnMailbox(OnMailbox::OnSaved(body)) => body.name(),
             ExtendedBody::Unauthenticate => "UNAUTHENTICATE",
             ExtendedBody::CreateSpecialUse { .. } => "CREATE",
+            ExtendedBody::List(_) => "LIST",
         }
     }
 }

@@ -1,17 +1,25 @@
 //! LIST and LSUB (RFC 3501 6.3.8, 6.3.9), with SPECIAL-USE (RFC 6154) and CHILDREN
-//! (RFC 3348) attributes; parents that do not exist are shown `\Noselect`.
+//! (RFC 3348) attributes; parents that do not exist are shown `\Noselect`. LIST in the
+//! extended syntax (LIST-EXTENDED, RFC 5258; read by [`super::list_syntax`]) answers
+//! what its selection and return options ask for: subscribed names, special-use
+//! mailboxes, `\Subscribed`, `\NonExistent`, children, CHILDINFO for RECURSIVEMATCH, and
+//! with `RETURN (STATUS (…))` (LIST-STATUS, RFC 5819) a `* STATUS` after each selectable
+//! mailbox that meets the selection, computed and sent one mailbox at a time.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Atom, QuotedChar};
 use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Data, Response};
 use pluto_backends::{MailboxList, MailboxName, SpecialUse};
 
+use super::list_syntax::{ListCommand, Selection};
 use crate::names::{self, to_wire};
-use crate::response::{CmdResult, Done};
+use crate::response::{CmdError, CmdResult, Done};
 use crate::session::{Authenticated, Client};
 
 fn special_use_attr(special: SpecialUse) -> FlagNameAttribute<'static> {
@@ -156,5 +164,255 @@ impl Client {
             self.send(&Response::Data(data)).await?;
         }
         Ok(Done::ok(format!("{command} completed")))
+    }
+}
+
+/// A user's mailboxes and subscriptions as an extended LIST looks at them.
+struct Tree {
+    /// The mailboxes that exist, with their special use.
+    exists: BTreeMap<MailboxName, Option<SpecialUse>>,
+    subscribed: BTreeSet<MailboxName>,
+}
+
+impl Tree {
+    /// Whether `name` meets the selection options (RFC 5258 3.1): it exists, is
+    /// subscribed (SUBSCRIBED, existing or not) and has a special use (SPECIAL-USE).
+    fn meets(&self, selection: Selection, name: &MailboxName) -> bool {
+        let special = self.exists.get(name).is_some_and(Option::is_some);
+        if selection.subscribed {
+            self.subscribed.contains(name) && (!selection.special_use || special)
+        } else {
+            special || (!selection.special_use && self.exists.contains_key(name))
+        }
+    }
+
+    /// Every name the LIST could show: the mailboxes, for SUBSCRIBED the subscribed
+    /// names too, and the parents of all of them.
+    fn candidates(&self, selection: Selection) -> BTreeSet<MailboxName> {
+        let mut names: BTreeSet<MailboxName> = self.exists.keys().cloned().collect();
+        if selection.subscribed {
+            names.extend(self.subscribed.iter().cloned());
+        }
+        let parents: Vec<MailboxName> = names.iter().flat_map(MailboxName::ancestors).collect();
+        names.extend(parents);
+        names
+    }
+}
+
+/// What one extended LIST line says of a name: its attributes, whether it carries
+/// CHILDINFO, whether a STATUS follows it.
+struct Listed {
+    items: Vec<FlagNameAttribute<'static>>,
+    child_info: bool,
+    status: bool,
+}
+
+/// How `command` lists `name` (full patterns already joined with the reference), or
+/// `None` when it does not.
+fn listed(
+    tree: &Tree,
+    command: &ListCommand,
+    patterns: &[String],
+    names: &BTreeSet<MailboxName>,
+    name: &MailboxName,
+) -> Option<Listed> {
+    let (selection, returns) = (command.selection, &command.returns);
+    let matches = |n: &MailboxName| patterns.iter().any(|p| names::matches(p, n.as_str()));
+    if !matches(name) {
+        return None;
+    }
+    let exists = tree.exists.contains_key(name);
+    let meets = tree.meets(selection, name);
+    let filtered = selection.subscribed || selection.special_use;
+    let mut descendants = names.iter().filter(|n| n.is_below(name));
+    let child_info = selection.recursive_match
+        && if meets {
+            descendants.any(|n| tree.meets(selection, n))
+        } else {
+            // RFC 5258 3.5: a parent that does not meet the selection is listed for a
+            // descendant that does, unless that descendant is listed itself.
+            descendants.any(|n| tree.meets(selection, n) && !matches(n))
+        };
+    // Without a selection option a parent that does not exist is listed as the basic
+    // LIST lists it (RFC 3501 6.3.8), as \NonExistent (RFC 5258 3.4).
+    if !meets && !child_info && filtered {
+        return None;
+    }
+    let mut items = Vec::new();
+    if (returns.subscribed || selection.subscribed) && tree.subscribed.contains(name) {
+        items.push(attr("Subscribed"));
+    }
+    if !exists {
+        items.push(attr("NonExistent"));
+    }
+    if returns.children {
+        let has_children = tree.exists.keys().any(|n| n.is_below(name));
+        items.push(attr(if has_children {
+            "HasChildren"
+        } else {
+            "HasNoChildren"
+        }));
+    }
+    if returns.special_use || selection.special_use {
+        if let Some(Some(special)) = tree.exists.get(name) {
+            items.push(special_use_attr(*special));
+        }
+    }
+    Some(Listed {
+        items,
+        child_info,
+        // RFC 5819 2: for the mailboxes listed because they meet the selection, not
+        // those listed only for CHILDINFO; never for one that does not exist.
+        status: returns.status.is_some() && meets && exists,
+    })
+}
+
+/// `(CHILDINFO ("SUBSCRIBED" …))`: the selection options the descendants meet.
+fn child_info_item(selection: Selection) -> String {
+    let mut criteria = Vec::new();
+    if selection.subscribed {
+        criteria.push("\"SUBSCRIBED\"");
+    }
+    if selection.special_use {
+        criteria.push("\"SPECIAL-USE\"");
+    }
+    format!(" (CHILDINFO ({}))", criteria.join(" "))
+}
+
+impl Client {
+    /// LIST with RFC 5258's selection and return options, several patterns, and
+    /// RFC 5819's STATUS return option.
+    pub(crate) async fn cmd_list_extended(
+        &mut self,
+        login: &Authenticated,
+        command: ListCommand,
+    ) -> CmdResult {
+        let done = || Ok(Done::ok("List completed"));
+        // A reference or pattern that is not valid modified UTF-7 names no mailbox (as
+        // in the basic LIST); an empty pattern none either (Dovecot answers the
+        // extended LIST "" "" so; the delimiter is the basic LIST's answer).
+        let Ok(reference) = names::reference_text(&command.reference) else {
+            return done();
+        };
+        let patterns: Vec<String> = command
+            .patterns
+            .iter()
+            .filter_map(|p| names::list_pattern(p).ok())
+            .filter(|p| !p.is_empty())
+            .map(|p| names::join_reference(&reference, &p))
+            .collect();
+        if patterns.is_empty() {
+            return done();
+        }
+        let list = login.store.list(&login.user).await?;
+        let tree = Tree {
+            exists: list
+                .mailboxes
+                .into_iter()
+                .map(|m| (m.name, m.special_use))
+                .collect(),
+            subscribed: list.subscriptions.into_iter().collect(),
+        };
+        let names = tree.candidates(command.selection);
+        let status_items = command.returns.status.as_deref().unwrap_or_default();
+        for name in &names {
+            let Some(line) = listed(&tree, &command, &patterns, &names, name) else {
+                continue;
+            };
+            let data = list_data(false, line.items, to_wire(name));
+            let mut bytes = ResponseCodec::default()
+                .encode(&Response::Data(data))
+                .dump();
+            if line.child_info {
+                bytes.truncate(bytes.len() - 2);
+                bytes.extend_from_slice(child_info_item(command.selection).as_bytes());
+                bytes.extend_from_slice(b"\r\n");
+            }
+            self.conn.send_encoded(&bytes).await.map_err(CmdError::Io)?;
+            if line.status {
+                match self.status_data(login, name, status_items).await {
+                    Ok(data) => self.send(&Response::Data(data)).await?,
+                    // Gone since the list was read: listed, without a STATUS.
+                    Err(CmdError::No { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        done()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::command::list_syntax::Returns;
+
+    fn name(n: &str) -> MailboxName {
+        MailboxName::new(n).unwrap()
+    }
+
+    /// `Work/Plan` exists and is subscribed, its parent `Work` is no mailbox: a store
+    /// can hold that (pluto's CREATE makes parents, a Maildir dropped in need not).
+    fn tree() -> Tree {
+        Tree {
+            exists: [(name("INBOX"), None), (name("Work/Plan"), None)].into(),
+            subscribed: [name("Work/Plan")].into(),
+        }
+    }
+
+    fn attrs(selection: Selection, pattern: &str, mailbox: &str) -> Option<(String, bool)> {
+        let tree = tree();
+        let command = ListCommand {
+            reference: Mailbox::Inbox,
+            patterns: Vec::new(),
+            selection,
+            returns: Returns {
+                children: true,
+                status: Some(Vec::new()),
+                ..Returns::default()
+            },
+        };
+        let names = tree.candidates(selection);
+        let line = listed(
+            &tree,
+            &command,
+            &[pattern.to_owned()],
+            &names,
+            &name(mailbox),
+        )?;
+        // RFC 5819: never a STATUS for a name that is no mailbox.
+        assert!(!line.status || tree.exists.contains_key(&name(mailbox)));
+        let text: Vec<String> = line.items.iter().map(|a| a.to_string()).collect();
+        Some((text.join(" "), line.child_info))
+    }
+
+    #[test]
+    fn a_parent_that_is_no_mailbox_is_nonexistent() {
+        let plain = Selection::default();
+        assert_eq!(
+            attrs(plain, "%", "Work"),
+            Some(("\\NonExistent \\HasChildren".into(), false))
+        );
+        let subscribed = Selection {
+            subscribed: true,
+            recursive_match: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            attrs(subscribed, "%", "Work"),
+            Some(("\\NonExistent \\HasChildren".into(), true))
+        );
+        // Its subscribed child is listed itself for "*": no line for the parent.
+        assert_eq!(attrs(subscribed, "*", "Work"), None);
+        let only = Selection {
+            subscribed: true,
+            ..Selection::default()
+        };
+        assert_eq!(attrs(only, "%", "Work"), None);
+        assert_eq!(
+            attrs(only, "*", "Work/Plan"),
+            Some(("\\Subscribed \\HasNoChildren".into(), false))
+        );
     }
 }

@@ -24,7 +24,7 @@
 //!   STORE, COPY and MOVE.
 //!
 //! Syntax imap-codec lacks is read by [`extended`] (the wire layer calls it for a
-//! command imap-codec refused).
+//! command imap-codec refused), LIST's extended syntax by [`list_syntax`].
 
 mod append;
 mod authenticate;
@@ -41,6 +41,7 @@ mod fetch;
 mod id;
 mod idle;
 mod list;
+pub(crate) mod list_syntax;
 mod login;
 mod logout;
 mod mailbox_rules;

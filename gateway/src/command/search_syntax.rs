@@ -287,18 +287,49 @@ fn arity(name: &[u8]) -> Option<usize> {
     }
 }
 
-struct Parser<'a> {
+/// A cursor over a command's bytes that reads IMAP's tokens; LIST's extended syntax
+/// ([`super::list_syntax`]) reads with it too.
+pub(crate) struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
     max_nesting: usize,
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<u8> {
+    /// A parser at the start of `input`, for syntax without nesting.
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Self {
+            input,
+            pos: 0,
+            max_nesting: 0,
+        }
+    }
+
+    /// Where the parser stands.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Takes `byte` when it comes next.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether only the line end is left.
+    pub(crate) fn at_end(&self) -> bool {
+        matches!(&self.input[self.pos..], b"\r\n" | b"\n")
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.input.get(self.pos).copied()
     }
 
-    fn space(&mut self) -> Parsed<()> {
+    pub(crate) fn space(&mut self) -> Parsed<()> {
         if self.peek() == Some(b' ') {
             self.pos += 1;
             Ok(())
@@ -308,7 +339,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Bytes up to a space, a parenthesis or the line end.
-    fn word(&mut self) -> Parsed<&'a [u8]> {
+    pub(crate) fn word(&mut self) -> Parsed<&'a [u8]> {
         let start = self.pos;
         while let Some(b) = self.peek() {
             if matches!(b, b' ' | b'(' | b')' | b'\r' | b'\n' | b'"' | b'{') {
@@ -323,7 +354,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Skips an astring: an atom, a quoted string or a literal (`{n}` or `{n+}`).
-    fn astring(&mut self) -> Parsed<()> {
+    pub(crate) fn astring(&mut self) -> Parsed<()> {
         match self.peek() {
             Some(b'"') => {
                 self.pos += 1;
@@ -403,7 +434,6 @@ impl<'a> Parser<'a> {
         Ok(options)
     }
 
-    /// One search key at nesting `depth` (a top-level key is at 1).
     /// A charset and the space after it.
     fn charset(&mut self) -> Parsed<Charset<'static>> {
         let start = self.pos;
@@ -420,13 +450,13 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             criteria.push(self.key(1)?);
         }
-        let rest = &self.input[self.pos..];
-        if rest != b"\r\n" && rest != b"\n" {
+        if !self.at_end() {
             return Err(SearchSyntaxError::Invalid);
         }
         Ok(criteria)
     }
 
+    /// One search key at nesting `depth` (a top-level key is at 1).
     fn key(&mut self, depth: usize) -> Parsed<Program> {
         if depth > self.max_nesting {
             return Err(SearchSyntaxError::TooDeep(self.max_nesting));

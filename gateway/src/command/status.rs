@@ -10,7 +10,7 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
-use pluto_backends::Flag;
+use pluto_backends::{Flag, MailboxName};
 use pluto_model::Usage;
 
 use crate::names::{mailbox_name, to_wire};
@@ -25,15 +25,27 @@ impl Client {
         items: Vec<StatusDataItemName>,
     ) -> CmdResult {
         let name = mailbox_name(&mailbox)?;
+        let data = self.status_data(login, &name, &items).await?;
+        self.send(&Response::Data(data)).await?;
+        Ok(Done::ok("Status completed"))
+    }
+
+    /// The `* STATUS` answer for one mailbox (STATUS, and LIST's `RETURN (STATUS …)`).
+    pub(crate) async fn status_data(
+        &mut self,
+        login: &Authenticated,
+        name: &MailboxName,
+        items: &[StatusDataItemName],
+    ) -> Result<Data<'static>, CmdError> {
         if items.contains(&StatusDataItemName::HighestModSeq) {
             self.enabled.condstore = true;
         }
-        let status = login.store.status(&login.user, &name).await?;
+        let status = login.store.status(&login.user, name).await?;
         // RECENT: the messages no session was told of yet, counted without claiming them.
         let recent = if items.contains(&StatusDataItemName::Recent) {
-            let range = login.store.recent(&login.user, &name, false).await?;
+            let range = login.store.recent(&login.user, name, false).await?;
             if range.after < range.upto {
-                let snapshot = login.store.select(&login.user, &name).await?;
+                let snapshot = login.store.select(&login.user, name).await?;
                 snapshot
                     .messages
                     .iter()
@@ -47,7 +59,7 @@ impl Client {
         };
         // DELETED-STORAGE: the sizes of the \Deleted messages, from their metadata.
         let deleted_storage = if items.contains(&StatusDataItemName::DeletedStorage) {
-            let snapshot = login.store.select(&login.user, &name).await?;
+            let snapshot = login.store.select(&login.user, name).await?;
             let bytes: u64 = snapshot
                 .messages
                 .iter()
@@ -84,11 +96,9 @@ impl Client {
                 }
             });
         }
-        self.send(&Response::Data(Data::Status {
-            mailbox: to_wire(&name),
+        Ok(Data::Status {
+            mailbox: to_wire(name),
             items: Cow::Owned(out),
-        }))
-        .await?;
-        Ok(Done::ok("Status completed"))
+        })
     }
 }

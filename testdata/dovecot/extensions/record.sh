@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Records Dovecot's answers to the extension scripts here (*.script) as golden files
-# (*.golden) for gateway/tests/imap_esearch.rs. Run as root; Dovecot runs from a
+# (*.golden) for gateway/tests/imap_esearch.rs; list.script, which needs Dovecot set
+# up like a new pluto user, is recorded by record-list.sh. Run as root; Dovecot runs from a
 # throw-away directory on a free loopback port (scripts/dovecot-golden.sh), no system
 # service is touched.
 #
@@ -12,6 +13,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../../../scripts/dovecot-golden.sh"
 golden_dovecot_start pluto-golden-ext golden golden
 for script in "$here"/*.script; do
+    [[ $(basename "$script") == list.script ]] && continue
     golden="${script%.script}.golden"
     {
         echo "# Dovecot $(dovecot --version | cut -d' ' -f1)'s answers to $(basename "$script"), recorded by record.sh"
