@@ -14,7 +14,7 @@ use tokio_util::codec::{Framed as TokioFramed, LengthDelimitedCodec};
 /// Bumped on any incompatible change to a message on any service. Version 2: bodies
 /// larger than [`MAX_CHUNK`](super::chunks::MAX_CHUNK) travel in pieces (Store calls
 /// and answers, replication).
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest frame either end reads. Bodies travel in pieces of at most
 /// [`MAX_CHUNK`](super::chunks::MAX_CHUNK), so a frame this large only ever holds many
