@@ -23,7 +23,8 @@
 //!   STORE, COPY and MOVE.
 //!
 //! Syntax imap-codec lacks is read by [`extended`] (the wire layer calls it for a
-//! command imap-codec refused).
+//! command imap-codec refused), with [`extra_items`] for FETCH's and STATUS's items of
+//! RFC 8474 (OBJECTID) and RFC 8970 (PREVIEW).
 
 mod append;
 mod authenticate;
@@ -36,6 +37,7 @@ mod delete;
 mod enable;
 mod expunge;
 pub(crate) mod extended;
+pub(crate) mod extra_items;
 mod fetch;
 mod id;
 mod idle;
