@@ -83,7 +83,12 @@ async fn every_replica_gives_the_ids_the_client_was_told() {
             "MAILBOXID on {node}"
         );
         assert_eq!(emails, told, "EMAILIDs on {node}");
-        let copied = inbox.messages.last().unwrap().email_id.wire(ObjectKind::Email);
+        let copied = inbox
+            .messages
+            .last()
+            .unwrap()
+            .email_id
+            .wire(ObjectKind::Email);
         assert_eq!(copied, told[0], "the COPY's EMAILID on {node}");
     }
 }
