@@ -8,69 +8,12 @@
 
 mod common;
 
-use common::{Client, TestServer};
-use tokio::net::TcpStream;
-
-fn golden_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dovecot/extensions")
-}
-
-/// The setup `record.py` makes: mailbox `es` with 7 messages, `\Flagged` on 2, 3, 5,
-/// selected.
-async fn setup(server: &TestServer) -> Client<TcpStream> {
-    let mut raw = server.login().await;
-    assert!(raw.cmd("CREATE es").await.ok());
-    for i in 1..=7 {
-        let flags = if [2, 3, 5].contains(&i) {
-            "\\Flagged"
-        } else {
-            ""
-        };
-        let body = format!("Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n");
-        let r = raw.append("es", flags, body.as_bytes()).await;
-        assert!(r.ok(), "{r:?}");
-    }
-    assert!(raw.cmd("SELECT es").await.ok());
-    raw
-}
-
-/// The tagged line as `record.py` writes it: the status and a code's name.
-fn tagged(line: &str) -> String {
-    let mut words = line.splitn(3, ' ');
-    let status = words.nth(1).unwrap_or_default().to_owned();
-    let rest = words.next().unwrap_or_default();
-    match rest.strip_prefix('[') {
-        Some(code) => {
-            let name = code.split([']', ' ']).next().unwrap_or_default();
-            format!("{status} [{name}]")
-        }
-        None => status,
-    }
-}
-
-/// Replays a script as `record.py` does, and writes the answers in its format.
-async fn replay(raw: &mut Client<TcpStream>, script: &str) -> String {
-    let mut out = String::new();
-    for (n, text) in script.lines().enumerate() {
-        if text.is_empty() || text.starts_with('#') {
-            continue;
-        }
-        let tag = format!("t{n}");
-        raw.send(format!("{tag} {text}\r\n").as_bytes()).await;
-        let reply = raw.read_reply(&tag).await;
-        out.push_str(&format!("C: {text}\n"));
-        for line in &reply.untagged {
-            out.push_str(&format!("S: {line}\n"));
-        }
-        out.push_str(&format!("S: {}\n", tagged(&reply.tagged)));
-    }
-    out
-}
+use common::{TestServer, extensions_setup, golden_dir, replay};
 
 #[tokio::test]
 async fn answers_as_dovecot_does_to_the_esearch_script() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     let script = std::fs::read_to_string(golden_dir().join("esearch.script")).unwrap();
     let golden = std::fs::read_to_string(golden_dir().join("esearch.golden")).unwrap();
     let golden: String = golden
@@ -107,7 +50,7 @@ async fn esearch_and_searchres_are_advertised() {
 #[tokio::test]
 async fn the_saved_result_is_emptied_by_select_and_loses_expunged_messages() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     assert!(raw.cmd("SEARCH RETURN (SAVE) FLAGGED").await.ok());
     // Expunging message 3 (UID 3) renumbers 5 as 4; $ follows.
     assert!(raw.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)").await.ok());
@@ -133,7 +76,7 @@ async fn the_saved_result_is_emptied_by_select_and_loses_expunged_messages() {
 #[tokio::test]
 async fn move_takes_the_saved_result() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     assert!(raw.cmd("UID SEARCH RETURN (SAVE) SUBJECT m6").await.ok());
     let r = raw.cmd("MOVE $ Trash").await;
     assert!(r.ok(), "{r:?}");
@@ -148,7 +91,7 @@ async fn move_takes_the_saved_result() {
 #[tokio::test]
 async fn uid_expunge_takes_the_saved_result() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     assert!(raw.cmd("SEARCH RETURN (SAVE) FLAGGED").await.ok());
     assert!(raw.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").await.ok());
     // Only the saved messages (2, 3, 5) go, though all are \Deleted (UIDPLUS).

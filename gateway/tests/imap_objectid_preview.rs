@@ -238,3 +238,36 @@ async fn preview_follows_rfc_8970() {
     let r = raw.cmd("FETCH 1 (PREVIEW (LAZY)").await;
     assert!(r.bad(), "{r:?}");
 }
+
+/// `testdata/dovecot/extensions/preview.script` replayed and compared with Dovecot
+/// 2.3's answers (`preview.golden`, recorded by `record.sh` there), but where RFC 8970
+/// lets servers differ or Dovecot keeps its draft's syntax: with LAZY, Dovecot answers
+/// NIL for a preview it has not cached and pluto computes it (3.1 allows both); and
+/// Dovecot still takes the draft's `FUZZY` modifier, which RFC 8970 does not define
+/// (3.1: an unknown modifier is BAD), where pluto answers BAD.
+#[tokio::test]
+async fn answers_as_dovecot_does_to_the_preview_script() {
+    let server = TestServer::start().await;
+    let mut raw = common::extensions_setup(&server).await;
+    let script = std::fs::read_to_string(common::golden_dir().join("preview.script")).unwrap();
+    let golden = std::fs::read_to_string(common::golden_dir().join("preview.golden")).unwrap();
+    let mut expected: Vec<String> = Vec::new();
+    let mut draft = false;
+    for line in golden.lines().filter(|l| !l.starts_with('#')) {
+        match line {
+            "S: * 4 FETCH (PREVIEW NIL)" => {
+                expected.push("S: * 4 FETCH (PREVIEW \"body 4\")".into())
+            }
+            // The draft form's answer goes, and its OK is pluto's BAD.
+            "S: * 1 FETCH (PREVIEW (FUZZY \"body 1\"))" => draft = true,
+            "S: OK" if draft => {
+                draft = false;
+                expected.push("S: BAD".into());
+            }
+            line => expected.push(line.into()),
+        }
+    }
+    let ours = common::replay(&mut raw, &script).await;
+    let ours: Vec<&str> = ours.lines().collect();
+    assert_eq!(ours, expected, "pluto's answers:\n{}", ours.join("\n"));
+}

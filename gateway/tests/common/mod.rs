@@ -188,3 +188,64 @@ pub(crate) fn fetches(r: &Reply) -> Vec<&str> {
         .filter(|l| l.contains(" FETCH ("))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Replaying `testdata/dovecot/extensions/*.script` as record.py does there.
+// ---------------------------------------------------------------------------------------
+
+/// Where the extension scripts and Dovecot's answers to them are.
+pub(crate) fn golden_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dovecot/extensions")
+}
+
+/// The setup `testdata/dovecot/extensions/record.py` makes: mailbox `es` with 7 messages, `\Flagged` on 2, 3, 5,
+/// selected.
+pub(crate) async fn extensions_setup(server: &TestServer) -> Client<TcpStream> {
+    let mut raw = server.login().await;
+    assert!(raw.cmd("CREATE es").await.ok());
+    for i in 1..=7 {
+        let flags = if [2, 3, 5].contains(&i) {
+            "\\Flagged"
+        } else {
+            ""
+        };
+        let body = format!("Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n");
+        let r = raw.append("es", flags, body.as_bytes()).await;
+        assert!(r.ok(), "{r:?}");
+    }
+    assert!(raw.cmd("SELECT es").await.ok());
+    raw
+}
+
+/// The tagged line as `record.py` writes it: the status and a code's name.
+pub(crate) fn tagged(line: &str) -> String {
+    let mut words = line.splitn(3, ' ');
+    let status = words.nth(1).unwrap_or_default().to_owned();
+    let rest = words.next().unwrap_or_default();
+    match rest.strip_prefix('[') {
+        Some(code) => {
+            let name = code.split([']', ' ']).next().unwrap_or_default();
+            format!("{status} [{name}]")
+        }
+        None => status,
+    }
+}
+
+/// Replays a script as `record.py` does, and writes the answers in its format.
+pub(crate) async fn replay(raw: &mut Client<TcpStream>, script: &str) -> String {
+    let mut out = String::new();
+    for (n, text) in script.lines().enumerate() {
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let tag = format!("t{n}");
+        raw.send(format!("{tag} {text}\r\n").as_bytes()).await;
+        let reply = raw.read_reply(&tag).await;
+        out.push_str(&format!("C: {text}\n"));
+        for line in &reply.untagged {
+            out.push_str(&format!("S: {line}\n"));
+        }
+        out.push_str(&format!("S: {}\n", tagged(&reply.tagged)));
+    }
+    out
+}

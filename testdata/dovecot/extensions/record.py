@@ -9,7 +9,8 @@ test suite makes the same way: mailbox `es` with 7 messages (`Subject: m1` … `
 
 The output has, for every command, `C: command`, then `S: line` for each untagged
 line and `S: STATUS [CODE]` for the tagged one (its text left out: every server words
-it its own way; of a response code only its name). gateway/tests/imap_esearch.rs replays SCRIPT on pluto and compares.
+it its own way; of a response code only its name). gateway/tests/imap_esearch.rs and
+imap_objectid_preview.rs replay SCRIPT on pluto and compare.
 """
 import socket
 import sys

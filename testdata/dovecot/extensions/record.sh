@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Records Dovecot's answers to the extension scripts here (*.script) as golden files
-# (*.golden) for gateway/tests/imap_esearch.rs. Run as root; Dovecot runs from a
-# throw-away directory on a free loopback port (scripts/bench/dovecot.sh), no system
-# service is touched.
+# (*.golden) for gateway/tests/imap_esearch.rs and imap_objectid_preview.rs. Run as
+# root; Dovecot runs from a throw-away directory on a free loopback port
+# (scripts/bench/dovecot.sh), no system service is touched.
 #
 # Usage: bash testdata/dovecot/extensions/record.sh
 set -euo pipefail
