@@ -10,7 +10,8 @@
 //!   was created with and its incarnation, unchanged by renames) and its converged
 //!   UIDVALIDITY; a message's EMAILID from its body's content hash, which every copy and
 //!   every replica shares. Messages appended apart with identical bytes therefore share
-//!   an EMAILID, which RFC 8474 5.1 allows (it names the immutable content).
+//!   an EMAILID, as any content-addressed EMAILID does; what RFC 8474 5.1 asks is that
+//!   one EMAILID names one immutable content, which holds.
 
 use sha2::{Digest, Sha256};
 
