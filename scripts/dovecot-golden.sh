@@ -2,6 +2,7 @@
 # A throw-away Dovecot for recording golden answers: its own config, base_dir, Maildir
 # and passwd-file in a temporary directory, listening on 127.0.0.1 on a free high port;
 # no system service is touched. Sourced by testdata/dovecot/record.sh,
+# testdata/dovecot/extensions/record.sh,
 # testdata/dovecot/condstore.sh and scripts/record-dovecot-quota.sh, not run.
 #
 # golden_dovecot_start NAME USER PASSWORD [EXTRA_FIELDS [CONF]] — installs Debian's

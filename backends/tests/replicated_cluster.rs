@@ -105,6 +105,11 @@ struct ProxiedPair {
 
 impl ProxiedPair {
     async fn start(ack: AckMode, cut: bool) -> ProxiedPair {
+        Self::start_with(ack, cut, |_| {}).await
+    }
+
+    /// [`Self::start`], each node's configuration changed by `edit` first.
+    async fn start_with(ack: AckMode, cut: bool, edit: fn(&mut NodeConfig)) -> ProxiedPair {
         let pki_dir = tempfile::tempdir().unwrap();
         let a = Spec { name: "wa", id: 1 };
         let b = Spec { name: "sb", id: 2 };
@@ -135,6 +140,8 @@ impl ProxiedPair {
         // new, not lost ones (which wait for their peer, replicated_restart_empty.rs).
         ca.trust_empty_data_dir = true;
         cb.trust_empty_data_dir = true;
+        edit(&mut ca);
+        edit(&mut cb);
         let na = Node::start(ca, tls(pki_dir.path(), "wa"), la)
             .await
             .unwrap();
@@ -808,5 +815,71 @@ async fn a_replica_opening_a_user_before_catching_up_changes_no_uidvalidity() {
             listed_before.mailboxes
         );
         observer.look(s, &user).await;
+    }
+}
+
+/// Issue 16: a body whose last reference is gone is removed on every replica once no
+/// replica can still need it — after the removal is stable (every replica applied it)
+/// and compaction forgot it; a body another message still names stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_no_replica_needs_are_removed_on_every_replica() {
+    let pair = ProxiedPair::start_with(AckMode::Replica, false, |c| {
+        c.body_grace = Duration::ZERO;
+    })
+    .await;
+    let (a, b) = (pair.a.store(), pair.b.store());
+    let user = UserId::new("erin").unwrap();
+    let inbox = MailboxName::inbox();
+    let kept = MailboxName::new("Kept").unwrap();
+    a.open_user(&user).await.unwrap();
+    a.create_mailbox(&user, &kept, None).await.unwrap();
+    let mut uids = Vec::new();
+    for i in 0..6 {
+        let out = a
+            .append(&user, &inbox, vec![msg(&format!("freed {i}"))])
+            .await
+            .unwrap();
+        uids.extend(out.uids);
+    }
+    // One body is also named by a copy in another mailbox.
+    a.copy(&user, &inbox, &uids[..1], &kept).await.unwrap();
+    converge(&[a.clone(), b.clone()], &user, Duration::from_secs(10)).await;
+    let stored = |s: &ReplicatedStore| s.blob_usage().unwrap();
+    assert_eq!(stored(&a).bodies, 6);
+    assert_eq!(stored(&b).bodies, 6);
+
+    let all: Vec<Flag> = vec![Flag::Deleted];
+    a.store_flags(
+        &user,
+        &inbox,
+        &uids,
+        &FlagChange::add(all.into_iter().collect()),
+        None,
+    )
+    .await
+    .unwrap();
+    a.expunge(&user, &inbox, Some(&uids)).await.unwrap();
+    converge(&[a.clone(), b.clone()], &user, Duration::from_secs(10)).await;
+    // The removal becomes stable once each has heard the other's progress; the next
+    // checkpoints compact and sweep.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        a.checkpoint().await.unwrap();
+        b.checkpoint().await.unwrap();
+        if stored(&a).bodies == 1 && stored(&b).bodies == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bodies left: {:?} on wa, {:?} on sb",
+            stored(&a),
+            stored(&b)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The copy still reads back on both.
+    for s in [&a, &b] {
+        assert_eq!(dump(s, &user).await.mailboxes["Kept"].0.messages.len(), 1);
+        assert_eq!(dump(s, &user).await.bodies(), [msg("freed 0").body].into());
     }
 }

@@ -18,6 +18,42 @@ pub async fn login(addr: SocketAddr, user: &str, password: &str) -> std::io::Res
     Ok(Client::login(addr, user, password).await?.failing_on_bye())
 }
 
+/// Runs `cmd`, which must be answered OK.
+pub async fn ok(c: &mut Client, cmd: &str) -> Reply {
+    let r = c
+        .try_cmd(cmd)
+        .await
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(r.ok(), "{cmd}: {r:?}");
+    r
+}
+
+/// The number after `name` in `text` (`UIDNEXT 7`, `[HIGHESTMODSEQ 12]`, `(MESSAGES 3`).
+pub fn number_after(text: &str, name: &str) -> u64 {
+    let at = text
+        .find(name)
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+        + name.len();
+    let digits: String = text[at..]
+        .trim_start_matches([' ', '('])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("a number after {name} in {text}"))
+}
+
+/// The number after `name` in the first untagged line of `r` that has it.
+pub fn code(r: &Reply, name: &str) -> u64 {
+    let line = r
+        .untagged
+        .iter()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("{name} in {r:?}"));
+    number_after(line, name)
+}
+
 /// Every binding a client was shown, to check that no UID ever named two messages.
 #[derive(Default)]
 pub struct Observer {
@@ -72,6 +108,24 @@ pub async fn append_all(
     append_all_counting(addr, user, messages, acked).await.0
 }
 
+/// One acknowledged APPEND: the Message-ID, the UID its APPENDUID named, and when.
+#[derive(Clone, Debug)]
+pub struct Acked {
+    pub id: String,
+    pub uid: u32,
+    pub at: Instant,
+}
+
+/// [`append_all`], returning what each acknowledgement said.
+pub async fn append_all_acked(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> Vec<Acked> {
+    append_all_inner(addr, user, messages, acked).await.0
+}
+
 /// [`append_all`], also returning how many times the session was lost and a new one
 /// opened (a `BYE` or a dropped connection).
 pub async fn append_all_counting(
@@ -80,6 +134,16 @@ pub async fn append_all_counting(
     messages: Vec<(String, Vec<u8>)>,
     acked: Arc<AtomicUsize>,
 ) -> (Vec<String>, usize) {
+    let (ok, reconnects) = append_all_inner(addr, user, messages, acked).await;
+    (ok.into_iter().map(|a| a.id).collect(), reconnects)
+}
+
+async fn append_all_inner(
+    addr: std::net::SocketAddr,
+    user: String,
+    messages: Vec<(String, Vec<u8>)>,
+    acked: Arc<AtomicUsize>,
+) -> (Vec<Acked>, usize) {
     let mut ok = Vec::new();
     let mut reconnects = 0;
     let mut client: Option<Client> = None;
@@ -102,7 +166,14 @@ pub async fn append_all_counting(
             let Some(c) = client.as_mut() else { continue };
             match c.try_append_plus("INBOX", "", &body).await {
                 Ok(reply) if reply.ok() && reply.tagged.contains("APPENDUID") => {
-                    ok.push(id.clone());
+                    let Some((_, uid)) = pluto_testkit::imap::appenduid(&reply.tagged) else {
+                        panic!("{user}: unreadable APPENDUID in {:?}", reply.tagged);
+                    };
+                    ok.push(Acked {
+                        id: id.clone(),
+                        uid,
+                        at: Instant::now(),
+                    });
                     acked.fetch_add(1, Ordering::Relaxed);
                     break;
                 }

@@ -1,36 +1,12 @@
 //! CONDSTORE and QRESYNC through a cluster (RFC 7162): the gateway in front of workers
 //! and a storage node, the modseqs the CRDT's. UNCHANGEDSINCE with `[MODIFIED]`, and a
 //! QRESYNC reselect after another session changed the mailbox tells exactly those
-//! changes (UIDs through a cluster are not dense, so they are read, not assumed).
+//! changes (UIDs are read, not assumed).
 
 #![allow(clippy::unwrap_used)]
 
 use pluto_cluster_tests::cluster::{Cluster, Spec, USER_PASSWORD};
-use pluto_cluster_tests::mail::{self, Client, Reply, message};
-
-async fn ok(c: &mut Client, cmd: &str) -> Reply {
-    let r = c.try_cmd(cmd).await.unwrap();
-    assert!(r.ok(), "{cmd}: {r:?}");
-    r
-}
-
-fn number_after(text: &str, name: &str) -> u64 {
-    let at = text
-        .find(name)
-        .unwrap_or_else(|| panic!("{name} in {text}"))
-        + name.len();
-    let digits: String = text[at..]
-        .trim_start_matches([' ', '('])
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().unwrap()
-}
-
-fn code(r: &Reply, name: &str) -> u64 {
-    let line = r.untagged.iter().find(|l| l.contains(name)).unwrap();
-    number_after(line, name)
-}
+use pluto_cluster_tests::mail::{self, Client, Reply, code, message, number_after, ok};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qresync_reselect_through_the_cluster_tells_exactly_what_changed() {

@@ -32,7 +32,7 @@ pub use flags::{Flag, FlagChange, FlagOp, FlagSet, Keyword};
 pub use ids::{Dot, MailboxId, MessageId, ModSeq, ReplicaId, Uid, UidValidity, VersionVector};
 pub use op::{BodyRef, InternalDate, MessageData, NewMessage, Op, OpKind, SpecialUse, Stamp};
 pub use pluto_model::{MailboxName, MailboxRefusal};
-pub use state::{Config, DEFAULT_UID_VALIDITY, SNAPSHOT_VERSION, UserState};
+pub use state::{Config, DEFAULT_CLAIM_WINDOW, DEFAULT_UID_VALIDITY, SNAPSHOT_VERSION, UserState};
 pub use view::{
     AppendOutcome, Applied, Changes, CompactionReport, CopyOutcome, MailboxInfo, MailboxSnapshot,
     MailboxStatus, MessageView, StateStats, StoreOutcome,

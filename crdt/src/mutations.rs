@@ -42,10 +42,14 @@ pub enum Mutation {
     /// A replica issues operations whatever its peers know of its own id: one that
     /// restarted empty reuses the dots of its lost operations.
     OwnHistoryUnchecked,
+    /// A replica binds densely under its claim before every member acknowledged it.
+    UnacknowledgedClaim,
+    /// Residue binds ignore the windows other replicas claimed.
+    ClaimsIgnored,
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 13] = [
+    pub const ALL: [Mutation; 15] = [
         Mutation::NaiveRebind,
         Mutation::LowestBindingShown,
         Mutation::VolatileThreshold,
@@ -59,6 +63,8 @@ impl Mutation {
         Mutation::IncarnationPerReplica,
         Mutation::ReplayRederives,
         Mutation::OwnHistoryUnchecked,
+        Mutation::UnacknowledgedClaim,
+        Mutation::ClaimsIgnored,
     ];
 }
 

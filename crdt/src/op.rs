@@ -1,6 +1,6 @@
 //! Operations: what a replica persists and sends to its peers. Every IMAP write becomes
 //! one or more [`Op`]s; the UID-binding rules add [`OpKind::Bind`] and
-//! [`OpKind::Floor`].
+//! [`OpKind::Floor`], and dense UIDs [`OpKind::Claim`].
 
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +103,12 @@ pub enum OpKind {
         mailbox: MailboxId,
         floors: Vec<(MessageId, Uid)>,
     },
+    /// Claims the UIDs up to `base + window` of every mailbox (its H when claimed; 0
+    /// for one not named) for dense binding by the origin, once every member holds it.
+    Claim {
+        window: u32,
+        bases: Vec<(MailboxId, u32)>,
+    },
 }
 
 impl OpKind {
@@ -129,7 +135,9 @@ impl OpKind {
                 out.dedup();
                 out
             }
-            OpKind::Subscribe { .. } | OpKind::Unsubscribe { .. } => Vec::new(),
+            OpKind::Subscribe { .. } | OpKind::Unsubscribe { .. } | OpKind::Claim { .. } => {
+                Vec::new()
+            }
         }
     }
 }

@@ -106,6 +106,33 @@ impl Cluster {
         applied.outcome.uids
     }
 
+    /// `to` hears what `from` holds (a link's heartbeat): it acknowledges claims.
+    fn report(&mut self, from: usize, to: usize) {
+        let version = self.nodes[from].version().clone();
+        let follow = self.nodes[to].report_progress(ReplicaId(from as u16), &version);
+        self.sent(to, follow);
+    }
+
+    /// Replica `i` claims dense UIDs and every peer acknowledges it.
+    fn claim_acknowledged(&mut self, i: usize) {
+        let ops = self.nodes[i]
+            .claim_uids(pluto_crdt::DEFAULT_CLAIM_WINDOW)
+            .unwrap();
+        assert_eq!(ops.len(), 1, "a first claim is one op");
+        self.sent(i, ops);
+        for to in 0..self.nodes.len() {
+            if to != i {
+                self.deliver(i, to);
+                self.report(to, i);
+            }
+        }
+        assert!(self.nodes[i].holds_uid_claim());
+    }
+
+    fn uid_next(&self, i: usize, mailbox: &str) -> u32 {
+        self.nodes[i].snapshot(&mb(mailbox)).unwrap().uid_next.get()
+    }
+
     fn create(&mut self, i: usize, name: &str) {
         let ops = self.nodes[i].create_mailbox(&mb(name), None).unwrap();
         self.sent(i, ops);
@@ -515,10 +542,10 @@ fn snapshots_round_trip_and_are_versioned() {
     );
     assert_eq!(back.version(), c.nodes[1].version());
     let mut future = bytes.clone();
-    future[0] = 2;
+    future[0] = 3;
     assert_eq!(
         UserState::decode_snapshot(&future).unwrap_err(),
-        CrdtError::SnapshotVersion(2)
+        CrdtError::SnapshotVersion(3)
     );
     assert!(matches!(
         UserState::decode_snapshot(&bytes[..bytes.len() / 2]),
@@ -530,12 +557,23 @@ fn snapshots_round_trip_and_are_versioned() {
 fn ops_that_break_the_protocol_are_rejected_whole() {
     let mut c = Cluster::new(2);
     let mut ops = c.nodes[1].append(&mb("INBOX"), vec![data(1)]).unwrap().ops;
-    // Replica 1 may only bind UIDs ≡ 1 (mod 8).
+    // UID 4294967295 is never bound: UIDNEXT must fit in 32 bits.
     let OpKind::Append { messages, .. } = &mut ops[0].kind else {
         panic!("expected an append");
     };
-    messages[0].uid = uid(8);
+    messages[0].uid = uid(u32::MAX);
     let before = c.nodes[0].version().clone();
+    assert!(matches!(
+        c.nodes[0].apply_remote(ops),
+        Err(CrdtError::InvalidOp { .. })
+    ));
+    assert_eq!(c.nodes[0].version(), &before);
+    // Replica 1 may only propose UIDVALIDITYs ≡ 1 (mod 8).
+    let mut ops = c.nodes[1].create_mailbox(&mb("Work"), None).unwrap();
+    let OpKind::Create { uid_validity, .. } = &mut ops[0].kind else {
+        panic!("expected a create");
+    };
+    *uid_validity = pluto_crdt::UidValidity::new(uid_validity.get() + 1).unwrap();
     assert!(matches!(
         c.nodes[0].apply_remote(ops),
         Err(CrdtError::InvalidOp { .. })
@@ -566,4 +604,96 @@ fn out_of_order_and_duplicate_delivery_is_buffered() {
     c.nodes[1].apply_remote(reversed).unwrap();
     assert_eq!(c.nodes[1].stats().pending_ops, 0);
     assert_eq!(c.uids(1, "Work"), vec![8, 16]);
+}
+
+#[test]
+fn one_writer_binds_uids_one_two_three_once_its_claim_is_acknowledged() {
+    let mut c = Cluster::new(3);
+    // Before any claim: the writer's residue (0 mod 8).
+    assert_eq!(c.append(0, "INBOX", 1), vec![uid(8)]);
+    c.claim_acknowledged(0);
+    assert!(!c.nodes[1].holds_uid_claim());
+    for _ in 0..3 {
+        let next = c.uid_next(0, "INBOX");
+        assert_eq!(
+            c.append(0, "INBOX", 1),
+            vec![uid(next)],
+            "APPENDUID = UIDNEXT before"
+        );
+    }
+    c.create(0, "Work");
+    assert_eq!(c.append(0, "Work", 3), vec![uid(1), uid(2), uid(3)]);
+    c.sync_all();
+    assert_eq!(c.uids(2, "INBOX"), vec![8, 9, 10, 11]);
+    assert_eq!(c.uids(1, "Work"), vec![1, 2, 3]);
+    // A claim already held and acknowledged is not made again.
+    assert!(
+        c.nodes[0]
+            .claim_uids(pluto_crdt::DEFAULT_CLAIM_WINDOW)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_claim_waits_for_every_member_and_a_failover_replica_binds_above_it() {
+    let mut c = Cluster::new(3);
+    let ops = c.nodes[0].claim_uids(16).unwrap();
+    c.sent(0, ops);
+    c.deliver(0, 1);
+    c.report(1, 0);
+    // Replica 2 has not acknowledged: still the residue.
+    assert!(!c.nodes[0].holds_uid_claim());
+    assert_eq!(c.append(0, "INBOX", 1), vec![uid(8)]);
+    c.deliver(0, 2);
+    c.report(2, 0);
+    assert!(c.nodes[0].holds_uid_claim());
+    assert_eq!(c.append(0, "INBOX", 2), vec![uid(9), uid(10)]);
+    c.sync_all();
+    // The writer is gone; replica 1 takes the writes above the window (0 + 16) in its
+    // own residue, so nothing the writer may still have bound there can meet them.
+    assert_eq!(c.append(1, "INBOX", 2), vec![uid(17), uid(25)]);
+    c.sync_all();
+    assert_eq!(c.uids(0, "INBOX"), vec![8, 9, 10, 17, 25]);
+}
+
+#[test]
+fn writers_on_both_sides_of_a_partition_under_claims_never_share_a_uid() {
+    let mut c = Cluster::new(2);
+    c.claim_acknowledged(0);
+    // Cut: each side appends without hearing the other.
+    let left = c.append(0, "INBOX", 3);
+    assert_eq!(left, vec![uid(1), uid(2), uid(3)]);
+    let right = c.append(1, "INBOX", 2);
+    assert_eq!(
+        right,
+        vec![uid(4097), uid(4105)],
+        "above the claimed window, own residue"
+    );
+    // Replica 1 starts taking writes and claims: its claim supersedes replica 0's.
+    let ops = c.nodes[1]
+        .claim_uids(pluto_crdt::DEFAULT_CLAIM_WINDOW)
+        .unwrap();
+    c.sent(1, ops);
+    c.sync_all();
+    // Both sides' messages kept, no UID retired: replica 0's messages were below
+    // replica 1's threshold and got new UIDs above it (real concurrency).
+    let uids = c.uids(0, "INBOX");
+    assert_eq!(uids.len(), 5);
+    assert!(uids.contains(&4097) && uids.contains(&4105), "{uids:?}");
+    assert!(uids.iter().all(|u| *u >= 4097), "{uids:?}");
+    // Replica 0 now knows a newer claim than its own: it binds in its residue again
+    // until it claims anew and replica 1 acknowledges.
+    assert!(!c.nodes[0].holds_uid_claim());
+    let ops = c.nodes[0]
+        .claim_uids(pluto_crdt::DEFAULT_CLAIM_WINDOW)
+        .unwrap();
+    assert_eq!(ops.len(), 1);
+    c.sent(0, ops);
+    c.deliver(0, 1);
+    c.report(1, 0);
+    assert!(c.nodes[0].holds_uid_claim());
+    let next = c.uid_next(0, "INBOX");
+    assert_eq!(c.append(0, "INBOX", 1), vec![uid(next)]);
+    c.sync_all();
 }

@@ -75,19 +75,21 @@ fn profile(mutation: Mutation) -> Profile {
 
 fn bound(mutation: Mutation) -> u32 {
     match mutation {
-        Mutation::NaiveRebind => 150,            // caught at 56
-        Mutation::LowestBindingShown => 100,     // caught at 16
-        Mutation::VolatileThreshold => 100,      // caught at 16
-        Mutation::NoResidue => 100,              // caught at 3
-        Mutation::NoCausalBuffer => 100,         // caught at 1
-        Mutation::RemoveWinsFlags => 700,        // caught at 306
-        Mutation::EarlyTombstoneDrop => 1500,    // caught at 745
-        Mutation::LeaderSkipsHidden => 400,      // caught at 155
-        Mutation::ThresholdAfterBatch => 100,    // caught at 16
-        Mutation::NoConcurrentModseqBump => 100, // caught at 1
-        Mutation::IncarnationPerReplica => 100,  // caught at 1
-        Mutation::ReplayRederives => 100,        // caught at 17
-        Mutation::OwnHistoryUnchecked => 100,    // caught at 1
+        Mutation::NaiveRebind => 150,            // caught at 10
+        Mutation::LowestBindingShown => 100,     // caught at 6
+        Mutation::VolatileThreshold => 100,      // caught at 6
+        Mutation::NoResidue => 100,              // caught at 6
+        Mutation::NoCausalBuffer => 100,         // caught at 6
+        Mutation::RemoveWinsFlags => 1200,       // caught at 584
+        Mutation::EarlyTombstoneDrop => 1500,    // caught at 611
+        Mutation::LeaderSkipsHidden => 1700,     // caught at 815
+        Mutation::ThresholdAfterBatch => 100,    // caught at 6
+        Mutation::NoConcurrentModseqBump => 100, // caught at 6
+        Mutation::IncarnationPerReplica => 100,  // caught at 4
+        Mutation::ReplayRederives => 100,        // caught at 7
+        Mutation::OwnHistoryUnchecked => 100,    // caught at 4
+        Mutation::UnacknowledgedClaim => 100,    // caught at 10
+        Mutation::ClaimsIgnored => 100,          // caught at 42
     }
 }
 
@@ -184,6 +186,16 @@ fn replay_that_rederives_follow_ups_is_caught() {
 #[test]
 fn writes_of_a_replica_restarted_empty_before_it_recovered_are_caught() {
     caught(Mutation::OwnHistoryUnchecked);
+}
+
+#[test]
+fn dense_binds_under_an_unacknowledged_claim_are_caught() {
+    caught(Mutation::UnacknowledgedClaim);
+}
+
+#[test]
+fn residue_binds_inside_another_replicas_claim_are_caught() {
+    caught(Mutation::ClaimsIgnored);
 }
 
 /// Prints where each mutant is first caught and why, for the table in

@@ -29,8 +29,8 @@ fn mb(name: &str) -> Result<MailboxName, Box<dyn std::error::Error>> {
     Ok(MailboxName::new(name)?)
 }
 
-fn message(n: u8) -> MessageData {
-    MessageData {
+fn message(n: u8) -> Result<MessageData, Box<dyn std::error::Error>> {
+    Ok(MessageData {
         body: BodyRef([n; 32]),
         size: u32::from(n) * 100,
         internal_date: InternalDate {
@@ -38,7 +38,7 @@ fn message(n: u8) -> MessageData {
             offset_minutes: 60,
         },
         flags: [Flag::Keyword(Keyword::new("$Forwarded")?)].into_iter().collect(),
-    }
+    })
 }
 
 fn states() -> Result<Vec<(&'static str, UserState)>, Box<dyn std::error::Error>> {
@@ -52,7 +52,9 @@ fn states() -> Result<Vec<(&'static str, UserState)>, Box<dyn std::error::Error>
     busy.create_mailbox(&mb("INBOX")?, None)?;
     busy.create_mailbox(&mb("Archive")?, Some(pluto_crdt::SpecialUse::Archive))?;
     busy.subscribe(&mb("Archive")?)?;
-    busy.append(&mb("INBOX")?, (1..=5).map(message).collect())?;
+    // A claim of dense UIDs, not yet acknowledged: the appends bind in the residue.
+    busy.claim_uids(16)?;
+    busy.append(&mb("INBOX")?, (1..=5).map(message).collect::<Result<_, _>>()?)?;
     let seen: FlagSet = [Flag::Seen, Flag::Flagged].into_iter().collect();
     busy.store_flags(&mb("INBOX")?, &[Uid::new(1).ok_or("uid 0")?, Uid::new(5).ok_or("uid 0")?], &FlagChange::add(seen), None)?;
     busy.copy(&mb("INBOX")?, &[Uid::new(1).ok_or("uid 0")?], &mb("Archive")?)?;
@@ -63,8 +65,8 @@ fn states() -> Result<Vec<(&'static str, UserState)>, Box<dyn std::error::Error>
     // A replica holding a peer's ops, some of them waiting for their history.
     let mut peer = UserState::new(ReplicaId(2), config.clone())?;
     let mut ops = peer.create_mailbox(&mb("INBOX")?, None)?;
-    let first = peer.append(&mb("INBOX")?, vec![message(7)])?.ops;
-    let later = peer.append(&mb("INBOX")?, vec![message(8)])?.ops;
+    let first = peer.append(&mb("INBOX")?, vec![message(7)?])?.ops;
+    let later = peer.append(&mb("INBOX")?, vec![message(8)?])?.ops;
     ops.extend(first);
     let mut waiting = UserState::new(ReplicaId(1), config.clone())?;
     waiting.apply_remote(later.clone())?;

@@ -33,6 +33,9 @@ pub const PEERS_REACHABLE: &str = "pluto_replication_peers_reachable";
 /// Writes under `cluster.ack = "replica"` answered after the local fsync alone: no
 /// replica of the user was reachable, or none acknowledged within `ack_timeout_ms`.
 pub const LOCAL_ONLY_ACKS: &str = "pluto_writes_acked_locally_only_total";
+/// Messages this node hid or gave new UIDs because another replica bound UIDs of their
+/// mailbox concurrently: the only way a UID answered to a client changes.
+pub const UID_RENUMBERINGS: &str = "pluto_uid_renumberings_total";
 pub const HEADER_CACHE: &str = "pluto_header_cache_lookups_total";
 /// Recipients of LMTP and `pluto deliver`, by outcome.
 pub const DELIVERIES: &str = "pluto_deliveries_total";

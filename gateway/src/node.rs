@@ -147,6 +147,8 @@ fn spawn_lag_metrics(
             metrics::gauge!(crate::metrics::PEERS_REACHABLE).set(reachable as f64);
             metrics::counter!(crate::metrics::LOCAL_ONLY_ACKS)
                 .absolute(node.store().local_only_acks());
+            metrics::counter!(crate::metrics::UID_RENUMBERINGS)
+                .absolute(node.store().uid_renumberings());
             metrics::gauge!(crate::metrics::CAUGHT_UP).set(if status.caught_up {
                 1.0
             } else {

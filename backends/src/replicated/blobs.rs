@@ -3,11 +3,19 @@
 //! second APPEND of the same bytes, a COPY, a MOVE and a replica's copy all share it)
 //! and durably (temporary file, fsync, rename, fsync of the directory) before any
 //! operation that names it is logged, so a logged operation never points at nothing.
+//!
+//! Bodies no state needs any more are removed by [`BlobStore::sweep`] (run after each
+//! checkpoint): a body is kept while any user's state references it, and for a grace
+//! period after it was last stored — a write stores its body before its operation is
+//! applied, and storing a body that is already here renews its time, so a sweep never
+//! takes a body a write in progress is about to name.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use pluto_crdt::BodyRef;
@@ -22,6 +30,39 @@ pub fn body_ref(bytes: &[u8]) -> BodyRef {
     let mut out = [0u8; 32];
     out.copy_from_slice(&digest);
     BodyRef(out)
+}
+
+/// Bodies removed by a sweep, or stored (their count and bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub bodies: u64,
+    pub bytes: u64,
+}
+
+/// Whether a body is stored at `path`; if so its time is set to now, so that a sweep
+/// running meanwhile keeps it for the grace period.
+fn renew(path: &std::path::Path) -> StoreResult<bool> {
+    match OpenOptions::new().write(true).open(path) {
+        Ok(file) => {
+            file.set_modified(SystemTime::now())?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The body a file of the fan-out directory `prefix` names.
+fn parse_ref(prefix: &str, rest: &str) -> Option<BodyRef> {
+    let name = format!("{prefix}{rest}");
+    if name.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(name.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(BodyRef(out))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -99,7 +140,7 @@ impl BlobStore {
                 )));
             }
             let path = self.path(body);
-            if path.exists() || staged.iter().any(|(_, p): &(PathBuf, PathBuf)| *p == path) {
+            if staged.iter().any(|(_, p): &(PathBuf, PathBuf)| *p == path) || renew(&path)? {
                 continue;
             }
             if let Some(dir) = path.parent() {
@@ -129,7 +170,7 @@ impl BlobStore {
 
     fn put_as(&self, body: &BodyRef, bytes: &[u8]) -> StoreResult<bool> {
         let path = self.path(body);
-        if path.exists() {
+        if renew(&path)? {
             return Ok(false);
         }
         let dir = path
@@ -178,6 +219,55 @@ impl BlobStore {
             ))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Removes every body not in `keep` that was last stored before `stored_before`.
+    /// Returns how many and their bytes. Blocking.
+    pub fn sweep(&self, keep: &BTreeSet<BodyRef>, stored_before: SystemTime) -> StoreResult<Swept> {
+        let mut swept = Swept::default();
+        for fan in fs::read_dir(&self.root)?.flatten() {
+            let fan_name = fan.file_name();
+            let Some(prefix) = fan_name.to_str().filter(|n| n.len() == 2) else {
+                continue;
+            };
+            for file in fs::read_dir(fan.path())?.flatten() {
+                let name = file.file_name();
+                let Some(body) = name.to_str().and_then(|rest| parse_ref(prefix, rest)) else {
+                    continue;
+                };
+                if keep.contains(&body) {
+                    continue;
+                }
+                let meta = file.metadata()?;
+                if meta.modified()? >= stored_before {
+                    continue;
+                }
+                match fs::remove_file(file.path()) {
+                    Ok(()) => {
+                        swept.bodies += 1;
+                        swept.bytes += meta.len();
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// How many bodies are stored here, and their bytes. Blocking.
+    pub fn usage(&self) -> StoreResult<Swept> {
+        let mut total = Swept::default();
+        for fan in fs::read_dir(&self.root)?.flatten() {
+            if fan.file_name().len() != 2 {
+                continue;
+            }
+            for file in fs::read_dir(fan.path())?.flatten() {
+                total.bodies += 1;
+                total.bytes += file.metadata()?.len();
+            }
+        }
+        Ok(total)
     }
 
     /// The bytes of a body, or `None` when this node does not hold it. Blocking.

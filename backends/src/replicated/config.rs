@@ -64,6 +64,10 @@ pub struct NodeConfig {
     /// that may have lost its data: its new ops would reuse the dots of its lost ones,
     /// which its peers ignore. Default false.
     pub trust_empty_data_dir: bool,
+    /// A body no state references is removed by the sweep after a checkpoint once it
+    /// was last stored this long ago (a write stores its body just before it applies
+    /// the operation naming it). Default 60 s.
+    pub body_grace: Duration,
 }
 
 impl NodeConfig {
@@ -85,6 +89,7 @@ impl NodeConfig {
             max_lag_records: 5_000_000,
             link_timeout: Duration::from_secs(2),
             trust_empty_data_dir: false,
+            body_grace: Duration::from_secs(60),
         }
     }
 }

@@ -39,7 +39,8 @@ impl UserState {
     #[must_use = "the binds owed once this replica may issue again: persist and send them"]
     pub fn hear_peer(&mut self, replica: ReplicaId, holds: &VersionVector) -> Vec<Op> {
         let shrank = self.heard.get(&replica).is_some_and(|v| !v.le(holds));
-        self.heard.insert(replica, holds.clone());
+        let before = self.heard.insert(replica, holds.clone());
+        self.note_shrink(replica, before.filter(|_| shrank));
         if let Some(reports) = self.recovery.as_mut()
             && (self.awaiting.remove(&replica) || (shrank && reports.contains_key(&replica)))
         {
@@ -47,6 +48,29 @@ impl UserState {
             reports.insert(replica, holds.clone());
         }
         self.owed_binds()
+    }
+
+    /// Keeps what a shrunk report said until every other member has been heard since
+    /// (see `UserState::shrunk`).
+    fn note_shrink(&mut self, replica: ReplicaId, lost: Option<VersionVector>) {
+        if let Some(before) = lost {
+            let (evidence, since) = self.shrunk.get_or_insert_with(Default::default);
+            evidence.join(&before);
+            since.clear();
+        }
+        let Some((_, since)) = self.shrunk.as_mut() else {
+            return;
+        };
+        since.insert(replica);
+        let me = self.replica;
+        let everyone = self
+            .config
+            .members
+            .iter()
+            .all(|m| *m == me || since.contains(m));
+        if everyone {
+            self.shrunk = None;
+        }
     }
 
     /// The operations every member has applied, if every member has reported. `None`
@@ -114,14 +138,22 @@ impl UserState {
             .map_err(|e| CrdtError::Snapshot(e.to_string()))
     }
 
-    /// Reads a snapshot. Peer reachability is not in it: call
+    /// Reads a snapshot (this version, or version 1 from before dense UIDs, read as a
+    /// state without claims). Peer reachability is not in it: call
     /// [`set_reachable`](Self::set_reachable) after.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<Self, CrdtError> {
         let (version, rest): (u32, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| CrdtError::Snapshot(e.to_string()))?;
-        if version != SNAPSHOT_VERSION {
-            return Err(CrdtError::SnapshotVersion(version));
-        }
+        let upgraded;
+        let rest = match version {
+            SNAPSHOT_VERSION => rest,
+            // Version 1 had no UID claims: the same fields, then two empty collections.
+            1 => {
+                upgraded = [rest, &[0, 0]].concat();
+                &upgraded[..]
+            }
+            _ => return Err(CrdtError::SnapshotVersion(version)),
+        };
         let mut state: UserState =
             postcard::from_bytes(rest).map_err(|e| CrdtError::Snapshot(e.to_string()))?;
         for mb in state.mailboxes.values_mut() {

@@ -8,7 +8,7 @@ use pluto_model::rules::namespace;
 
 #[cfg(feature = "mutations")]
 use super::fresh;
-use super::{Batch, DEFAULT_UID_VALIDITY, UserState, fresh_uid, uid_of, view};
+use super::{Batch, DEFAULT_UID_VALIDITY, UserState, uid_of, view};
 use crate::error::CrdtError;
 use crate::flags::FlagChange;
 #[cfg(not(feature = "mutations"))]
@@ -337,7 +337,8 @@ impl UserState {
         let mut h = mb.h;
         let mut out = Vec::with_capacity(messages.len());
         for data in messages {
-            h = fresh_uid(h, self.replica.0, self.config.uid_stride)
+            h = self
+                .next_uid(id, h)
                 .ok_or_else(|| CrdtError::UidsExhausted(name.clone()))?;
             out.push(NewMessage {
                 data,

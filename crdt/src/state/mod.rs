@@ -17,6 +17,7 @@ use crate::mutations::{Mutation, on as mutated};
 use crate::op::{NewMessage, Op};
 use crate::view::MessageView;
 
+mod claims;
 mod compaction;
 mod local;
 mod queries;
@@ -24,7 +25,7 @@ mod remote;
 mod uids;
 
 /// The snapshot format this code writes (and the only one it reads).
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Settings every replica of a user must share.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,10 @@ pub struct UserState {
     /// Remote ops waiting for their causal dependencies.
     pending: BTreeMap<Dot, Op>,
     progress: BTreeMap<ReplicaId, Progress>,
+    /// Every replica's UID claims as known here (dense UIDs, `claims.rs`).
+    claims: BTreeMap<ReplicaId, claims::OriginClaims>,
+    /// This replica's own claims that may still be the one it binds under, oldest first.
+    own_claims: Vec<claims::OwnClaim>,
     /// The peers this replica believes reachable; `None` until the caller says
     /// (volatile: told again after a restart). A replica never told is not leader.
     #[serde(skip)]
@@ -106,6 +111,13 @@ pub struct UserState {
     /// own id, not progress for compaction. Volatile.
     #[serde(skip)]
     heard: BTreeMap<ReplicaId, VersionVector>,
+    /// What peers reported before they reported less (they lost their history), and
+    /// the members heard from since the latest such shrink. The lost reports still
+    /// count as evidence of this replica's own ops until every other member has been
+    /// heard after the shrink: another may hold what the shrunk peer no longer does
+    /// (found by the simulator: a replica re-issued a dot a peer still held). Volatile.
+    #[serde(skip)]
+    shrunk: Option<(VersionVector, BTreeSet<ReplicaId>)>,
     /// Follow-ups were skipped while this replica could not issue: once it can, the
     /// leader binds every hidden message ([`bind_hidden`](Self::bind_hidden)).
     #[serde(skip)]
@@ -142,10 +154,13 @@ impl UserState {
             subscriptions: BTreeMap::new(),
             pending: BTreeMap::new(),
             progress: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            own_claims: Vec::new(),
             reachable: None,
             awaiting: BTreeSet::new(),
             recovery: None,
             heard: BTreeMap::new(),
+            shrunk: None,
             owed: false,
         })
     }
@@ -196,6 +211,7 @@ impl UserState {
             .iter()
             .filter(|(r, _)| **r != me)
             .map(|(_, v)| v.get(me))
+            .chain(self.shrunk.as_ref().map(|(v, _)| v.get(me)))
             .max()
             .unwrap_or(0);
         let waiting = self
@@ -270,6 +286,8 @@ pub(super) fn fresh(above: u32, residue: u16, stride: u16) -> Option<u32> {
 pub(super) fn fresh_uid(above: u32, residue: u16, stride: u16) -> Option<u32> {
     fresh(above, residue, stride).filter(|u| *u < u32::MAX)
 }
+
+pub use claims::DEFAULT_CLAIM_WINDOW;
 
 pub(super) fn add_messages(mb: &mut Mailbox, dot: Dot, messages: &[NewMessage]) {
     for (index, new) in messages.iter().enumerate() {

@@ -10,7 +10,7 @@ use crate::error::CrdtError;
 use crate::flags::Flag;
 use crate::ids::{MailboxId, ModSeq, Uid, UidValidity, nonzero};
 use crate::mailbox::Mailbox;
-use crate::op::BodyRef;
+use crate::op::{BodyRef, OpKind};
 use crate::view::{Changes, MailboxInfo, MailboxSnapshot, MailboxStatus, MessageView, StateStats};
 
 impl UserState {
@@ -53,6 +53,25 @@ impl UserState {
                 })
             })
             .collect()
+    }
+
+    /// Every body this state may still need: of every message it keeps (shown, hidden,
+    /// or removed but not yet compacted away, in any mailbox, live or not) and of the
+    /// ops waiting in the causal buffer. A body outside this set is needed by no one
+    /// once no write in progress names it: a removal is forgotten only when every
+    /// replica has applied it.
+    pub fn referenced_bodies(&self) -> BTreeSet<BodyRef> {
+        let kept = self
+            .mailboxes
+            .values()
+            .flat_map(|mb| mb.messages.values().map(|m| m.body));
+        let waiting = self.pending.values().flat_map(|op| match &op.kind {
+            OpKind::Append { messages, .. } | OpKind::Move { messages, .. } => {
+                messages.iter().map(|m| m.data.body).collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        });
+        kept.chain(waiting).collect()
     }
 
     /// The bodies of every visible message of every live mailbox, whatever its display

@@ -100,12 +100,15 @@ impl UserState {
         }
         let own = |u: u32| u % u32::from(k) == u32::from(origin.0);
         // u32::MAX is never a UID: UIDNEXT must stay above every UID and fit in 32 bits.
-        let own_uid = |u: u32| own(u) && u != u32::MAX;
+        // A UID outside the origin's residue is one it bound under its claim (dense
+        // UIDs): whether the claim allowed it depends on acknowledgements only the
+        // origin knows, so receipt cannot check it.
+        let uid_ok = |u: u32| u != u32::MAX;
         let uids_ok = match &op.kind {
             OpKind::Append { messages, .. } | OpKind::Move { messages, .. } => {
-                messages.iter().all(|m| own_uid(m.uid.get()))
+                messages.iter().all(|m| uid_ok(m.uid.get()))
             }
-            OpKind::Bind { bindings, .. } => bindings.iter().all(|(_, u)| own_uid(u.get())),
+            OpKind::Bind { bindings, .. } => bindings.iter().all(|(_, u)| uid_ok(u.get())),
             // A first incarnation may carry the shared default UIDVALIDITY: it has no
             // earlier incarnation to stay above, and concurrent first creates of a name
             // are one incarnation anyway.
@@ -123,7 +126,7 @@ impl UserState {
         let uids_ok = uids_ok || mutated(Mutation::NoResidue);
         if !uids_ok {
             return bad(
-                "binds a UID or UIDVALIDITY of another replica's residue, or UID 4294967295",
+                "proposes a UIDVALIDITY of another replica's residue, or binds UID 4294967295",
             );
         }
         Ok(())
@@ -304,6 +307,7 @@ impl UserState {
                     }
                 }
             }
+            OpKind::Claim { window, bases } => self.apply_claim(op, *window, bases),
         }
         self.clock.add(dot);
         for id in op.kind.mailboxes() {

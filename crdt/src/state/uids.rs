@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Batch, UserState, fresh_uid, uid_of};
+use super::{Batch, UserState, uid_of};
 use crate::ids::{MessageId, ReplicaId};
 #[cfg(feature = "mutations")]
 use crate::mutations::{Mutation, on as mutated};
@@ -101,9 +101,7 @@ impl UserState {
                     continue;
                 }
                 if leader {
-                    if let Some(u) =
-                        fresh_uid(h.max(m.floor), self.replica.0, self.config.uid_stride)
-                    {
+                    if let Some(u) = self.next_uid(&id, h.max(m.floor)) {
                         h = u;
                         binds.push((msg, uid_of(u)));
                         continue;

@@ -67,6 +67,112 @@ fn simulated_replicas_keep_the_invariants_part_b() {
     simulate(1);
 }
 
+/// Found by the simulator (1,000,000 scenarios, 4 December 2026): replicas 0 and 1
+/// restart empty; replica 2 tells 0 that 0's first op exists, then restarts empty
+/// too and tells 0 it holds nothing. Replica 0 took the shrunk report as the whole
+/// truth and re-issued dot r0.1, which replica 1 had got back meanwhile (ignored there
+/// as held: a write that never converges). What a shrunk report said now counts
+/// until every other member has been heard again.
+#[test]
+fn regression_a_shrunk_report_does_not_erase_evidence_of_own_ops() {
+    use world::Action::*;
+    use world::ClientOp::*;
+    let create = |replica| Client {
+        replica,
+        op: Create { name: 0 },
+    };
+    let mut actions = vec![create(0); 6];
+    actions.extend([
+        Client {
+            replica: 0,
+            op: Copy {
+                from: 0,
+                pick: 0,
+                to: 0,
+            },
+        },
+        create(105),
+        Partition { mask: 54 },
+        RestartEmpty { replica: 15 },
+        RestartEmpty { replica: 109 },
+        Partition { mask: 63 },
+        Compact,
+        Deliver { pick: 0 },
+        RestartEmpty { replica: 77 },
+        Report { from: 146, to: 234 },
+        Claim { replica: 21 },
+    ]);
+    let mut w = World::new_with(3, false, 2, false).unwrap();
+    for (i, a) in actions.iter().enumerate() {
+        if let Err(e) = w.step(a) {
+            panic!("step {i}: {e}");
+        }
+    }
+    for order in Order::all(0) {
+        w.clone().quiesce(order).unwrap();
+    }
+}
+
+/// The same, found in the other half of that run: four replicas, three restarted
+/// empty, a shrunk report from replica 0 to replica 2 before 2 writes.
+#[test]
+fn regression_a_shrunk_report_does_not_erase_evidence_of_own_ops_of_four() {
+    use world::Action::*;
+    use world::ClientOp::*;
+    let create = Client {
+        replica: 0,
+        op: Create { name: 0 },
+    };
+    let actions = vec![
+        Client {
+            replica: 159,
+            op: Append {
+                mailbox: 0,
+                count: 0,
+            },
+        },
+        Deliver { pick: 21365 },
+        Partition { mask: 117 },
+        SettleGroups,
+        Lose { pick: 0 },
+        Claim { replica: 94 },
+        Client {
+            replica: 83,
+            op: Subscribe { name: 0 },
+        },
+        Deliver { pick: 11462 },
+        Heal,
+        Deliver { pick: 22183 },
+        RestartEmpty { replica: 42 },
+        Deliver { pick: 30736 },
+        RestartEmpty { replica: 105 },
+        Deliver { pick: 49877 },
+        Duplicate { pick: 3386 },
+        Duplicate { pick: 0 },
+        RestartEmpty { replica: 84 },
+        create.clone(),
+        create.clone(),
+        create,
+        Report { from: 104, to: 62 },
+        Client {
+            replica: 254,
+            op: Expunge {
+                mailbox: 0,
+                pick: 0,
+            },
+        },
+    ];
+    let mut w = World::new_with(4, false, 2, false).unwrap();
+    for (i, a) in actions.iter().enumerate() {
+        if let Err(e) = w.step(a) {
+            panic!("step {i}: {e}");
+        }
+    }
+    for order in Order::all(0) {
+        w.clone().quiesce(order).unwrap();
+    }
+}
+
 /// Found by the simulator: a restarted replica that issued follow-ups while it replayed
 /// its log gave two different ops the same dot. Replay now issues nothing.
 #[test]

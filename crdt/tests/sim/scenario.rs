@@ -98,13 +98,16 @@ fn action(profile: Profile) -> impl Strategy<Value = Action> {
         profile.restart_empty => any::<u8>().prop_map(|replica| Action::RestartEmpty { replica }),
         profile.snapshot => any::<u8>().prop_map(|replica| Action::Snapshot { replica }),
         profile.compact => Just(Action::Compact),
+        3 => (any::<u8>(), any::<u8>()).prop_map(|(from, to)| Action::Report { from, to }),
+        1 => any::<u8>().prop_map(|replica| Action::Claim { replica }),
         profile.partition => Just(Action::SettleGroups),
     ]
 }
 
 /// A scenario: how many replicas, the seed of the random quiescence order, whether
-/// every mailbox starts near the end of the UID space, the actions.
-pub(crate) type Scenario = (usize, u64, bool, Vec<Action>);
+/// every mailbox starts near the end of the UID space, the claim window, whether only
+/// replica 0 takes writes, the actions.
+pub(crate) type Scenario = (usize, u64, bool, u32, bool, Vec<Action>);
 
 pub(crate) fn scenario() -> impl Strategy<Value = Scenario> {
     scenario_with(Profile::DEFAULT)
@@ -115,13 +118,26 @@ pub(crate) fn scenario_with(profile: Profile) -> impl Strategy<Value = Scenario>
         prop_oneof![9 => 2usize..=5, 1 => 6usize..=8],
         any::<u64>(),
         prop_oneof![9 => Just(false), 1 => Just(true)],
+        // Small windows run out and are claimed again; the store's never does here.
+        prop_oneof![3 => 2u32..=32, 1 => Just(pluto_crdt::DEFAULT_CLAIM_WINDOW)],
+        prop_oneof![4 => Just(false), 1 => Just(true)],
         prop::collection::vec(action(profile), 1..120),
     )
 }
 
 /// Runs the actions, then quiesces a copy of the world in each order.
-pub(crate) fn run((replicas, seed, high_uids, actions): Scenario) -> Result<(), TestCaseError> {
-    let mut world = World::new_with(replicas, high_uids).map_err(TestCaseError::fail)?;
+pub(crate) fn run(
+    (replicas, seed, high_uids, window, single_writer, actions): Scenario,
+) -> Result<(), TestCaseError> {
+    // A single writer's density is checked with the store's window, which these
+    // scenarios never use up.
+    let window = if single_writer {
+        pluto_crdt::DEFAULT_CLAIM_WINDOW
+    } else {
+        window
+    };
+    let mut world =
+        World::new_with(replicas, high_uids, window, single_writer).map_err(TestCaseError::fail)?;
     for (step, action) in actions.iter().enumerate() {
         world
             .step(action)

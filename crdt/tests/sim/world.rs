@@ -154,6 +154,16 @@ pub(crate) enum Action {
     Snapshot {
         replica: u8,
     },
+    /// One replica's progress reaches another (the heartbeat of a link), unless the
+    /// link is cut: it acknowledges the claims it holds.
+    Report {
+        from: u8,
+        to: u8,
+    },
+    /// The replica starts taking writes: it claims dense UIDs if it needs to.
+    Claim {
+        replica: u8,
+    },
     /// Replicas that can reach each other exchange progress; all compact.
     Compact,
     /// The partition stays up: inside each group everything in flight is delivered and
@@ -220,6 +230,11 @@ pub(crate) struct World {
     bodies: u64,
     /// Every created mailbox starts near the end of the UID space.
     high_uids: bool,
+    /// The window every claim of the scenario asks for.
+    window: u32,
+    /// Only replica 0 takes client writes: no message may ever be renumbered, and
+    /// while it holds its claim, every new message gets exactly the UIDNEXT before.
+    single_writer: bool,
     /// Replicas restarted empty that have not had their whole history back since
     /// (the store keeps this as the absence of its recovery marker): a crash makes
     /// them await their peers again.
@@ -317,20 +332,23 @@ fn config(n: usize) -> Config {
     }
 }
 
-/// A mailbox whose UIDNEXT is this close to the end may have run out of UIDs: a
-/// message needing a new one there may stay hidden.
-fn near_the_end(uid_next: Uid) -> bool {
-    u64::from(uid_next.get()) + 2 * u64::from(STRIDE) > u64::from(u32::MAX)
-}
+/// The claim window of [`World::new`].
+pub(crate) const WINDOW: u32 = 16;
 
 impl World {
     pub(crate) fn new(replicas: usize) -> Result<Self, String> {
-        Self::new_with(replicas, false)
+        Self::new_with(replicas, false, WINDOW, false)
     }
 
     /// With `high_uids`, every mailbox a client creates starts near the end of the UID
-    /// space ([`HIGH_UID_ROOM`]).
-    pub(crate) fn new_with(replicas: usize, high_uids: bool) -> Result<Self, String> {
+    /// space ([`HIGH_UID_ROOM`]); claims ask for `window` UIDs; with `single_writer`
+    /// only replica 0 takes client writes.
+    pub(crate) fn new_with(
+        replicas: usize,
+        high_uids: bool,
+        window: u32,
+        single_writer: bool,
+    ) -> Result<Self, String> {
         let mut nodes = Vec::new();
         for i in 0..replicas {
             let state =
@@ -357,18 +375,49 @@ impl World {
             acked: Vec::new(),
             bodies: 0,
             high_uids,
+            window,
+            single_writer,
             unconfirmed: BTreeSet::new(),
         };
-        // Replica 0 starts the user with an INBOX, as the backend does at first login.
+        // Replica 0 starts the user with an INBOX, as the backend does at first login,
+        // claims dense UIDs, and hears every peer acknowledge it (a heartbeat later).
         world.client(0, &ClientOp::Create { name: 0 })?;
         world.update_reachability()?;
+        while !world.net.is_empty() {
+            world.deliver_at(0)?;
+        }
+        world.exchange_progress()?;
         Ok(world)
     }
 
     pub(crate) fn step(&mut self, action: &Action) -> Check {
         let n = self.nodes.len();
         match action {
-            Action::Client { replica, op } => self.client(*replica as usize % n, op),
+            Action::Client { replica, op } => {
+                let i = if self.single_writer {
+                    0
+                } else {
+                    *replica as usize % n
+                };
+                self.client(i, op)
+            }
+            Action::Report { from, to } => {
+                let (from, to) = (*from as usize % n, *to as usize % n);
+                if from == to || self.cut.contains(&(from, to)) {
+                    return Ok(());
+                }
+                let ops = self.tell_progress(from, to);
+                self.persist_and_send(to, ops)?;
+                self.observe(to)
+            }
+            Action::Claim { replica } => {
+                let i = if self.single_writer {
+                    0
+                } else {
+                    *replica as usize % n
+                };
+                self.claim(i)
+            }
             Action::Deliver { pick } => self.deliver(*pick as usize),
             Action::Duplicate { pick } => {
                 if !self.net.is_empty() {
@@ -473,6 +522,7 @@ impl World {
                 .map_err(|e| format!("replica {i} did not recover at quiescence: {e}"))?;
         }
         self.check_durability()?;
+        self.check_renumbering()?;
         self.check_semantics()?;
         // Everyone learns everyone's progress, then compacts.
         self.exchange_progress()?;
@@ -634,17 +684,29 @@ impl World {
         loop {
             self.drain(group, order, budget)?;
             let mut resent = false;
+            // The catch-up handshake carries the sender's progress, which a replica
+            // that restarted empty waits for; the store's links repeat it with every
+            // batch and heartbeat. Twice around: a report that shrank (its sender lost
+            // its history too) counts until every member has been heard after it.
+            for _ in 0..2 {
+                for &to in group {
+                    for &from in group {
+                        if from == to
+                            || self.cut.contains(&(from, to))
+                            || self.nodes[to].state.check_own_history().is_ok()
+                        {
+                            continue;
+                        }
+                        let ops = self.tell_progress(from, to);
+                        resent |= !ops.is_empty();
+                        self.persist_and_send(to, ops)?;
+                    }
+                }
+            }
             for &from in group {
                 for &to in group {
                     if from == to || self.cut.contains(&(from, to)) {
                         continue;
-                    }
-                    // The catch-up handshake carries the sender's progress, which a
-                    // replica that restarted empty waits for.
-                    if self.nodes[to].state.check_own_history().is_err() {
-                        let ops = self.tell_progress(from, to);
-                        resent |= !ops.is_empty();
-                        self.persist_and_send(to, ops)?;
                     }
                     let have = self.nodes[from].state.version();
                     let lack = self.nodes[to].state.version();
@@ -739,6 +801,26 @@ impl World {
             Vec::new()
         };
         let version_before = state.version().clone();
+        // Single writer, holding its claim: the UIDNEXT each target showed before. (Not
+        // with high UIDs: a mailbox that starts near the end lies outside the claim.)
+        let dense_before: BTreeMap<&str, u32> =
+            if self.single_writer && !self.high_uids && state.holds_uid_claim() {
+                NAMES
+                    .iter()
+                    .filter_map(|n| {
+                        Some((
+                            *n,
+                            state
+                                .snapshot(&MailboxName::new(*n).ok()?)
+                                .ok()?
+                                .uid_next
+                                .get(),
+                        ))
+                    })
+                    .collect()
+            } else {
+                BTreeMap::new()
+            };
         let ops = match op {
             ClientOp::Create { name: k } => state
                 .create_mailbox(&name(k), None)
@@ -865,6 +947,7 @@ impl World {
             self.check_refusal(i, op, &e, uids, &version_before)?;
         }
         check_reply(&self.nodes[i].state, &reply, &ops).map_err(|e| format!("replica {i}: {e}"))?;
+        check_dense(&reply, &dense_before).map_err(|e| format!("replica {i}: {e}"))?;
         // The answer is OK once the ops are durable: record what it acknowledged.
         for op in &ops {
             let (OpKind::Append { mailbox, messages }
@@ -893,13 +976,31 @@ impl World {
                 _ => None,
             })
             .collect();
+        let wrote = !ops.is_empty();
         self.persist_and_send(i, ops)?;
         if self.high_uids && matches!(op, ClientOp::Create { .. }) {
             for mailbox in created {
                 self.start_near_the_end(i, mailbox)?;
             }
         }
-        self.observe(i)
+        self.observe(i)?;
+        if wrote {
+            // As the store does after each write.
+            self.claim(i)?;
+        }
+        Ok(())
+    }
+
+    /// The replica claims dense UIDs if it needs to ([`UserState::claim_uids`]).
+    fn claim(&mut self, i: usize) -> Check {
+        match self.nodes[i].state.claim_uids(self.window) {
+            Ok(ops) => {
+                self.persist_and_send(i, ops)?;
+                self.observe(i)
+            }
+            Err(CrdtError::OwnHistoryMissing { .. }) => Ok(()),
+            Err(e) => Err(format!("replica {i}: claiming UIDs failed: {e}")),
+        }
     }
 
     /// A refused client write: a clear error of the kind the state was in, nothing
@@ -933,7 +1034,10 @@ impl World {
                     .snapshot(name)
                     .map_err(|e| format!("replica {i}: {e}"))?
                     .uid_next;
-                if u64::from(uid_next.get()) + u64::from(STRIDE) * uids <= u64::from(u32::MAX) {
+                // Another replica's claimed window may cover the rest of the space.
+                if u64::from(uid_next.get()) + u64::from(STRIDE) * uids + u64::from(self.window)
+                    <= u64::from(u32::MAX)
+                {
                     return Err(format!(
                         "replica {i}: {op:?} refused as out of UIDs at UIDNEXT {uid_next}"
                     ));
@@ -982,14 +1086,22 @@ impl World {
         self.persist_and_send(i, ops)
     }
 
+    /// A mailbox whose UIDNEXT is this close to the end may have run out of UIDs (for
+    /// this replica, or above another's claimed window): a message needing a new one
+    /// there may stay hidden.
+    fn near_the_end(&self, uid_next: Uid) -> bool {
+        u64::from(uid_next.get()) + 2 * u64::from(STRIDE) + u64::from(self.window)
+            > u64::from(u32::MAX)
+    }
+
     /// The replicas at `i` whose mailboxes may have run out of UIDs (see
-    /// [`near_the_end`]): a message that needs a new UID there stays hidden.
+    /// [`Self::near_the_end`]): a message that needs a new UID there stays hidden.
     fn exhausted(&self, i: usize) -> bool {
         self.nodes[i]
             .state
             .mailboxes()
             .iter()
-            .any(|info| near_the_end(info.uid_next))
+            .any(|info| self.near_the_end(info.uid_next))
     }
 
     /// Persists and sends ops `i` issued. Each must have a dot no op ever had: a reused
@@ -999,7 +1111,7 @@ impl World {
             return Ok(());
         }
         self.check_fresh_dots(i, &ops)?;
-        self.count_reactions(i, &ops);
+        self.count_reactions(i, &ops)?;
         self.nodes[i].log.push(ops.clone());
         self.issued.extend(ops.iter().cloned());
         self.broadcast(i, ops);
@@ -1021,8 +1133,19 @@ impl World {
         Ok(())
     }
 
-    fn count_reactions(&mut self, i: usize, ops: &[Op]) {
+    fn count_reactions(&mut self, i: usize, ops: &[Op]) -> Check {
         count_rules(ops);
+        if self.single_writer {
+            if let Some(op) = ops
+                .iter()
+                .find(|op| matches!(op.kind, OpKind::Bind { .. } | OpKind::Floor { .. }))
+            {
+                return Err(format!(
+                    "with a single writer, replica {i} renumbers messages: {:?}",
+                    op.kind
+                ));
+            }
+        }
         for op in ops {
             match &op.kind {
                 OpKind::Floor { floors, .. } => {
@@ -1042,6 +1165,7 @@ impl World {
             .iter()
             .filter(|op| matches!(op.kind, OpKind::Bind { .. } | OpKind::Floor { .. }))
             .count() as u64;
+        Ok(())
     }
 
     fn send(&mut self, from: usize, to: usize, ops: Vec<Op>) {
@@ -1087,7 +1211,7 @@ impl World {
             check_floors_hide(&self.nodes[j].state, &follow)
                 .map_err(|e| format!("replica {j}: {e}"))?;
             self.check_fresh_dots(j, &follow)?;
-            self.count_reactions(j, &follow);
+            self.count_reactions(j, &follow)?;
             self.issued.extend(follow.iter().cloned());
             self.broadcast(j, follow);
         }
@@ -1604,7 +1728,7 @@ impl World {
                 .snapshot(&named(&info.name)?)
                 .map_err(|e| e.to_string())?;
             visible.extend(snap.messages.iter().map(|m| m.id));
-            if near_the_end(info.uid_next) {
+            if self.near_the_end(info.uid_next) {
                 out_of_uids.insert(info.id.clone());
             }
         }
@@ -1628,6 +1752,58 @@ impl World {
             if !removed {
                 return Err(format!(
                     "invariant 4: acknowledged message {id} in {mailbox} was lost"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl World {
+    /// A message keeps the UID its APPEND, COPY or MOVE answered unless another
+    /// replica bound UIDs in that mailbox concurrently with it (dense UIDs cost
+    /// renumbering only under real concurrency).
+    fn check_renumbering(&self) -> Check {
+        let state = &self.nodes[0].state;
+        let mut now: BTreeMap<MessageId, u32> = BTreeMap::new();
+        for info in state.mailboxes() {
+            let snap = state
+                .snapshot(&named(&info.name)?)
+                .map_err(|e| e.to_string())?;
+            now.extend(snap.messages.iter().map(|m| (m.id, m.uid.get())));
+        }
+        let binds_in = |op: &Op, mailbox: &MailboxId| match &op.kind {
+            OpKind::Append { mailbox: m, .. }
+            | OpKind::Move { to: m, .. }
+            | OpKind::Bind { mailbox: m, .. } => m == mailbox,
+            _ => false,
+        };
+        for (mailbox, id) in &self.acked {
+            let Some(&shown) = now.get(id) else {
+                continue;
+            };
+            let Some(created) = self.issued.iter().find(|op| op.id == id.op) else {
+                continue;
+            };
+            let answered = match &created.kind {
+                OpKind::Append { messages, .. } | OpKind::Move { messages, .. } => {
+                    messages.get(id.index as usize).map(|m| m.uid.get())
+                }
+                _ => None,
+            };
+            if answered.is_none_or(|u| u == shown) {
+                continue;
+            }
+            let concurrent = self.issued.iter().any(|op| {
+                op.id.replica != created.id.replica
+                    && binds_in(op, mailbox)
+                    && !op.deps.contains(created.id)
+                    && !created.deps.contains(op.id)
+            });
+            if !concurrent {
+                return Err(format!(
+                    "message {id} in {mailbox} was answered at UID {answered:?} and now shows \
+                     at {shown}, with no concurrent bind by another replica"
                 ));
             }
         }
@@ -1904,6 +2080,28 @@ fn check_reply(state: &UserState, reply: &Reply, ops: &[Op]) -> Check {
 
 /// A floor is owed only for a message that would show at or below T: each floor a
 /// replica issues must hide its message there (one that hides nothing is wasted cost).
+/// With a single writer holding its claim, the new messages of an APPEND, COPY or MOVE
+/// get exactly the UIDNEXT the target showed before, and the UIDs after it: dense UIDs,
+/// and a UIDNEXT that predicted APPENDUID/COPYUID.
+fn check_dense(reply: &Reply, uid_next_before: &BTreeMap<&str, u32>) -> Check {
+    let (mailbox, uids): (&str, Vec<u32>) = match reply {
+        Reply::Append { mailbox, uids, .. } => (mailbox, uids.iter().map(|u| u.get()).collect()),
+        Reply::Copy { to, mapping, .. } => (to, mapping.iter().map(|(_, u)| u.get()).collect()),
+        _ => return Ok(()),
+    };
+    let Some(first) = uid_next_before.get(mailbox) else {
+        return Ok(());
+    };
+    let expected: Vec<u32> = (0..uids.len() as u32).map(|k| first + k).collect();
+    if uids != expected {
+        return Err(format!(
+            "single writer with its claim: new UIDs {uids:?} in {mailbox}, but UIDNEXT was \
+             {first} (expected {expected:?})"
+        ));
+    }
+    Ok(())
+}
+
 fn check_floors_hide(state: &UserState, follow: &[Op]) -> Check {
     let floors: BTreeMap<MessageId, u32> = follow
         .iter()

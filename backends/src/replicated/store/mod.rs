@@ -122,6 +122,9 @@ pub struct ReplicatedStore {
     /// Writes under `ack = Replica` answered on the local fsync alone, because no
     /// replica of the user was reachable or none acknowledged within the timeout.
     local_only_acks: AtomicU64,
+    /// Messages this node hid (floors) or gave new UIDs (binds) because another
+    /// replica bound UIDs of their mailbox concurrently.
+    uid_renumberings: AtomicU64,
     poisoned: AtomicBool,
     /// The node started without [`RECOVERED_FILE`] and has peers: its data directory
     /// may have been lost, and its peers may hold ops of its replica id that it does
@@ -144,6 +147,8 @@ pub struct ReplicatedStore {
     checkpoint_lock: Mutex<()>,
     since_checkpoint: AtomicU64,
     checkpoint_every: u64,
+    /// See [`NodeConfig::body_grace`](crate::replicated::NodeConfig::body_grace).
+    body_grace: std::time::Duration,
     max_lag_records: u64,
     /// How long a write waits for a recovery under way before it is refused.
     recovery_wait: Duration,

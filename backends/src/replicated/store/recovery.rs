@@ -20,7 +20,7 @@ use super::{
 use crate::concurrency::{blocking_err, lock};
 use crate::error::{StoreError, StoreResult};
 use crate::fsutil::write_atomic;
-use crate::replicated::blobs::BlobStore;
+use crate::replicated::blobs::{BlobStore, Swept};
 use crate::replicated::config::NodeConfig;
 use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};
@@ -104,6 +104,9 @@ pub struct CheckpointReport {
     pub segments_removed: usize,
     /// Records up to this LSN are covered by snapshots.
     pub covered_lsn: u64,
+    /// Bodies no state needs any more, removed.
+    pub bodies_removed: u64,
+    pub body_bytes_removed: u64,
 }
 
 impl ReplicatedStore {
@@ -312,6 +315,7 @@ impl ReplicatedStore {
             inbound: StdMutex::new(inbound),
             reachable: StdMutex::new(reachable),
             local_only_acks: AtomicU64::new(0),
+            uid_renumberings: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             recovering: watch::channel(recovering).0,
             users_await_peers: AtomicBool::new(recovering),
@@ -320,6 +324,7 @@ impl ReplicatedStore {
             checkpoint_lock: Mutex::new(()),
             since_checkpoint: AtomicU64::new(0),
             checkpoint_every: config.checkpoint_every.max(1),
+            body_grace: config.body_grace,
             max_lag_records: config.max_lag_records,
             recovery_wait: config.link_timeout * 4,
             me: me.clone(),
@@ -427,9 +432,10 @@ impl ReplicatedStore {
             .join(format!("{}.snap", user.as_str()))
     }
 
-    /// Writes a snapshot of every user changed since its last one (compacting first),
-    /// saves the cursors, and truncates the log behind both the snapshots and the
-    /// slowest peer.
+    /// Compacts every user and writes a snapshot of each that changed since its last
+    /// one (or whose compaction dropped something), saves the cursors, truncates the
+    /// log behind both the snapshots and the slowest peer, and removes the bodies no
+    /// state needs any more.
     pub async fn checkpoint(&self) -> StoreResult<CheckpointReport> {
         self.check()?;
         let _one = self.checkpoint_lock.lock().await;
@@ -440,10 +446,14 @@ impl ReplicatedStore {
         };
         for (user, slot) in self.slots() {
             let mut entry = slot.state.lock().await;
-            if entry.applied_lsn <= entry.snapshot_lsn {
+            // Compaction may drop what became stable since (peers' progress came in),
+            // also for a user whose state has not changed otherwise.
+            let compacted = entry.crdt.compact();
+            let dropped =
+                compacted.tombstones_dropped + compacted.mailboxes_dropped + compacted.dots_dropped;
+            if entry.applied_lsn <= entry.snapshot_lsn && dropped == 0 {
                 continue;
             }
-            entry.crdt.compact();
             let bytes = entry.crdt.encode_snapshot().map_err(error_from_crdt)?;
             let lsn = entry.applied_lsn;
             drop(entry);
@@ -478,7 +488,36 @@ impl ReplicatedStore {
             .map(|a| (*a).max(floor))
             .fold(covered, u64::min);
         report.segments_removed = self.log.truncate_through(through)?;
+        let swept = self.sweep_bodies().await?;
+        report.bodies_removed = swept.bodies;
+        report.body_bytes_removed = swept.bytes;
         Ok(report)
+    }
+
+    /// Removes the bodies no user's state references any more (compaction has just
+    /// forgotten the removals every replica applied), except those stored within the
+    /// grace period: see [`BlobStore`](crate::replicated::blobs::BlobStore).
+    async fn sweep_bodies(&self) -> StoreResult<Swept> {
+        // The time first: a body stored after it is kept whatever the scan finds.
+        let stored_before = std::time::SystemTime::now()
+            .checked_sub(self.body_grace)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut keep = BTreeSet::new();
+        for (_, slot) in self.slots() {
+            keep.extend(slot.state.lock().await.crdt.referenced_bodies());
+        }
+        let blobs = self.blobs.clone();
+        let swept = tokio::task::spawn_blocking(move || blobs.sweep(&keep, stored_before))
+            .await
+            .map_err(blocking_err)??;
+        if swept.bodies > 0 {
+            tracing::info!(
+                bodies = swept.bodies,
+                bytes = swept.bytes,
+                "removed bodies no replica needs"
+            );
+        }
+        Ok(swept)
     }
 
     /// Stops the log writer after a last checkpoint.

@@ -71,6 +71,7 @@ impl ReplicatedStore {
                 }
             }
             if !all.is_empty() {
+                self.count_renumberings(&all);
                 // Relayed bodies are not sent along again: a peer that lacks one
                 // asks for it.
                 let (lsn, rx) = match self.log.submit(&Entry::Step {
@@ -177,6 +178,7 @@ impl ReplicatedStore {
         {
             let ops = follow_ups;
             if !ops.is_empty() {
+                self.count_renumberings(&ops);
                 entry.crdt = state;
                 entry.snapshot_lsn = lsn;
                 let (lsn, rx) = self.log.submit(&Entry::Step {

@@ -1,5 +1,5 @@
-//! The local write and read paths: [`ReplicatedStore::write`] (apply → log → fsync →
-//! notify → replica ack), the store's own follow-up steps, reads that answer only
+//! The local write and read paths: [`ReplicatedStore::write`] (apply → claim dense UIDs
+//! when needed → log → fsync → notify → replica ack), the store's own follow-up steps, reads that answer only
 //! once what they saw is durable, the `ack = Replica` wait, and counting records
 //! toward the next checkpoint.
 
@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use pluto_crdt::{BodyRef, Op, ReplicaId, UserState};
+use pluto_crdt::{BodyRef, Op, OpKind, ReplicaId, UserState};
 use tokio::sync::watch;
 
 use super::{ReplicatedStore, UserEntry, UserSlot};
@@ -33,6 +33,7 @@ impl ReplicatedStore {
         if ops.is_empty() {
             return Ok(());
         }
+        self.count_renumberings(&ops);
         let (lsn, rx) = self
             .log
             .submit(&Entry::Step {
@@ -63,6 +64,12 @@ impl ReplicatedStore {
         let mut entry = slot.state.lock().await;
         let mut ops = Vec::new();
         let result = f(&mut entry.crdt, &mut ops);
+        // The replica taking this user's writes claims dense UIDs (when it holds no
+        // usable claim with room left), in the same step. One that cannot issue yet
+        // (it lacks its own history) claims on a later write.
+        if let Ok(claim) = entry.crdt.claim_uids(pluto_crdt::DEFAULT_CLAIM_WINDOW) {
+            ops.extend(claim);
+        }
         if ops.is_empty() {
             let applied = entry.applied_lsn;
             drop(entry);
@@ -198,6 +205,33 @@ impl ReplicatedStore {
     /// How many writes under `ack = Replica` were answered on the local fsync alone
     /// since the node started: no replica of the user was reachable, or none
     /// acknowledged within `ack_timeout`.
+    /// The bodies this node stores and their bytes (blocking: reads the blob directory).
+    pub fn blob_usage(&self) -> StoreResult<crate::replicated::blobs::Swept> {
+        self.blobs.usage()
+    }
+
+    /// Messages this node hid or re-bound because of concurrent binds elsewhere (the
+    /// only way a UID a client was given changes; `pluto_uid_renumberings_total`).
+    pub fn uid_renumberings(&self) -> u64 {
+        self.uid_renumberings.load(Ordering::Relaxed)
+    }
+
+    /// Counts the floors and binds among `ops` that this node issued.
+    pub(super) fn count_renumberings(&self, ops: &[Op]) {
+        let n: usize = ops
+            .iter()
+            .filter(|op| op.id.replica == self.replica)
+            .map(|op| match &op.kind {
+                OpKind::Bind { bindings, .. } => bindings.len(),
+                OpKind::Floor { floors, .. } => floors.len(),
+                _ => 0,
+            })
+            .sum();
+        if n > 0 {
+            self.uid_renumberings.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
     pub fn local_only_acks(&self) -> u64 {
         self.local_only_acks.load(Ordering::Relaxed)
     }
