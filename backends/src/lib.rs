@@ -24,6 +24,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod maildir;
 pub mod net;
+mod objectid;
 pub mod recent;
 pub mod remote;
 pub mod replicated;

@@ -81,6 +81,7 @@ mod tests {
             uid_validity: UidValidity::new(validity).unwrap(),
             highest_modseq: ModSeq(1),
             size: 0,
+            mailbox_id: crate::types::ObjectId([0; 16]),
         }
     }
 

@@ -31,13 +31,14 @@ pub trait MailStore: Send + Sync + 'static {
     /// Every mailbox and subscription of the user.
     async fn list(&self, user: &UserId) -> StoreResult<MailboxList>;
 
-    /// Creates a mailbox, and any missing mailboxes above it.
+    /// Creates a mailbox, and any missing mailboxes above it. Returns the new mailbox's
+    /// MAILBOXID (RFC 8474 4.1: CREATE's `OK [MAILBOXID (…)]`).
     async fn create_mailbox(
         &self,
         user: &UserId,
         name: &MailboxName,
         special_use: Option<SpecialUse>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<ObjectId>;
 
     /// Deletes a mailbox and its messages; mailboxes below it stay (RFC 3501 6.3.4).
     /// INBOX cannot be deleted ([`StoreError::NotAllowed`](crate::StoreError::NotAllowed)).

@@ -7,8 +7,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 pub use pluto_model::{
-    DEFAULT_MAILBOXES, Flag, FlagChange, FlagOp, Flags, Keyword, MailboxName, ModSeq, SEPARATOR,
-    SpecialUse, Uid, UidValidity, Usage, UserId,
+    DEFAULT_MAILBOXES, Flag, FlagChange, FlagOp, Flags, Keyword, MailboxName, ModSeq, ObjectId,
+    ObjectKind, SEPARATOR, SpecialUse, Uid, UidValidity, Usage, UserId,
 };
 
 /// One existing mailbox, as LIST needs it.
@@ -39,6 +39,9 @@ pub struct MailboxStatus {
     pub highest_modseq: ModSeq,
     /// Sum of the messages' sizes in bytes.
     pub size: u64,
+    /// RFC 8474's MAILBOXID: the same for the mailbox's whole life (through renames,
+    /// restarts, on every replica), never the same as another mailbox's of the user.
+    pub mailbox_id: ObjectId,
 }
 
 /// The messages that are `\Recent` for one session (RFC 3501 2.3.2): the UIDs `u` with
@@ -65,12 +68,17 @@ pub struct MessageMeta {
     pub internal_date: DateTime<FixedOffset>,
     /// RFC822.SIZE: the exact length of the stored bytes.
     pub size: u32,
+    /// RFC 8474's EMAILID: the same for the message's copies (COPY, MOVE) and on every
+    /// replica; two messages with one EMAILID have the same bytes.
+    pub email_id: ObjectId,
 }
 
 /// A mailbox as SELECT sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxSnapshot {
     pub uid_validity: UidValidity,
+    /// See [`MailboxStatus::mailbox_id`].
+    pub mailbox_id: ObjectId,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,
     /// Ascending by UID.

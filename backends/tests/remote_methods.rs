@@ -99,7 +99,7 @@ impl MailStore for Noting {
         user: &UserId,
         name: &MailboxName,
         special_use: Option<SpecialUse>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<ObjectId> {
         self.note("create_mailbox");
         self.inner.create_mailbox(user, name, special_use).await
     }

@@ -82,7 +82,7 @@ async fn a_full_disk_fails_writes_with_disk_full_and_changes_nothing() {
         refill();
         let seen = dump(&store, &user).await;
         let r = match round % 4 {
-            0 => store.create_mailbox(&user, &fresh, None).await,
+            0 => store.create_mailbox(&user, &fresh, None).await.map(drop),
             1 => store.set_subscribed(&user, &keep, round % 8 == 1).await,
             2 => store
                 .append(&user, &inbox, vec![msg(&format!("small {round}"))])

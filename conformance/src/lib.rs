@@ -86,6 +86,7 @@ pub fn checks<S: MailStore>() -> Vec<Check<S>> {
         check!(recent_is_claimed_once),
         check!(typed_errors),
         check!(concurrent_appends),
+        check!(object_ids_are_stable),
     ]
 }
 
@@ -1288,4 +1289,49 @@ async fn concurrent_appends<S: MailStore>(s: Arc<S>, u: UserId) {
             "uid {uid} has another message's bytes"
         );
     }
+}
+
+/// RFC 8474: MAILBOXID is CREATE's, STATUS's and SELECT's alike, survives RENAME, and
+/// differs between mailboxes and for a mailbox made again under a deleted one's name;
+/// EMAILID differs between messages of different bytes and is kept by COPY and MOVE
+/// into another mailbox.
+async fn object_ids_are_stable<S: MailStore>(s: Arc<S>, u: UserId) {
+    setup(&*s, &u).await;
+    let (a, b, c) = (mb("Ids-A"), mb("Ids-B"), mb("Ids-C"));
+    let created = ok("create", s.create_mailbox(&u, &a, None).await);
+    let other = ok("create", s.create_mailbox(&u, &b, None).await);
+    assert_ne!(created, other, "two mailboxes share a MAILBOXID");
+    assert_eq!(ok("status", s.status(&u, &a).await).mailbox_id, created);
+    assert_eq!(select(&*s, &u, &a).await.mailbox_id, created);
+    ok("rename", s.rename_mailbox(&u, &a, &c).await);
+    assert_eq!(
+        ok("status", s.status(&u, &c).await).mailbox_id,
+        created,
+        "RENAME changed the MAILBOXID"
+    );
+    let again = ok("create", s.create_mailbox(&u, &a, None).await);
+    assert_ne!(
+        again, created,
+        "a new mailbox under an old name kept its MAILBOXID"
+    );
+
+    let uids = append_n(&*s, &u, &c, 2).await;
+    let before = select(&*s, &u, &c).await.messages;
+    assert_ne!(
+        before[0].email_id, before[1].email_id,
+        "two messages share an EMAILID"
+    );
+    ok("copy", s.copy(&u, &c, &uids[..1], &b).await);
+    ok("move", s.move_messages(&u, &c, &uids[1..], &b).await);
+    let after: Vec<ObjectId> = select(&*s, &u, &b)
+        .await
+        .messages
+        .iter()
+        .map(|m| m.email_id)
+        .collect();
+    assert_eq!(
+        after,
+        [before[0].email_id, before[1].email_id],
+        "COPY or MOVE changed the EMAILID"
+    );
 }

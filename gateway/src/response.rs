@@ -121,6 +121,16 @@ pub fn code(name: &'static str) -> Code<'static> {
     Code::Other(CodeOther::unvalidated(name.as_bytes()))
 }
 
+/// `MAILBOXID (F…)` (RFC 8474 4.1), for SELECT, EXAMINE and CREATE; the id's wire form
+/// is a valid objectid by construction.
+pub fn mailbox_id_code(id: pluto_backends::ObjectId) -> Code<'static> {
+    let text = format!(
+        "MAILBOXID ({})",
+        id.wire(pluto_backends::ObjectKind::Mailbox)
+    );
+    Code::Other(CodeOther::unvalidated(text.into_bytes()))
+}
+
 impl From<MailboxRefusal> for CmdError {
     /// A refusal of the mailbox rules (`pluto_model::rules`), with its own text.
     fn from(r: MailboxRefusal) -> Self {

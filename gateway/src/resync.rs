@@ -196,6 +196,7 @@ mod tests {
     fn snapshot(uids: &[u32], uid_next: u32) -> Changes {
         Changes::Snapshot(MailboxSnapshot {
             uid_validity: UidValidity::new(1).unwrap(),
+            mailbox_id: pluto_backends::ObjectId([0; 16]),
             uid_next: uid(uid_next),
             highest_modseq: ModSeq(9),
             messages: uids
@@ -207,6 +208,7 @@ mod tests {
                     internal_date: chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
                         .unwrap(),
                     size: 1,
+                    email_id: pluto_backends::ObjectId([0; 16]),
                 })
                 .collect(),
         })

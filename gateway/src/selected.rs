@@ -19,7 +19,7 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use pluto_backends::{
     ChangeFeed, Changes, Flags, Keyword, MailboxName, MailboxSnapshot, MessageMeta, ModSeq,
-    RecentRange, Uid, UidValidity,
+    ObjectId, RecentRange, Uid, UidValidity,
 };
 
 use crate::response::CmdError;
@@ -76,6 +76,8 @@ pub struct Msg {
     pub modseq: ModSeq,
     pub internal_date: DateTime<FixedOffset>,
     pub size: u32,
+    /// RFC 8474's EMAILID.
+    pub email_id: ObjectId,
     /// `\Recent` for this session (RFC 3501 2.3.2): it was the first to be told of it.
     pub recent: bool,
 }
@@ -88,6 +90,7 @@ impl From<MessageMeta> for Msg {
             modseq: m.modseq,
             internal_date: m.internal_date,
             size: m.size,
+            email_id: m.email_id,
             recent: false,
         }
     }
@@ -110,6 +113,8 @@ pub struct MailboxView {
     pub name: MailboxName,
     pub read_only: bool,
     pub uid_validity: UidValidity,
+    /// RFC 8474's MAILBOXID.
+    pub mailbox_id: ObjectId,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,
     /// Ascending by UID; sequence number n is `messages[n - 1]`.
@@ -151,6 +156,7 @@ impl MailboxView {
             name,
             read_only,
             uid_validity: snapshot.uid_validity,
+            mailbox_id: snapshot.mailbox_id,
             uid_next: snapshot.uid_next,
             highest_modseq: snapshot.highest_modseq,
             messages: snapshot.messages.into_iter().map(Msg::from).collect(),

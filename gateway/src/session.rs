@@ -164,6 +164,11 @@ pub struct Client {
     /// CONDSTORE and QRESYNC, once enabled (RFC 7162 3.1, 3.2.3): for the rest of the
     /// session.
     pub enabled: Enabled,
+    /// The extension items (EMAILID, PREVIEW, MAILBOXID, …) of the FETCH or STATUS being
+    /// dispatched, which imap-codec's command does not carry: set by
+    /// [`Session::dispatch_extended`] just before it dispatches that command, taken by
+    /// `cmd_fetch`/`cmd_status`, so it never outlives the command.
+    pub(crate) extras: crate::command::extra_items::Extras,
 }
 
 const MAX_BAD_IN_A_ROW: u32 = 20;
@@ -204,6 +209,7 @@ impl Session {
             preauth_deadline,
             logging_out: false,
             enabled: Enabled::default(),
+            extras: Default::default(),
         };
         Self {
             client,
@@ -417,6 +423,12 @@ impl Session {
     async fn dispatch_extended(&mut self, tag: Tag<'static>, body: ExtendedBody) -> CmdResult {
         let body = match body {
             ExtendedBody::OnMailbox(body) => body,
+            ExtendedBody::WithExtras(body, extras) => {
+                self.client.extras = extras;
+                let result = self.dispatch(tag, body).await;
+                self.client.extras = Default::default();
+                return result;
+            }
             ExtendedBody::Unauthenticate => {
                 if self.state.login().is_none() {
                     return Err(CmdError::bad("UNAUTHENTICATE needs a login first"));
@@ -873,6 +885,8 @@ impl Client {
                 "LIST-STATUS",
                 "CONDSTORE",
                 "QRESYNC",
+                "OBJECTID",
+                "PREVIEW",
             ]
             .map(str::to_owned),
         );

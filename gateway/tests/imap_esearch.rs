@@ -8,36 +8,12 @@
 
 mod common;
 
-use common::{Client, TestServer};
-use tokio::net::TcpStream;
-
-fn golden_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dovecot/extensions")
-}
-
-/// The setup `record.py` makes: mailbox `es` with 7 messages, `\Flagged` on 2, 3, 5,
-/// selected.
-async fn setup(server: &TestServer) -> Client<TcpStream> {
-    let mut raw = server.login().await;
-    assert!(raw.cmd("CREATE es").await.ok());
-    for i in 1..=7 {
-        let flags = if [2, 3, 5].contains(&i) {
-            "\\Flagged"
-        } else {
-            ""
-        };
-        let body = format!("Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n");
-        let r = raw.append("es", flags, body.as_bytes()).await;
-        assert!(r.ok(), "{r:?}");
-    }
-    assert!(raw.cmd("SELECT es").await.ok());
-    raw
-}
+use common::{TestServer, extensions_setup, golden_dir};
 
 #[tokio::test]
 async fn answers_as_dovecot_does_to_the_esearch_script() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     let script = std::fs::read_to_string(golden_dir().join("esearch.script")).unwrap();
     let golden = std::fs::read_to_string(golden_dir().join("esearch.golden")).unwrap();
     let ours = pluto_testkit::golden::replay_script(&mut raw, &script, <[String]>::to_vec).await;
@@ -59,7 +35,7 @@ async fn esearch_and_searchres_are_advertised() {
 #[tokio::test]
 async fn the_saved_result_is_emptied_by_select_and_loses_expunged_messages() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     assert!(raw.cmd("SEARCH RETURN (SAVE) FLAGGED").await.ok());
     // Expunging message 3 (UID 3) renumbers 5 as 4; $ follows.
     assert!(raw.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)").await.ok());
@@ -85,7 +61,7 @@ async fn the_saved_result_is_emptied_by_select_and_loses_expunged_messages() {
 #[tokio::test]
 async fn move_takes_the_saved_result() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     assert!(raw.cmd("UID SEARCH RETURN (SAVE) SUBJECT m6").await.ok());
     let r = raw.cmd("MOVE $ Trash").await;
     assert!(r.ok(), "{r:?}");
@@ -100,7 +76,7 @@ async fn move_takes_the_saved_result() {
 #[tokio::test]
 async fn uid_expunge_takes_the_saved_result() {
     let server = TestServer::start().await;
-    let mut raw = setup(&server).await;
+    let mut raw = extensions_setup(&server).await;
     assert!(raw.cmd("SEARCH RETURN (SAVE) FLAGGED").await.ok());
     assert!(raw.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").await.ok());
     // Only the saved messages (2, 3, 5) go, though all are \Deleted (UIDPLUS).

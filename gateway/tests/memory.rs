@@ -294,6 +294,38 @@ fn a_search_of_bodies_reads_them_in_bounded_batches() {
 }
 
 #[test]
+fn a_fetch_preview_of_every_message_reads_one_batch_of_bodies_at_a_time() {
+    let mut pluto = support::start();
+    let pid = pluto.pid().unwrap();
+    // The first login makes the Maildir; the messages are dropped into its new/ (96 MiB
+    // in all, twice the allowance).
+    drop(Blocking::login(pluto.imap, USER, PASSWORD));
+    let maildir = pluto.data_dir().join("mail").join(USER);
+    let message = big_message(4 * 1024 * 1024);
+    for i in 0..24 {
+        let name = format!("1700000000.M{i}P2.preview");
+        let tmp = maildir.join("tmp").join(&name);
+        std::fs::write(&tmp, &message).unwrap();
+        std::fs::rename(&tmp, maildir.join("new").join(&name)).unwrap();
+    }
+    let mut stream = logged_in_stream(&pluto);
+    let before = status_bytes(pid, "VmHWM");
+    let (bytes, tagged) = run_counting(&mut stream, "p1", "FETCH 1:* (PREVIEW)");
+    assert!(tagged.starts_with("p1 OK"), "{tagged}");
+    assert!(
+        bytes > 24 * 256,
+        "24 previews of 256 characters: only {bytes} bytes"
+    );
+    let peak = status_bytes(pid, "VmHWM");
+    assert!(pluto.is_running(), "the server died:\n{}", pluto.logs());
+    let what = format!(
+        "FETCH 1:* (PREVIEW) over 24 messages of {} bytes",
+        message.len()
+    );
+    assert_peak_within(&what, before, peak, 48 * MIB);
+}
+
+#[test]
 fn a_search_of_many_sequence_sets_costs_its_line_not_the_mailbox_times_its_line() {
     let mut pluto = support::start();
     let pid = pluto.pid().unwrap();

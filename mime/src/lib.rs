@@ -20,6 +20,7 @@
 mod address;
 mod header;
 mod imap;
+mod preview;
 mod quote;
 mod rfc822;
 mod search;
@@ -34,6 +35,7 @@ use imap_types::body::BodyStructure;
 use imap_types::envelope::Envelope;
 use imap_types::fetch::Section;
 
+pub use preview::MAX_CHARS as PREVIEW_MAX_CHARS;
 pub use quote::extend_literal_safe;
 pub use sort::{MAX_REFERENCES, base_subject, collation_key};
 pub use structure::MAX_DEPTH;
@@ -91,6 +93,12 @@ impl<'a> Message<'a> {
         let mut out = String::new();
         search::body_text(&self.root, self.raw, &mut out);
         out
+    }
+
+    /// PREVIEW (RFC 8970): at most 256 characters of the first text part, plain and
+    /// folded; empty when the message has no text.
+    pub fn preview(&self) -> String {
+        preview::preview(&self.root, self.raw)
     }
 
     /// The date of the Date: field, for SENTBEFORE/SENTON/SENTSINCE.

@@ -132,34 +132,8 @@ pub(crate) fn body_text(part: &Part, data: &[u8], out: &mut String) {
         }
         Kind::Message(inner) => body_text(inner, data, out),
         Kind::Leaf => {
-            let ct = structure::content_type(&part.fields, data);
-            let is_text = match &ct {
-                Some(ct) => ct.ty.eq_ignore_ascii_case(b"text"),
-                None => !part.digest_default,
-            };
-            if !is_text {
+            let Some((text, _)) = leaf_text(part, data, usize::MAX) else {
                 return;
-            }
-            let raw = &data[part.body.clone()];
-            let encoding = header::first(&part.fields, data, "Content-Transfer-Encoding")
-                .map(|f| f.raw_value(data).trim_ascii().to_ascii_lowercase());
-            let decoded = match encoding.as_deref() {
-                Some(b"base64") => base64_decode(raw),
-                Some(b"quoted-printable") => quoted_printable_decode(raw),
-                _ => None,
-            };
-            let bytes = decoded.as_deref().unwrap_or(raw);
-            let charset = ct
-                .as_ref()
-                .and_then(|ct| {
-                    ct.params
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
-                })
-                .map(|(_, v)| v.as_slice());
-            let text = match charset.and_then(charset_decoder) {
-                Some(decode) => decode(bytes),
-                None => String::from_utf8_lossy(bytes).into_owned(),
             };
             if !out.is_empty() {
                 out.push('\n');
@@ -167,4 +141,60 @@ pub(crate) fn body_text(part: &Part, data: &[u8], out: &mut String) {
             out.push_str(&text);
         }
     }
+}
+
+/// The first text/* part in MIME order (an attached message's parts included), decoded
+/// from at most its first `max_raw` bytes (cut at a line end), and whether it is
+/// text/html: where PREVIEW (RFC 8970) takes its text from.
+pub(crate) fn first_text(part: &Part, data: &[u8], max_raw: usize) -> Option<(String, bool)> {
+    match &part.kind {
+        Kind::Multipart(children) => children.iter().find_map(|c| first_text(c, data, max_raw)),
+        Kind::Message(inner) => first_text(inner, data, max_raw),
+        Kind::Leaf => leaf_text(part, data, max_raw),
+    }
+}
+
+/// A leaf's text, transfer encoding and charset undone, when it is text/*; with
+/// whether it is text/html. Only its first `max_raw` bytes are decoded (cut after the
+/// last line end within them, so that base64 stays whole lines).
+fn leaf_text(part: &Part, data: &[u8], max_raw: usize) -> Option<(String, bool)> {
+    let ct = structure::content_type(&part.fields, data);
+    let is_text = match &ct {
+        Some(ct) => ct.ty.eq_ignore_ascii_case(b"text"),
+        None => !part.digest_default,
+    };
+    if !is_text {
+        return None;
+    }
+    let is_html = ct
+        .as_ref()
+        .is_some_and(|ct| ct.subtype.eq_ignore_ascii_case(b"html"));
+    let mut raw = &data[part.body.clone()];
+    if raw.len() > max_raw {
+        raw = &raw[..max_raw];
+        if let Some(nl) = raw.iter().rposition(|&b| b == b'\n') {
+            raw = &raw[..=nl];
+        }
+    }
+    let encoding = header::first(&part.fields, data, "Content-Transfer-Encoding")
+        .map(|f| f.raw_value(data).trim_ascii().to_ascii_lowercase());
+    let decoded = match encoding.as_deref() {
+        Some(b"base64") => base64_decode(raw),
+        Some(b"quoted-printable") => quoted_printable_decode(raw),
+        _ => None,
+    };
+    let bytes = decoded.as_deref().unwrap_or(raw);
+    let charset = ct
+        .as_ref()
+        .and_then(|ct| {
+            ct.params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+        })
+        .map(|(_, v)| v.as_slice());
+    let text = match charset.and_then(charset_decoder) {
+        Some(decode) => decode(bytes),
+        None => String::from_utf8_lossy(bytes).into_owned(),
+    };
+    Some((text, is_html))
 }

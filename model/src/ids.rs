@@ -74,6 +74,69 @@ impl fmt::Display for ModSeq {
     }
 }
 
+/// An object identifier of RFC 8474 (OBJECTID): 128 bits a store derives from what
+/// identifies the object where it keeps it (a mailbox's incarnation and UIDVALIDITY, a
+/// message's bytes or file), so every replica and every restart gives the same one. On
+/// the wire it is a kind letter and 32 lower-case hex digits ([`ObjectId::wire`]), which
+/// is within the RFC's `objectid` syntax (1–255 of ALPHA, DIGIT, `_`, `-`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectId(pub [u8; 16]);
+
+/// What an [`ObjectId`] names: the letter its wire form starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// MAILBOXID: `F…` (a folder).
+    Mailbox,
+    /// EMAILID: `M…`.
+    Email,
+}
+
+impl ObjectKind {
+    fn letter(self) -> char {
+        match self {
+            ObjectKind::Mailbox => 'F',
+            ObjectKind::Email => 'M',
+        }
+    }
+}
+
+impl ObjectId {
+    /// The first 16 bytes of a digest.
+    pub fn from_digest(digest: &[u8]) -> Self {
+        let mut id = [0u8; 16];
+        for (to, from) in id.iter_mut().zip(digest) {
+            *to = *from;
+        }
+        Self(id)
+    }
+
+    /// The wire form: `F` or `M` and 32 hex digits.
+    pub fn wire(&self, kind: ObjectKind) -> String {
+        use fmt::Write;
+        let mut out = String::with_capacity(33);
+        out.push(kind.letter());
+        for b in self.0 {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
+    /// Reads a wire form of this kind (hex digits in either case); `None` for anything
+    /// else, which therefore names no object of this server.
+    pub fn parse(kind: ObjectKind, text: &str) -> Option<Self> {
+        let hex = text.strip_prefix(kind.letter())?.as_bytes();
+        if hex.len() != 32 {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let pair = std::str::from_utf8(pair).ok()?;
+            id[i] = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Self(id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -108,5 +171,24 @@ mod tests {
         assert_eq!(ModSeq::default().get(), 0);
         assert_eq!(ModSeq(4).next(), ModSeq(5));
         assert_eq!(ModSeq(4).to_string(), "4");
+    }
+
+    #[test]
+    fn object_ids_round_trip_through_their_wire_form() {
+        let id = ObjectId::from_digest(&[0xab; 32]);
+        let wire = id.wire(ObjectKind::Email);
+        assert_eq!(wire, format!("M{}", "ab".repeat(16)));
+        assert!(wire.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(ObjectId::parse(ObjectKind::Email, &wire), Some(id));
+        assert_eq!(
+            ObjectId::parse(ObjectKind::Email, &format!("M{}", "AB".repeat(16))),
+            Some(id)
+        );
+        assert_eq!(ObjectId::parse(ObjectKind::Mailbox, &wire), None);
+        assert_eq!(ObjectId::parse(ObjectKind::Email, "M12"), None);
+        assert_eq!(
+            ObjectId::parse(ObjectKind::Email, &format!("M{}", "zz".repeat(16))),
+            None
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! - [`name`]: [`InvalidName`], why a name was refused;
 //! - [`user`]: [`UserId`] and the one user-name rule, [`check_user_name`];
 //! - [`mailbox`]: [`MailboxName`], [`SpecialUse`] and the default mailboxes;
-//! - [`ids`]: [`Uid`], [`UidValidity`], [`ModSeq`];
+//! - [`ids`]: [`Uid`], [`UidValidity`], [`ModSeq`], RFC 8474's [`ObjectId`];
 //! - [`flags`]: [`Keyword`], [`Flag`], [`Flags`], [`FlagOp`], [`FlagChange`];
 //! - [`quota`]: a user's limits ([`Quota`]), what their mail uses ([`Usage`]) and
 //!   whether a write fits;
@@ -26,7 +26,7 @@ pub mod rules;
 pub mod user;
 
 pub use flags::{Flag, FlagChange, FlagOp, Flags, Keyword};
-pub use ids::{ModSeq, Uid, UidValidity};
+pub use ids::{ModSeq, ObjectId, ObjectKind, Uid, UidValidity};
 pub use mailbox::{DEFAULT_MAILBOXES, MailboxName, SEPARATOR, SpecialUse, default_mailboxes};
 pub use name::InvalidName;
 pub use quota::{OverQuota, Quota, Resource, Usage};

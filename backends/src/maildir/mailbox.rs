@@ -50,6 +50,8 @@ pub(crate) type UidValidityAlloc<'a> = &'a dyn Fn() -> StoreResult<u32>;
 /// A message to be copied: where its bytes are and what goes with them.
 pub(crate) struct Source {
     pub uid: u32,
+    /// The file's unique name (before `:2,`).
+    pub unique: String,
     pub path: PathBuf,
     pub flags: Flags,
     pub extra: String,
@@ -536,6 +538,7 @@ impl MailboxState {
             modseq: ModSeq(e.modseq),
             internal_date: date,
             size: e.size,
+            email_id: crate::objectid::maildir_email(&e.unique),
         })
     }
 
@@ -551,6 +554,7 @@ impl MailboxState {
     pub(super) fn snapshot(&self) -> StoreResult<MailboxSnapshot> {
         Ok(MailboxSnapshot {
             uid_validity: self.uid_validity_value()?,
+            mailbox_id: crate::objectid::maildir_mailbox(self.uid_validity),
             uid_next: self.uid_next_value(),
             highest_modseq: ModSeq(self.highest_modseq),
             messages: self.messages.iter().filter_map(|e| self.meta(e)).collect(),
@@ -568,6 +572,7 @@ impl MailboxState {
             uid_validity: self.uid_validity_value()?,
             highest_modseq: ModSeq(self.highest_modseq),
             size: self.messages.iter().map(|e| u64::from(e.size)).sum(),
+            mailbox_id: crate::objectid::maildir_mailbox(self.uid_validity),
         })
     }
 
@@ -798,6 +803,7 @@ impl MailboxState {
                 let e = &self.messages[self.find(uid).ok()?];
                 Some(Source {
                     uid,
+                    unique: e.unique.clone(),
                     path: self.path_of(e),
                     flags: e.flags.clone(),
                     extra: e.extra.clone(),
@@ -811,15 +817,26 @@ impl MailboxState {
 
     /// Adds copies of these messages (hard links when the filesystem allows, since the
     /// bytes never change; else a durable copy). Returns (source uid, new uid) pairs.
+    ///
+    /// A copy keeps its source's unique name where this mailbox has no file of that
+    /// name (a Maildir's unique names are unique within one folder), so a COPY or MOVE
+    /// to another mailbox keeps the message's EMAILID (RFC 8474 5.1); a copy into its
+    /// own mailbox gets a new name, hence a new EMAILID.
     pub(super) fn add_copies(&mut self, sources: &[Source]) -> StoreResult<Vec<(Uid, Uid)>> {
         let first = self.reserve_uids(sources.len())?;
         let modseq = self.next_modseq();
         let mut made: Vec<PathBuf> = Vec::new();
         let mut entries = Vec::new();
         let mut mapping = Vec::new();
+        let mut taken: std::collections::HashSet<String> =
+            self.messages.iter().map(|e| e.unique.clone()).collect();
         let result = (|| -> StoreResult<()> {
             for s in sources {
-                let unique = new_unique(u64::from(s.size));
+                let unique = if taken.insert(s.unique.clone()) {
+                    s.unique.clone()
+                } else {
+                    new_unique(u64::from(s.size))
+                };
                 let target = self.cur.join(file_name(&unique, &s.flags, &s.extra));
                 match fs::hard_link(&s.path, &target) {
                     Ok(()) => {}

@@ -198,19 +198,21 @@ impl UserState {
 
     /// Creates one mailbox (not its parents): built in a staging directory, then renamed
     /// into place, so a crash never leaves a half-made mailbox.
-    fn create_one(&self, name: &MailboxName) -> StoreResult<()> {
+    /// Returns the new mailbox's UIDVALIDITY.
+    fn create_one(&self, name: &MailboxName) -> StoreResult<u32> {
         let dir = mailbox_dir(&self.dir, name)?;
         let staging = self.dir.join(staging_name(STAGING_PREFIX));
-        let build = || -> StoreResult<()> {
+        let build = || -> StoreResult<u32> {
             fs::create_dir(&staging)?;
             make_maildir(&staging)?;
             // Courier and Dovecot mark Maildir++ sub-folders so.
             File::create(staging.join("maildirfolder"))?;
-            initialize(&staging, self.alloc_uid_validity()?)?;
+            let uid_validity = self.alloc_uid_validity()?;
+            initialize(&staging, uid_validity)?;
             sync_dir(&staging)?;
             fs::rename(&staging, &dir)?;
             sync_dir(&self.dir)?;
-            Ok(())
+            Ok(uid_validity)
         };
         let result = build();
         if result.is_err() {
@@ -607,7 +609,7 @@ impl MailStore for MaildirStore {
         user: &UserId,
         name: &MailboxName,
         special_use: Option<SpecialUse>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<ObjectId> {
         let u = self.user(user);
         let tree = u.tree.clone().write_owned().await;
         let name = name.clone();
@@ -624,8 +626,12 @@ impl MailStore for MaildirStore {
             // answer means nothing changed.
             let mut created = Vec::new();
             let result = (|| {
+                let mut id = None;
                 for n in made {
-                    u.create_one(&n)?;
+                    let uid_validity = u.create_one(&n)?;
+                    if n == name {
+                        id = Some(crate::objectid::maildir_mailbox(uid_validity));
+                    }
                     created.push(n);
                 }
                 u.meta_update(|m| {
@@ -634,7 +640,8 @@ impl MailStore for MaildirStore {
                         None => m.special_use.remove(&name),
                     };
                     Ok(())
-                })
+                })?;
+                id.ok_or_else(|| StoreError::Corrupt("CREATE made no mailbox of its name".into()))
             })();
             if result.is_err() {
                 u.remove_created(&created);

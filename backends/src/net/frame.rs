@@ -14,8 +14,9 @@ use tokio_util::codec::{Framed as TokioFramed, LengthDelimitedCodec};
 /// Bumped on any incompatible change to a message on any service. Version 2: bodies
 /// larger than [`MAX_CHUNK`](super::chunks::MAX_CHUNK) travel in pieces (Store calls
 /// and answers, replication). Version 3: the CRDT's `Claim` op (dense UIDs), and
-/// snapshots of format 2.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// snapshots of format 2. Version 4: RFC 8474's object ids in the Store answers
+/// (MAILBOXID in statuses and snapshots, EMAILID per message, CREATE's answer).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The largest frame either end reads. Bodies travel in pieces of at most
 /// [`MAX_CHUNK`](super::chunks::MAX_CHUNK), so a frame this large only ever holds many

@@ -53,7 +53,7 @@ macro_rules! store_rpc {
                 user: &UserId,
                 name: &MailboxName,
                 special_use: Option<SpecialUse>,
-            ) -> ();
+            ) -> ObjectId;
             DeleteMailbox => fn delete_mailbox(user: &UserId, name: &MailboxName) -> ();
             RenameMailbox => fn rename_mailbox(
                 user: &UserId,

@@ -94,6 +94,7 @@ answers! {
     NodeStatus => NodeStatus,
     RecentRange => Recent,
     Usage => Usage,
+    ObjectId => Created,
 }
 
 /// Whether a node serves a user: `Err(reason)` refuses every call about them with
@@ -118,6 +119,8 @@ pub enum Response {
     /// (New variants go at the end: postcard numbers them in order.)
     Recent(RecentRange),
     Usage(Usage),
+    /// CREATE's answer: the new mailbox's MAILBOXID.
+    Created(ObjectId),
 }
 
 /// A node's health, as gateways and `pluto cluster status` see it.

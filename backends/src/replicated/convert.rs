@@ -41,12 +41,32 @@ pub(super) fn meta_from_crdt(m: &crdt::MessageView) -> MessageMeta {
         modseq: m.modseq,
         internal_date: date_from_crdt(m.internal_date),
         size: m.size,
+        email_id: crate::objectid::replicated_email(&m.body.0),
     }
 }
 
-pub(super) fn snapshot_from_crdt(s: &crdt::MailboxSnapshot) -> MailboxSnapshot {
+/// The MAILBOXID of the mailbox `name` resolves to in `st`: the same on every replica
+/// that has converged on the mailbox's UIDVALIDITY.
+pub(super) fn mailbox_object_id(
+    st: &crdt::UserState,
+    name: &MailboxName,
+    uid_validity: UidValidity,
+) -> Result<ObjectId, StoreError> {
+    let id = st.mailbox_id(name).map_err(error_from_crdt)?;
+    Ok(crate::objectid::replicated_mailbox(
+        &id.name,
+        id.incarnation,
+        uid_validity.get(),
+    ))
+}
+
+pub(super) fn snapshot_from_crdt(
+    s: &crdt::MailboxSnapshot,
+    mailbox_id: ObjectId,
+) -> MailboxSnapshot {
     MailboxSnapshot {
         uid_validity: s.uid_validity,
+        mailbox_id,
         uid_next: s.uid_next,
         highest_modseq: s.highest_modseq,
         messages: s.messages.iter().map(meta_from_crdt).collect(),

@@ -31,6 +31,11 @@ impl UserState {
         self.mailbox(name, self.resolve(name)?)
     }
 
+    /// The identity `name` resolves to (a mailbox's incarnation, kept through renames).
+    pub fn mailbox_id(&self, name: &MailboxName) -> Result<&MailboxId, CrdtError> {
+        self.resolve(name)
+    }
+
     /// Every live mailbox, sorted by name.
     pub fn mailboxes(&self) -> Vec<MailboxInfo> {
         self.names

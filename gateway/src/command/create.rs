@@ -30,11 +30,14 @@ impl Client {
         let list = login.store.list(&login.user).await?;
         let made = rules::create(&name, |n| list.mailboxes.iter().any(|m| &m.name == n))?;
         check_mailbox_limits(&self.shared.config.limits, &list, &made, &name)?;
-        login
+        let id = login
             .store
             .create_mailbox(&login.user, &name, special_use)
             .await?;
-        Ok(Done::ok("Create completed"))
+        Ok(Done::ok_code(
+            crate::response::mailbox_id_code(id),
+            "Create completed",
+        ))
     }
 }
 

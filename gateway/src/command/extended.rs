@@ -1,6 +1,7 @@
 //! The extension syntax imap-codec does not read, read by the gateway itself for a
 //! command imap-codec refused: SEARCH (SORT, THREAD) with ESEARCH's RETURN options,
-//! SEARCHRES's `$` or nesting deeper than imap-codec follows ([`super::search_syntax`]); FETCH, STORE,
+//! SEARCHRES's `$` or nesting deeper than imap-codec follows ([`super::search_syntax`]);
+//! FETCH's and STATUS's RFC 8474 and RFC 8970 items ([`super::extra_items`]); FETCH, STORE,
 //! COPY and MOVE on `$` ([`super::saved_result`]); UNAUTHENTICATE (RFC 8437); CREATE
 //! with a special use (RFC 6154 3: `CREATE name (USE (\Archive))`); LIST with RFC 5258's
 //! options and several patterns ([`super::list_syntax`]).
@@ -27,6 +28,9 @@ pub(crate) enum ExtendedBody {
     },
     /// LIST in RFC 5258's extended syntax.
     List(super::list_syntax::ListCommand),
+    /// FETCH or STATUS with items imap-codec does not know ([`super::extra_items`]):
+    /// imap-codec's reading of the rest, and those items.
+    WithExtras(CommandBody<'static>, super::extra_items::Extras),
 }
 
 /// The extended commands of the selected state.
@@ -87,7 +91,28 @@ pub(crate) fn parse_extended(
     if let Some((tag, body)) = super::saved_result::parse_on_saved(message) {
         return Ok((tag, ExtendedBody::OnMailbox(OnMailbox::OnSaved(body))));
     }
-    Err(ExtendedError::NotExtended)
+    use super::extra_items::{Extras, ExtrasError, parse_fetch, parse_status};
+    let extras = match parse_fetch(message) {
+        Err(ExtrasError::NotExtended) => parse_status(message).map(|(tag, body, status)| {
+            let extras = Extras {
+                status,
+                ..Extras::default()
+            };
+            (tag, body, extras)
+        }),
+        other => other.map(|(tag, body, fetch)| {
+            let extras = Extras {
+                fetch,
+                ..Extras::default()
+            };
+            (tag, body, extras)
+        }),
+    };
+    match extras {
+        Ok((tag, body, extras)) => Ok((tag, ExtendedBody::WithExtras(body, extras))),
+        Err(ExtrasError::Refused(why)) => Err(ExtendedError::Refused(why)),
+        Err(ExtrasError::NotExtended) => Err(ExtendedError::NotExtended),
+    }
 }
 
 impl ExtendedBody {
@@ -103,6 +128,7 @@ impl ExtendedBody {
             ExtendedBody::Unauthenticate => "UNAUTHENTICATE",
             ExtendedBody::CreateSpecialUse { .. } => "CREATE",
             ExtendedBody::List(_) => "LIST",
+            ExtendedBody::WithExtras(body, _) => body.name(),
         }
     }
 }

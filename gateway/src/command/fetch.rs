@@ -34,9 +34,10 @@ use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::sequence::SequenceSet;
-use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, ModSeq, Uid};
+use pluto_backends::{Flag, FlagChange, FlagOp, Flags, MailboxName, ModSeq, ObjectKind, Uid};
 
 use crate::cache::{CachedHeader, MailboxKey};
+use crate::command::extra_items::FetchExtras;
 use crate::response::{CmdError, CmdResult, Done, fetch_item_bytes};
 use crate::resync::{UidRanges, vanished_earlier};
 use crate::selected::{Enabled, MailboxView, Msg, wire_modseq};
@@ -276,17 +277,20 @@ struct Plan {
 }
 
 impl Plan {
+    /// `preview`: PREVIEW was asked, which reads the whole message.
     fn new(
         names: &[MessageDataItemName<'_>],
+        preview: bool,
         read_only: bool,
         key: impl FnOnce() -> MailboxKey,
     ) -> Self {
-        let want_body = names.iter().any(needs_body);
+        let want_body = preview || names.iter().any(needs_body);
         let only_header = names.iter().all(header_only);
         let structural = names.iter().any(structure_item)
             && names.iter().all(|n| header_only(n) || structure_item(n));
         let want_seen = !read_only && names.iter().any(sets_seen);
-        let cache_key = (want_body && (only_header || structural)).then(|| Arc::new(key()));
+        let cache_key =
+            (want_body && !preview && (only_header || structural)).then(|| Arc::new(key()));
         let whole_bodies = want_body && (cache_key.is_none() || structural);
         Self {
             want_body,
@@ -306,6 +310,7 @@ impl Plan {
 async fn write_message(
     conn: &mut Connection,
     names: &[MessageDataItemName<'_>],
+    extras: FetchExtras,
     seq: NonZeroU32,
     msg: &Msg,
     body: Option<&Fetched>,
@@ -332,6 +337,7 @@ async fn write_message(
         )
         .await?;
     }
+    write_extras(conn, &mut line, extras, msg, raw, &mut parsed, want_body).await?;
     if extra_flags {
         if !names.contains(&MessageDataItemName::Flags) {
             let flags = MessageDataItem::Flags(msg.wire_flags());
@@ -343,6 +349,39 @@ async fn write_message(
         }
     }
     line.end(conn).await
+}
+
+/// The items imap-codec does not know: EMAILID, THREADID (NIL: this server computes
+/// no threads, which RFC 8474 5.2's syntax allows) and PREVIEW (quoted when it is
+/// printable ASCII, else a literal, as its UTF-8 needs).
+async fn write_extras<'a>(
+    conn: &mut Connection,
+    line: &mut FetchLine,
+    extras: FetchExtras,
+    msg: &Msg,
+    raw: &'a [u8],
+    parsed: &mut Option<pluto_mime::Message<'a>>,
+    want_body: bool,
+) -> std::io::Result<()> {
+    if extras.email_id {
+        let id = msg.email_id.wire(ObjectKind::Email);
+        line.item(conn, format!("EMAILID ({id})").as_bytes())
+            .await?;
+    }
+    if extras.thread_id {
+        line.item(conn, b"THREADID NIL").await?;
+    }
+    if extras.preview && want_body {
+        let text = parse(parsed, raw).preview();
+        if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
+            line.item(conn, format!("PREVIEW \"{quoted}\"").as_bytes())
+                .await?;
+        } else {
+            line.literal(conn, b"PREVIEW ", text.as_bytes()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// One item of a message's line: encoded here, taken from the cache, or (message
@@ -478,7 +517,11 @@ impl Client {
         uid: bool,
         modifiers: Vec<FetchModifier>,
     ) -> CmdResult {
+        let extras = std::mem::take(&mut self.extras).fetch;
         let mut names = item_names(items, uid)?;
+        if extras.placeholder && !uid {
+            names.retain(|n| *n != MessageDataItemName::Uid);
+        }
         let (since, want_vanished) = changed_since(&modifiers, uid, self.enabled)?;
         if since.is_some() && !names.contains(&MessageDataItemName::ModSeq) {
             names.push(MessageDataItemName::ModSeq);
@@ -494,14 +537,14 @@ impl Client {
         if let Some(since) = since {
             indexes.retain(|&i| mailbox.messages[i].modseq > since);
         }
-        let plan = Plan::new(&names, mailbox.read_only, || MailboxKey {
+        let plan = Plan::new(&names, extras.preview, mailbox.read_only, || MailboxKey {
             user: login.user.clone(),
             mailbox: mailbox.name.clone(),
             uid_validity: mailbox.uid_validity,
         });
         let batches = batches(&indexes, |i| mailbox.messages[i].size, plan.whole_bodies);
         for chunk in batches {
-            self.fetch_batch(login, mailbox, &names, &plan, &chunk)
+            self.fetch_batch(login, mailbox, (&names, extras), &plan, &chunk)
                 .await?;
         }
         Ok(Done::ok("Fetch completed"))
@@ -513,7 +556,7 @@ impl Client {
         &mut self,
         login: &Authenticated,
         mailbox: &mut MailboxView,
-        names: &[MessageDataItemName<'static>],
+        (names, extras): (&[MessageDataItemName<'static>], FetchExtras),
         plan: &Plan,
         chunk: &[usize],
     ) -> Result<(), CmdError> {
@@ -548,6 +591,7 @@ impl Client {
             write_message(
                 &mut self.conn,
                 names,
+                extras,
                 seq,
                 msg,
                 body,

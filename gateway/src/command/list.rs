@@ -331,7 +331,7 @@ impl Client {
             self.conn.send_encoded(&bytes).await.map_err(CmdError::Io)?;
             if line.status {
                 match self.status_data(login, name, status_items).await {
-                    Ok(data) => self.send(&Response::Data(data)).await?,
+                    Ok((data, _)) => self.send(&Response::Data(data)).await?,
                     // Gone since the list was read: listed, without a STATUS.
                     Err(CmdError::No { .. }) => {}
                     Err(e) => return Err(e),

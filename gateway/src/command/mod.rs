@@ -24,7 +24,9 @@
 //!   STORE, COPY and MOVE.
 //!
 //! Syntax imap-codec lacks is read by [`extended`] (the wire layer calls it for a
-//! command imap-codec refused), LIST's extended syntax by [`list_syntax`].
+//! command imap-codec refused), LIST's extended syntax by [`list_syntax`], with
+//! [`extra_items`] for FETCH's and STATUS's items of RFC 8474 (OBJECTID) and RFC 8970
+//! (PREVIEW).
 
 mod append;
 mod authenticate;
@@ -37,6 +39,7 @@ mod delete;
 mod enable;
 mod expunge;
 pub(crate) mod extended;
+pub(crate) mod extra_items;
 mod fetch;
 mod id;
 mod idle;

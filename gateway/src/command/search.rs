@@ -73,6 +73,8 @@ enum Key {
     /// `$`: the saved result, shared by every `$` of the program (RFC 5182).
     Saved(Arc<SavedResult>),
     ModSeq(u64),
+    /// EMAILID (RFC 8474 6); `None`: an id this server never gives, matching nothing.
+    EmailId(Option<pluto_backends::ObjectId>),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
@@ -192,6 +194,12 @@ impl Key {
         Ok(match program {
             Program::Key(key) => Key::build(key, selected, room)?,
             Program::Saved => Key::Saved(Arc::clone(saved)),
+            Program::EmailId(id) => Key::EmailId(pluto_backends::ObjectId::parse(
+                pluto_backends::ObjectKind::Email,
+                id,
+            )),
+            // No THREADIDs (every message's is NIL): no message is in a thread.
+            Program::ThreadId(_) => Key::EmailId(None),
             Program::Not(p) => Key::Not(Box::new(inner(p)?)),
             Program::Or(a, b) => Key::Or(Box::new(inner(a)?), Box::new(inner(b)?)),
             Program::And(ps) => Key::And(ps.iter().map(inner).collect::<Result<_, _>>()?),
@@ -239,6 +247,7 @@ impl Key {
             Key::Uids(uids) => uids.contains(msg.uid.get()),
             Key::Saved(saved) => saved.contains(msg.uid.get()),
             Key::ModSeq(n) => msg.modseq.0 >= *n,
+            Key::EmailId(id) => id.as_ref() == Some(&msg.email_id),
             Key::Not(k) => !k.matches(msg, raw),
             Key::Or(a, b) => a.matches(msg, raw) || b.matches(msg, raw),
             Key::And(keys) => keys.iter().all(|k| k.matches(msg, raw)),

@@ -46,6 +46,11 @@ pub(crate) enum Program {
     Key(SearchKey<'static>),
     /// `$` or `UID $` (RFC 5182): the messages of the saved search result.
     Saved,
+    /// `EMAILID objectid` (RFC 8474 6): the messages of that EMAILID.
+    EmailId(String),
+    /// `THREADID objectid` (RFC 8474 6): this server computes no threads (THREADID is
+    /// NIL), so it matches nothing.
+    ThreadId(String),
     Not(Box<Program>),
     Or(Box<Program>, Box<Program>),
     And(Vec<Program>),
@@ -497,6 +502,25 @@ impl<'a> Parser<'a> {
                 return Ok(Program::Saved);
             }
         }
+        if name.eq_ignore_ascii_case(b"EMAILID") || name.eq_ignore_ascii_case(b"THREADID") {
+            let email = name.eq_ignore_ascii_case(b"EMAILID");
+            self.space()?;
+            let id = self.word()?;
+            // RFC 8474 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+            let valid = id.len() <= 255
+                && id
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+            if !valid {
+                return Err(SearchSyntaxError::Invalid);
+            }
+            let id = String::from_utf8_lossy(id).into_owned();
+            return Ok(if email {
+                Program::EmailId(id)
+            } else {
+                Program::ThreadId(id)
+            });
+        }
         let arguments = if name.eq_ignore_ascii_case(b"MODSEQ") {
             // RFC 7162 3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer; the
             // entry name is a quoted string.
@@ -534,7 +558,9 @@ mod tests {
     fn as_key(p: Program) -> SearchKey<'static> {
         match p {
             Program::Key(k) => k,
-            Program::Saved => panic!("$ has no imap-codec key"),
+            Program::Saved | Program::EmailId(_) | Program::ThreadId(_) => {
+                panic!("{p:?} has no imap-codec key")
+            }
             Program::Not(p) => SearchKey::Not(Box::new(as_key(*p))),
             Program::Or(a, b) => SearchKey::Or(Box::new(as_key(*a)), Box::new(as_key(*b))),
             Program::And(ps) => SearchKey::And(

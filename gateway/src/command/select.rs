@@ -189,6 +189,12 @@ impl Client {
             "Highest",
         ))
         .await?;
+        self.send(&response::untagged(
+            StatusKind::Ok,
+            Some(response::mailbox_id_code(view.mailbox_id)),
+            "Ok",
+        ))
+        .await?;
         if let Some(resync) = resync.filter(|r| r.uid_validity == view.uid_validity.get()) {
             self.resync(login, &mut view, resync).await?;
         }

@@ -2,7 +2,7 @@
 //! without claiming; DELETED (RFC 9051) and DELETED-STORAGE (RFC 9208 4.2: what an
 //! EXPUNGE would free, in KiB rounded up); SIZE (RFC 8438: the sum of the messages'
 //! RFC822.SIZE, in octets); HIGHESTMODSEQ (RFC 7162 3.1.6), which enables CONDSTORE
-//! for the session.
+//! for the session; MAILBOXID (RFC 8474 4.2).
 
 use std::borrow::Cow;
 
@@ -10,7 +10,9 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
-use pluto_backends::{Flag, MailboxName};
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
+use pluto_backends::{Flag, MailboxName, MailboxStatus, ObjectKind};
 use pluto_model::Usage;
 
 use crate::names::{mailbox_name, to_wire};
@@ -22,21 +24,39 @@ impl Client {
         &mut self,
         login: &Authenticated,
         mailbox: Mailbox<'static>,
-        items: Vec<StatusDataItemName>,
+        mut items: Vec<StatusDataItemName>,
     ) -> CmdResult {
+        let extras = std::mem::take(&mut self.extras).status;
+        if extras.placeholder {
+            items.retain(|i| *i != StatusDataItemName::Messages);
+        }
         let name = mailbox_name(&mailbox)?;
-        let data = self.status_data(login, &name, &items).await?;
-        self.send(&Response::Data(data)).await?;
+        let (data, status) = self.status_data(login, &name, &items).await?;
+        let response = Response::Data(data);
+        if extras.mailbox_id {
+            // MAILBOXID (RFC 8474 4.2), which imap-codec cannot encode: put into its
+            // encoding of the other items, before the closing parenthesis.
+            let mut bytes = ResponseCodec::default().encode(&response).dump();
+            let at = bytes.len().saturating_sub(b")\r\n".len());
+            let space = if bytes[..at].ends_with(b"(") { "" } else { " " };
+            let id = status.mailbox_id.wire(ObjectKind::Mailbox);
+            let item = format!("{space}MAILBOXID ({id})");
+            bytes.splice(at..at, item.into_bytes());
+            self.conn.send_encoded(&bytes).await?;
+        } else {
+            self.send(&response).await?;
+        }
         Ok(Done::ok("Status completed"))
     }
 
-    /// The `* STATUS` answer for one mailbox (STATUS, and LIST's `RETURN (STATUS …)`).
+    /// The `* STATUS` answer for one mailbox (STATUS, and LIST's `RETURN (STATUS …)`),
+    /// and the store's status it was made from.
     pub(crate) async fn status_data(
         &mut self,
         login: &Authenticated,
         name: &MailboxName,
         items: &[StatusDataItemName],
-    ) -> Result<Data<'static>, CmdError> {
+    ) -> Result<(Data<'static>, MailboxStatus), CmdError> {
         if items.contains(&StatusDataItemName::HighestModSeq) {
             self.enabled.condstore = true;
         }
@@ -96,9 +116,10 @@ impl Client {
                 }
             });
         }
-        Ok(Data::Status {
+        let data = Data::Status {
             mailbox: to_wire(name),
             items: Cow::Owned(out),
-        })
+        };
+        Ok((data, status))
     }
 }

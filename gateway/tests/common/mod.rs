@@ -188,3 +188,31 @@ pub(crate) fn fetches(r: &Reply) -> Vec<&str> {
         .filter(|l| l.contains(" FETCH ("))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Replaying `testdata/dovecot/extensions/*.script` as record.py does there.
+// ---------------------------------------------------------------------------------------
+
+/// Where the extension scripts and Dovecot's answers to them are.
+pub(crate) fn golden_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dovecot/extensions")
+}
+
+/// The setup `testdata/dovecot/extensions/record.py` makes: mailbox `es` with 7 messages, `\Flagged` on 2, 3, 5,
+/// selected.
+pub(crate) async fn extensions_setup(server: &TestServer) -> Client<TcpStream> {
+    let mut raw = server.login().await;
+    assert!(raw.cmd("CREATE es").await.ok());
+    for i in 1..=7 {
+        let flags = if [2, 3, 5].contains(&i) {
+            "\\Flagged"
+        } else {
+            ""
+        };
+        let body = format!("Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n");
+        let r = raw.append("es", flags, body.as_bytes()).await;
+        assert!(r.ok(), "{r:?}");
+    }
+    assert!(raw.cmd("SELECT es").await.ok());
+    raw
+}

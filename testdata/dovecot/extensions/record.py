@@ -21,7 +21,8 @@ line and `S: STATUS [CODE]` for the tagged one (its text left out: every server 
 it its own way; of a response code only its name). For list.script the untagged
 lines are normalised, the same way on both sides: sorted by mailbox, each LIST line
 with the STATUS line after it (the RFCs fix no order and Dovecot lists in directory
-order), and the values of UIDVALIDITY and HIGHESTMODSEQ, each server's own, become `N`.
+order), and the values of UIDVALIDITY and HIGHESTMODSEQ, each server's own, become `N`. gateway/tests/imap_esearch.rs,
+imap_objectid_preview.rs and imap_list_extended.rs replay the scripts on pluto and compare.
 """
 import os
 import re

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Records Dovecot's answers to the extension scripts here (*.script) as golden files
-# (*.golden) for gateway/tests/imap_esearch.rs; list.script, which needs Dovecot set
-# up like a new pluto user, is recorded by record-list.sh. Run as root; Dovecot runs from a
-# throw-away directory on a free loopback port (scripts/dovecot-golden.sh), no system
-# service is touched.
+# (*.golden) for gateway/tests/imap_esearch.rs and imap_objectid_preview.rs;
+# list.script, which needs Dovecot set up like a new pluto user, is recorded by
+# record-list.sh. Run as root; Dovecot runs from a throw-away directory on a free
+# loopback port (scripts/dovecot-golden.sh), no system service is touched.
 #
 # Usage: bash testdata/dovecot/extensions/record.sh
 set -euo pipefail

@@ -31,6 +31,13 @@ fn all_uids(state: &UserState, name: &MailboxName) -> StoreResult<Vec<Uid>> {
         .collect())
 }
 
+/// SELECT's view of `name`, with its MAILBOXID.
+fn snapshot(st: &UserState, name: &MailboxName) -> StoreResult<MailboxSnapshot> {
+    let s = st.snapshot(name).map_err(error_from_crdt)?;
+    let mailbox_id = mailbox_object_id(st, name, s.uid_validity)?;
+    Ok(snapshot_from_crdt(&s, mailbox_id))
+}
+
 fn copy_outcome(o: crdt::CopyOutcome) -> CopyOutcome {
     CopyOutcome {
         uid_validity: o.uid_validity,
@@ -93,14 +100,15 @@ impl MailStore for ReplicatedStore {
         user: &UserId,
         name: &MailboxName,
         special_use: Option<SpecialUse>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<ObjectId> {
         self.write(user, Vec::new(), |st, ops| {
             let names = names_of(st);
             for made in rules::create(name, |n| names.contains(n.as_str()))? {
                 let special = if &made == name { special_use } else { None };
                 ops.extend(st.create_mailbox(&made, special).map_err(error_from_crdt)?);
             }
-            Ok(())
+            let uid_validity = st.status(name).map_err(error_from_crdt)?.uid_validity;
+            mailbox_object_id(st, name, uid_validity)
         })
         .await
     }
@@ -167,6 +175,7 @@ impl MailStore for ReplicatedStore {
         self.read(user, |st| {
             let s = st.status(name).map_err(error_from_crdt)?;
             Ok(MailboxStatus {
+                mailbox_id: mailbox_object_id(st, name, s.uid_validity)?,
                 messages: s.messages,
                 unseen: s.unseen,
                 deleted: s.deleted,
@@ -186,12 +195,7 @@ impl MailStore for ReplicatedStore {
     }
 
     async fn select(&self, user: &UserId, name: &MailboxName) -> StoreResult<MailboxSnapshot> {
-        self.read(user, |st| {
-            Ok(snapshot_from_crdt(
-                &st.snapshot(name).map_err(error_from_crdt)?,
-            ))
-        })
-        .await
+        self.read(user, |st| snapshot(st, name)).await
     }
 
     async fn changes_since(
@@ -213,9 +217,7 @@ impl MailStore for ReplicatedStore {
                     updated: updated.iter().map(meta_from_crdt).collect(),
                     expunged,
                 }),
-                crdt::Changes::TooOld => Ok(Changes::Snapshot(snapshot_from_crdt(
-                    &st.snapshot(name).map_err(error_from_crdt)?,
-                ))),
+                crdt::Changes::TooOld => Ok(Changes::Snapshot(snapshot(st, name)?)),
             }
         })
         .await
