@@ -109,8 +109,10 @@ pub(crate) struct Mailbox {
     /// they had before.
     #[serde(skip)]
     pub(crate) shown_changes: Vec<(MessageId, Option<u32>)>,
-    /// The sizes and the number of the shown messages: kept as `shown` changes, so a
-    /// quota check costs nothing per message (rebuilt, not stored, in snapshots).
+    /// The sizes and the number of the messages not removed, shown or not (one hidden
+    /// while it waits for a new UID is stored and counts): kept as messages arrive and
+    /// are removed, so a quota check costs nothing per message (rebuilt, not stored, in
+    /// snapshots).
     #[serde(skip)]
     pub(crate) usage: Usage,
 }
@@ -198,12 +200,6 @@ impl Mailbox {
         let now = self.view_of(m);
         let before = m.shown;
         if now != before {
-            let size = Usage::new(u64::from(m.size), 1);
-            match (before, now) {
-                (None, Some(_)) => self.usage = self.usage.plus(size),
-                (Some(_), None) => self.usage = self.usage.minus(size),
-                _ => {}
-            }
             self.shown_changes.push((id, before));
             if let Some(m) = self.messages.get_mut(&id) {
                 m.shown = now;
@@ -253,9 +249,7 @@ impl Mailbox {
             .copied()
             .collect();
         for id in seen {
-            if let Some(m) = self.messages.get_mut(&id) {
-                m.removed.get_or_insert(dot);
-            }
+            self.remove(id, dot);
             self.touch(dot, id);
             self.refresh(id);
         }
@@ -266,6 +260,7 @@ impl Mailbox {
             return;
         }
         self.contents.add(dot);
+        self.usage = self.usage.plus(Usage::new(u64::from(new.data.size), 1));
         self.messages.insert(
             id,
             Message {
@@ -317,12 +312,23 @@ impl Mailbox {
     }
 
     pub(crate) fn expunge(&mut self, id: MessageId, dot: Dot) {
-        let Some(m) = self.messages.get_mut(&id) else {
+        if !self.messages.contains_key(&id) {
             return;
-        };
-        m.removed.get_or_insert(dot);
+        }
+        self.remove(id, dot);
         self.touch(dot, id);
         self.refresh(id);
+    }
+
+    /// Marks a message removed (by the first op that removed it) and takes it out of
+    /// the usage.
+    fn remove(&mut self, id: MessageId, dot: Dot) {
+        if let Some(m) = self.messages.get_mut(&id)
+            && m.removed.is_none()
+        {
+            m.removed = Some(dot);
+            self.usage = self.usage.minus(Usage::new(u64::from(m.size), 1));
+        }
     }
 
     /// A flag change on a removed message changes nothing anyone sees: expunge wins.
@@ -362,7 +368,7 @@ impl Mailbox {
         for (id, m) in self.messages.iter_mut() {
             pairs.extend(m.bindings.descending().map(|uid| (uid, *id)));
             m.shown = view_of(&self.retired, m);
-            if m.shown.is_some() {
+            if m.removed.is_none() {
                 usage = usage.plus(Usage::new(u64::from(m.size), 1));
             }
         }

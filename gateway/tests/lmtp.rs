@@ -503,11 +503,15 @@ async fn a_recipient_without_a_domain_is_the_user_of_that_name() {
             "RCPT TO:<alice> NOTIFY=NEVER",
             "RCPT TO:<al ice>",
             "RCPT TO:<alice>",
+            // RFC 5321 4.5.1: Postmaster without a domain is a recipient (here no
+            // user of that name exists: 550 5.1.1, not a syntax error).
+            "RCPT TO:<Postmaster>",
         ],
     )
     .await;
     let got: Vec<u64> = raw.iter().map(|r| r.0).collect();
-    assert_eq!(got, vec![250, 250, 501, 501, 501, 501, 250], "{raw:?}");
+    assert_eq!(got, vec![250, 250, 501, 501, 501, 501, 250, 550], "{raw:?}");
+    assert!(raw[7].1.contains("5.1.1"), "{raw:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -84,8 +84,9 @@ impl UserState {
             .collect()
     }
 
-    /// What the user's mail uses: the sizes and the number of the visible messages of
-    /// every live mailbox. A function of the operations applied, like the view, so
+    /// What the user's mail uses: the sizes and the number of the messages of every
+    /// live mailbox that are not removed (shown, or hidden while they wait for a new
+    /// UID: stored all the same). A function of the operations applied, like the view, so
     /// replicas that applied the same ones agree; kept per mailbox as messages appear
     /// and disappear, so this costs one addition per mailbox.
     pub fn usage(&self) -> Usage {

@@ -184,6 +184,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> LmtpSession<S> {
 
     async fn line(&mut self, bytes: &[u8]) -> Flow {
         use smtp_proto::Error as E;
+        // RFC 5321 4.5.1: `<Postmaster>` without a domain must be taken (smtp-proto
+        // makes it an empty address): the user of that name.
+        if bare_local_part(bytes).is_some_and(|l| l.eq_ignore_ascii_case("postmaster")) {
+            return self.recipient("postmaster").await;
+        }
         match Request::parse(&mut bytes.iter()) {
             Ok(request) => self.command(request).await,
             Err(E::UnknownCommand) => self.refuse(&reply::SYNTAX),
