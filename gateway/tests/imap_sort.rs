@@ -123,7 +123,9 @@ fn comparable(line: &str) -> Option<String> {
         "UNSEEN",
         "UIDNEXT",
     ];
-    if own.iter().any(|o| line.contains(o)) || line.starts_with("S: * OK [HIGHESTMODSEQ") {
+    // MAILBOXID (RFC 8474): pluto's, which Dovecot 2.3 does not have.
+    let pluto_only = ["S: * OK [HIGHESTMODSEQ", "S: * OK [MAILBOXID"];
+    if own.iter().any(|o| line.contains(o)) || pluto_only.iter().any(|p| line.starts_with(p)) {
         return None;
     }
     Some(line.trim_end().to_owned())

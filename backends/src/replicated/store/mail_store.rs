@@ -65,7 +65,9 @@ impl MailStore for ReplicatedStore {
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.await_uid_claim(user).await;
+        Ok(())
     }
 
     async fn list(&self, user: &UserId) -> StoreResult<MailboxList> {

@@ -19,6 +19,9 @@ use crate::replicated::convert::*;
 use crate::replicated::oplog::{Entry, OpLog};
 use crate::types::*;
 
+/// How long opening a user waits for its new claim of dense UIDs to be acknowledged.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl ReplicatedStore {
     /// Logs `user`'s own follow-up ops (no bodies) that changed `entry`, which stays
     /// locked until they have an LSN; then waits until they are durable and wakes the
@@ -205,6 +208,40 @@ impl ReplicatedStore {
     /// How many writes under `ack = Replica` were answered on the local fsync alone
     /// since the node started: no replica of the user was reachable, or none
     /// acknowledged within `ack_timeout`.
+    /// When a session opens a user whose claim of dense UIDs this node just made (its
+    /// first session here, or the first since a failover), waits a little for every
+    /// member to acknowledge it, so that the session's first APPEND is dense too. Only
+    /// while every member is reachable (otherwise no acknowledgement can come), and at
+    /// most [`CLAIM_WAIT`].
+    pub(super) async fn await_uid_claim(&self, user: &UserId) {
+        let Ok(slot) = self.slot(user) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            {
+                let entry = slot.state.lock().await;
+                if entry.crdt.holds_uid_claim() {
+                    return;
+                }
+                let reachable = lock(&self.reachable).clone().unwrap_or_default();
+                let everyone = entry
+                    .crdt
+                    .config()
+                    .members
+                    .iter()
+                    .all(|m| *m == self.replica || reachable.contains(m));
+                if !everyone {
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// The bodies this node stores and their bytes (blocking: reads the blob directory).
     pub fn blob_usage(&self) -> StoreResult<crate::replicated::blobs::Swept> {
         self.blobs.usage()
