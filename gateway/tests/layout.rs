@@ -49,6 +49,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ("COPY", "copy.rs"),
     ("MOVE", "copy.rs"),
     ("UNAUTHENTICATE", "unauthenticate.rs"),
+    ("SORT", "sort.rs"),
+    ("THREAD", "thread.rs"),
 ];
 
 #[test]
