@@ -102,15 +102,7 @@ fn regression_a_shrunk_report_does_not_erase_evidence_of_own_ops() {
         Report { from: 146, to: 234 },
         Claim { replica: 21 },
     ]);
-    let mut w = World::new_with(3, false, 2, false).unwrap();
-    for (i, a) in actions.iter().enumerate() {
-        if let Err(e) = w.step(a) {
-            panic!("step {i}: {e}");
-        }
-    }
-    for order in Order::all(0) {
-        w.clone().quiesce(order).unwrap();
-    }
+    replay(World::new_with(3, false, 2, false).unwrap(), &actions, 0);
 }
 
 /// The same, found in the other half of that run: four replicas, three restarted
@@ -162,15 +154,7 @@ fn regression_a_shrunk_report_does_not_erase_evidence_of_own_ops_of_four() {
             },
         },
     ];
-    let mut w = World::new_with(4, false, 2, false).unwrap();
-    for (i, a) in actions.iter().enumerate() {
-        if let Err(e) = w.step(a) {
-            panic!("step {i}: {e}");
-        }
-    }
-    for order in Order::all(0) {
-        w.clone().quiesce(order).unwrap();
-    }
+    replay(World::new_with(4, false, 2, false).unwrap(), &actions, 0);
 }
 
 /// Found by the simulator: a restarted replica that issued follow-ups while it replayed
@@ -265,13 +249,18 @@ fn regression_crash_replay_issues_no_op_twice() {
         },
         Crash { replica: 115 },
     ];
-    let mut w = World::new(3).unwrap();
+    replay(World::new(3).unwrap(), &actions, 1);
+}
+
+/// Runs a regression scenario's actions, then quiesces it in every order (the random
+/// one seeded with `seed`); any failure panics with its step.
+fn replay(mut w: World, actions: &[world::Action], seed: u64) {
     for (i, a) in actions.iter().enumerate() {
         if let Err(e) = w.step(a) {
             panic!("step {i}: {e}");
         }
     }
-    for order in Order::all(1) {
+    for order in Order::all(seed) {
         w.clone().quiesce(order).unwrap();
     }
 }
